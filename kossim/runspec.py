@@ -1,0 +1,79 @@
+"""The unit of work of a sweep: one policy at one sweep point with one seed.
+
+A :class:`RunSpec` is plain, hashable, picklable data: it crosses process and
+Dask boundaries unchanged. :func:`kossim.sim.simulate` turns one into a
+:class:`RunResult`, which carries tidy metric rows (small) and, only when
+tracing, per-task columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["MetricRow", "RunResult", "RunSpec", "stable_hash"]
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """Hash of JSON-serialisable data that is stable across processes and machines."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One simulation run.
+
+    ``config`` is the fully resolved experiment (sweep point applied) as plain
+    JSON-like data; ``policy`` names one entry of ``config["policies"]``;
+    ``point`` lists the swept paths and their values at this point, in sweep
+    order.
+    """
+
+    config: dict[str, Any] = field(hash=False, compare=False)
+    policy: str
+    point: tuple[tuple[str, Any], ...]
+    seed: int
+    trace: bool = False
+    run_id: str = ""
+
+    @staticmethod
+    def make(
+        config: dict[str, Any],
+        policy: str,
+        point: tuple[tuple[str, Any], ...],
+        seed: int,
+        trace: bool = False,
+    ) -> RunSpec:
+        """Build a spec whose ``run_id`` hashes the resolved config, policy, point and seed."""
+        run_id = stable_hash(
+            {"config": config, "policy": policy, "point": list(point), "seed": seed}
+        )
+        return RunSpec(config, policy, point, seed, trace, run_id)
+
+
+MetricRow = tuple[str, str, float]
+"""``(metric, scope, value)``."""
+
+
+@dataclass
+class RunResult:
+    """What one run produced; ``status`` is ``"ok"`` or ``"failed"``."""
+
+    run_id: str
+    policy: str
+    point: tuple[tuple[str, Any], ...]
+    seed: int
+    status: str
+    wall_time: float
+    metrics: list[MetricRow] = field(default_factory=list)
+    error: str | None = None
+    counters: dict[str, float] = field(default_factory=dict)
+    distributions: dict[str, list[float]] = field(default_factory=dict)
+    """Quantiles at 0, 1, ..., 100 % per variable (``sojourn``)."""
+    timeseries: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    """``variable -> (times, values)`` sampled on a fixed grid (``in_system``)."""
+    tasks: dict[str, Any] | None = None
+    """Per-task columns (name -> numpy array) when the run was traced."""
