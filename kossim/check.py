@@ -1,0 +1,450 @@
+"""Declarative expectations: the ``expect:`` block of an experiment.
+
+An expectation pins a policy outcome so CI notices when a change to the
+engine or a policy moves it: one policy beats another, a metric stays in
+bounds, a simulated figure matches theory, or a whole ``summary.csv`` still
+agrees with a stored baseline. The models validate at load time (the config
+loader embeds ``list[Expectation]``); :func:`evaluate` judges them against a
+results folder's tables and never raises for missing data, so one broken
+expectation cannot hide the others.
+
+This module imports nothing from kossim but :mod:`kossim.stats`, so the
+config models can embed it without import cycles.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from kossim.stats import canonical, compare_summaries, paired_difference, summarize, swept_columns
+
+__all__ = [
+    "METRIC_DIRECTION",
+    "BaselineExpectation",
+    "BetterExpectation",
+    "BoundsExpectation",
+    "CheckResult",
+    "Expectation",
+    "WithinExpectation",
+    "evaluate",
+    "format_table",
+]
+
+_LOWER_IS_BETTER = (
+    "wait_mean", "wait_prob", "sojourn_mean", "sojourn_p50", "sojourn_p95", "sojourn_p99",
+    "abandoned", "lost", "retries", "deadline_miss_rate", "messages", "in_flight",
+)  # fmt: skip
+_HIGHER_IS_BETTER = ("throughput", "completed", "jain_fairness")
+METRIC_DIRECTION: dict[str, Literal["lower", "higher"]] = {
+    **dict.fromkeys(_LOWER_IS_BETTER, "lower"),
+    **dict.fromkeys(_HIGHER_IS_BETTER, "higher"),
+}
+"""Which way is better for metrics where that is unambiguous. Neutral metrics
+(``utilization``, ``arrived``) and unknown ones need an explicit ``direction``."""
+
+_SHOWN = 6  # points listed in a detail before "... and N more"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BetterExpectation(_Strict):
+    """``better`` beats ``than`` on ``metric`` at every sweep point (or only ``at``).
+
+    Judged on the mean over seeds of the per-seed paired difference (common
+    random numbers). With ``significant: true`` the paired t test must also
+    reject "no difference" at significance ``level``.
+    """
+
+    metric: str
+    better: str
+    than: str
+    scope: str = "all"
+    significant: bool = False
+    level: float = Field(0.05, gt=0.0, lt=1.0)
+    at: dict[str, Any] | None = None
+    direction: Literal["lower", "higher"] | None = None
+
+    @model_validator(mode="after")
+    def _known_direction(self) -> BetterExpectation:
+        if self.better == self.than:
+            raise ValueError(f"better and than name the same policy ({self.better!r})")
+        if self.direction is None and self.metric not in METRIC_DIRECTION:
+            raise ValueError(
+                f"metric {self.metric!r} has no known better direction; "
+                "add direction: lower or direction: higher"
+            )
+        return self
+
+    @property
+    def resolved_direction(self) -> Literal["lower", "higher"]:
+        """The explicit ``direction`` or the table's, which validation guarantees exists."""
+        return self.direction or METRIC_DIRECTION[self.metric]
+
+    def describe(self) -> str:
+        sig = f", p < {self.level:g}" if self.significant else ""
+        return (
+            f"{self.metric}[{self.scope}]: {self.better} better than {self.than} "
+            f"({self.resolved_direction} is better{sig}){_at_text(self.at)}"
+        )
+
+
+class BoundsExpectation(_Strict):
+    """``metric`` lies in ``[min, max]`` for ``policy`` (default: every policy).
+
+    ``on`` picks the statistic bounded: the mean over seeds (default), an end
+    of its confidence interval, or every single seed's value.
+    """
+
+    metric: str
+    policy: str | None = None
+    scope: str = "all"
+    min: float | None = None
+    max: float | None = None
+    on: Literal["mean", "ci_low", "ci_high", "every_seed"] = "mean"
+    at: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> BoundsExpectation:
+        if self.min is None and self.max is None:
+            raise ValueError("bounds need min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} exceeds max {self.max}")
+        return self
+
+    def describe(self) -> str:
+        lo = "-inf" if self.min is None else f"{self.min:g}"
+        hi = "inf" if self.max is None else f"{self.max:g}"
+        who = self.policy or "every policy"
+        return f"{self.metric}[{self.scope}] {self.on} in [{lo}, {hi}] for {who}{_at_text(self.at)}"
+
+
+class WithinExpectation(_Strict):
+    """The mean of ``metric`` is within ``rel`` (relative) or ``abs`` of ``value``.
+
+    Meant for theory checks (an M/M/c mean wait); the result also says whether
+    ``value`` lies inside the confidence interval, which is informative but
+    not required to pass. ``policy`` defaults to every policy.
+    """
+
+    metric: str
+    value: float
+    policy: str | None = None
+    scope: str = "all"
+    rel: float | None = Field(None, ge=0.0)
+    abs: float | None = Field(None, ge=0.0)
+    at: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_tolerance(self) -> WithinExpectation:
+        if (self.rel is None) == (self.abs is None):
+            raise ValueError("within needs exactly one tolerance: rel or abs")
+        return self
+
+    @property
+    def tolerance(self) -> float:
+        return self.abs if self.abs is not None else (self.rel or 0.0) * math.fabs(self.value)
+
+    def describe(self) -> str:
+        tol = f"abs {self.abs:g}" if self.abs is not None else f"rel {self.rel:g}"
+        who = self.policy or "every policy"
+        return (
+            f"{self.metric}[{self.scope}] within {tol} of {self.value:g} for {who}"
+            f"{_at_text(self.at)}"
+        )
+
+
+class BaselineExpectation(_Strict):
+    """Every row of a stored ``summary.csv`` still holds.
+
+    A row holds when its new confidence interval overlaps the stored one, or
+    the means differ by at most ``rel`` of the stored mean. ``baseline`` is
+    resolved against the experiment file's folder; ``metrics`` restricts the
+    rows compared (default: all in the file).
+    """
+
+    baseline: str
+    metrics: list[str] | None = None
+    rel: float = Field(0.0, ge=0.0)
+
+    def describe(self) -> str:
+        which = ", ".join(self.metrics) if self.metrics else "all metrics"
+        return f"baseline {self.baseline} ({which}, rel {self.rel:g})"
+
+
+_KIND_MARKERS = {"baseline": "baseline-csv", "better": "better-than", "than": "better-than",
+                 "value": "within", "min": "bounds", "max": "bounds"}  # fmt: skip
+"""A key that only one kind of expectation has, and that kind's tag, in priority order.
+Tags are spelled so they can never be a YAML key: they appear in pydantic error locations."""
+
+
+def _expectation_kind(data: Any) -> str | None:
+    """Tell the kinds apart by their characteristic keys, so an error names one kind."""
+    if isinstance(data, BaseModel):
+        keys = set(type(data).model_fields)
+    elif isinstance(data, dict):
+        keys = set(data)
+    else:
+        return None
+    return next((kind for key, kind in _KIND_MARKERS.items() if key in keys), None)
+
+
+Expectation = Annotated[
+    Annotated[BetterExpectation, Tag("better-than")]
+    | Annotated[BoundsExpectation, Tag("bounds")]
+    | Annotated[WithinExpectation, Tag("within")]
+    | Annotated[BaselineExpectation, Tag("baseline-csv")],
+    Discriminator(
+        _expectation_kind,
+        custom_error_type="expectation_kind",
+        custom_error_message=(
+            "an expectation needs better/than, min/max, value (with rel or abs) or baseline"
+        ),
+    ),
+]
+"""One entry of ``expect:``; use ``list[Expectation]`` as a pydantic field type."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Verdict on one expectation; ``detail`` carries the numbers behind it."""
+
+    expectation: str
+    passed: bool
+    detail: str
+
+
+def evaluate(
+    expectations: Iterable[BaseModel],
+    metrics_df: pd.DataFrame,
+    summary_df: pd.DataFrame | None = None,
+    base_dir: Path | str = ".",
+) -> list[CheckResult]:
+    """Judge each expectation against tidy metrics and their summary.
+
+    ``summary_df`` defaults to :func:`kossim.stats.summarize` of
+    ``metrics_df``. Missing metrics, policies, scopes or sweep points give a
+    failed result that says what is missing; no expectation raises.
+    """
+    summary = summarize(metrics_df) if summary_df is None else summary_df
+    results = []
+    for exp in expectations:
+        text = exp.describe() if hasattr(exp, "describe") else repr(exp)
+        try:
+            passed, detail = _judge(exp, metrics_df, summary, Path(base_dir))
+        except Exception as exc:  # a bug in one check must not hide the rest
+            passed, detail = False, f"could not evaluate: {type(exc).__name__}: {exc}"
+        results.append(CheckResult(text, passed, detail))
+    return results
+
+
+def _judge(
+    exp: BaseModel, metrics: pd.DataFrame, summary: pd.DataFrame, base_dir: Path
+) -> tuple[bool, str]:
+    if isinstance(exp, BetterExpectation):
+        return _judge_better(exp, metrics)
+    if isinstance(exp, BoundsExpectation):
+        return _judge_bounds(exp, metrics, summary)
+    if isinstance(exp, WithinExpectation):
+        return _judge_within(exp, summary)
+    if isinstance(exp, BaselineExpectation):
+        return _judge_baseline(exp, summary, base_dir)
+    return False, f"unknown expectation type {type(exp).__name__}"
+
+
+def _listing(values: Iterable[Any], limit: int = 10) -> str:
+    items = [str(v) for v in dict.fromkeys(values)]
+    more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def _at_text(at: dict[str, Any] | None) -> str:
+    return "" if not at else " at " + ", ".join(f"{k}={v}" for k, v in at.items())
+
+
+def _where(row: Any, swept: Sequence[str], *extra: str) -> str:
+    """Row label: policy, then each swept path by its last segment (unless ambiguous)."""
+    tails = [path.rsplit(".", 1)[-1] for path in swept]
+    names = tails if len(set(tails)) == len(tails) else list(swept)
+    point = [f"{name}={row[path]}" for name, path in zip(names, swept, strict=True)]
+    return " ".join(part for part in [str(row.get("policy", "")), *point, *extra] if part)
+
+
+def _select(
+    frame: pd.DataFrame, metric: str, scope: str, policies: Sequence[str], at: dict[str, Any] | None
+) -> tuple[pd.DataFrame, str]:
+    """Rows of one metric and scope for some policies at some points, or why there are none."""
+    none, swept = frame.iloc[:0], swept_columns(frame)
+    rows = frame[(frame["metric"] == metric) & (frame["scope"] == scope)]
+    missing = [p for p in policies if p not in set(frame["policy"])]
+    if metric not in set(frame["metric"]):
+        return none, f"metric {metric!r} not in results (metrics: {_listing(frame['metric'])})"
+    if rows.empty:
+        scopes = _listing(frame.loc[frame["metric"] == metric, "scope"])
+        return none, f"no {metric} rows for scope {scope!r} (scopes: {scopes})"
+    if missing:
+        return none, f"policy {missing[0]!r} not in results (policies: {_listing(frame['policy'])})"
+    if policies:
+        rows = rows[rows["policy"].isin(policies)]
+    for path, value in (at or {}).items():
+        if path not in swept:
+            return none, f"at: {path!r} is not a swept path (swept: {_listing(swept)})"
+        rows = rows[rows[path].map(canonical) == canonical(value)]
+    return rows, "" if len(rows) else f"no sweep point matches{_at_text(at)}"
+
+
+def _verdict(items: list[tuple[bool, str]], unit: str = "points") -> tuple[bool, str]:
+    """All items must pass; the detail lists the failures first, or a sample of passes."""
+    failed = [text for ok, text in items if not ok]
+    shown = failed or [text for _, text in items]
+    head = f"{len(failed)} of {len(items)} {unit} fail: " if failed else ""
+    tail = f"; ... and {len(shown) - _SHOWN} more" if len(shown) > _SHOWN else ""
+    return not failed, head + "; ".join(shown[:_SHOWN]) + tail
+
+
+def _judge_better(exp: BetterExpectation, metrics: pd.DataFrame) -> tuple[bool, str]:
+    rows, why = _select(metrics, exp.metric, exp.scope, [exp.better, exp.than], exp.at)
+    if why:
+        return False, why
+    swept = swept_columns(metrics)
+    means = {key: g["value"].mean() for key, g in rows.groupby([*swept, "policy"], sort=False)}
+    diffs = paired_difference(
+        rows, exp.metric, exp.scope, exp.better, exp.than, keys=swept, level=1.0 - exp.level
+    )
+    sign = -1.0 if exp.resolved_direction == "lower" else 1.0
+    items = []
+    for d in diffs:
+        key = tuple(d.point[c] for c in swept)
+        where = _where({**d.point, "policy": ""}, swept) + ": " if swept else ""
+        if d.n == 0:
+            items.append((False, f"{where}no seed where both {exp.better} and {exp.than} ran"))
+            continue
+        ok_side = sign * d.mean_diff > 0
+        ok_sig = not exp.significant or d.p_value < exp.level
+        reason = "" if ok_side else " (not better)"
+        reason = f" (not significant at {exp.level:g})" if ok_side and not ok_sig else reason
+        text = (
+            f"{where}{exp.better} {means[(*key, exp.better)]:.4g} vs {exp.than} "
+            f"{means[(*key, exp.than)]:.4g}, diff {d.mean_diff:+.4g} "
+            f"[{d.ci_low:.4g}, {d.ci_high:.4g}], p={d.p_value:.3g}, n={d.n}{reason}"
+        )
+        items.append((ok_side and ok_sig, text))
+    return _verdict(items)
+
+
+def _in_bounds(value: float, low: float | None, high: float | None) -> bool:
+    if math.isnan(value):
+        return False
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def _judge_bounds(
+    exp: BoundsExpectation, metrics: pd.DataFrame, summary: pd.DataFrame
+) -> tuple[bool, str]:
+    per_seed = exp.on == "every_seed"
+    frame = metrics if per_seed else summary
+    rows, why = _select(frame, exp.metric, exp.scope, [exp.policy] if exp.policy else [], exp.at)
+    if why:
+        return False, why
+    swept, column = swept_columns(frame), "value" if per_seed else exp.on
+    items = []
+    for _, row in rows.iterrows():
+        value = float(row[column])
+        if per_seed:
+            text = f"{_where(row, swept, 'seed ' + str(row['seed']))}: value {value:.4g}"
+        else:
+            text = (
+                f"{_where(row, swept)}: {column} {value:.4g} (mean {row['mean']:.4g} "
+                f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}], n={row['n']})"
+            )
+        items.append((_in_bounds(value, exp.min, exp.max), text))
+    return _verdict(items, "seeds" if per_seed else "points")
+
+
+def _judge_within(exp: WithinExpectation, summary: pd.DataFrame) -> tuple[bool, str]:
+    policies = [exp.policy] if exp.policy else []
+    rows, why = _select(summary, exp.metric, exp.scope, policies, exp.at)
+    if why:
+        return False, why
+    swept, tol = swept_columns(summary), exp.tolerance
+    items = []
+    for _, row in rows.iterrows():
+        mean, low, high = float(row["mean"]), float(row["ci_low"]), float(row["ci_high"])
+        off = math.fabs(mean - exp.value)
+        in_ci = "inside" if low <= exp.value <= high else "outside"
+        text = (
+            f"{_where(row, swept)}: mean {mean:.4g} is {off:.3g} from {exp.value:g} "
+            f"(tol {tol:.3g}); {exp.value:g} {in_ci} CI [{low:.4g}, {high:.4g}], n={row['n']}"
+        )
+        items.append((off <= tol, text))
+    return _verdict(items)
+
+
+def _judge_baseline(
+    exp: BaselineExpectation, summary: pd.DataFrame, base_dir: Path
+) -> tuple[bool, str]:
+    path = Path(exp.baseline)
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        return False, f"baseline file not found: {path}"
+    stored = pd.read_csv(path)
+    old_swept, new_swept = swept_columns(stored), swept_columns(summary)
+    if set(old_swept) != set(new_swept):
+        return False, f"swept paths differ: stored {old_swept}, new {new_swept}"
+    absent = [m for m in exp.metrics or [] if m not in set(stored["metric"])]
+    if absent:
+        return False, f"metric {absent[0]!r} not in baseline {path.name}"
+    if exp.metrics:
+        stored = stored[stored["metric"].isin(exp.metrics)]
+    items = []
+    for _, row in compare_summaries(stored, summary, exp.rel).iterrows():
+        where = _where(row, old_swept, f"{row['metric']}[{row['scope']}]")
+        text = (
+            f"{where}: missing from new results"
+            if row["status"] == "missing"
+            else f"{where}: {row['new_mean']:.4g} [{row['new_ci_low']:.4g}, "
+            f"{row['new_ci_high']:.4g}] vs stored {row['stored_mean']:.4g} "
+            f"[{row['stored_ci_low']:.4g}, {row['stored_ci_high']:.4g}]"
+        )
+        items.append((row["status"] == "agree", text))
+    passed, detail = _verdict(items, "rows")
+    return passed, detail if not passed else f"{len(items)} rows agree with {path.name}"
+
+
+def results_table(results: Sequence[CheckResult]) -> Any:
+    """A rich Table of verdicts, for a CLI that prints with colour.
+
+    Cells are Text, not markup, so ``sojourn_mean[all]`` and CI brackets print as written.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="kossim expectations", show_lines=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("expectation", ratio=2)
+    table.add_column("detail", ratio=3)
+    for res in results:
+        mark = Text("PASS", "green") if res.passed else Text("FAIL", "bold red")
+        table.add_row(mark, Text(res.expectation), Text(res.detail))
+    return table
+
+
+def format_table(results: Sequence[CheckResult], width: int = 120) -> str:
+    """Plain-text pass/fail table plus a one-line tally, for logs and CI output."""
+    from rich.console import Console
+
+    buffer = StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
+    console.print(results_table(results))
+    passed = sum(r.passed for r in results)
+    console.print(f"{passed} of {len(results)} expectations passed")
+    return buffer.getvalue()
