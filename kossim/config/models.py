@@ -1,0 +1,256 @@
+"""Pydantic models of the experiment file (the YAML language).
+
+Every model forbids unknown fields. Policy components are validated against
+the registry (id known, parameters valid for that component). The models are
+used at the edge only: the engine receives plain data and builds its own
+``__slots__`` objects.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kossim.dists import Constant, Distribution
+
+__all__ = [
+    "AgentGroup",
+    "Arrivals",
+    "ComponentRef",
+    "Experiment",
+    "FailureSpec",
+    "Failures",
+    "Link",
+    "Network",
+    "NodeSpec",
+    "PolicySpec",
+    "Scenario",
+    "TaskType",
+    "Workload",
+]
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=80)]
+COORDINATOR = "coordinator"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentGroup(Strict):
+    """``count`` identical agents named ``<group>-<i>``."""
+
+    group: Name
+    count: int = Field(default=1, ge=1, le=100_000)
+    speed: float = Field(default=1.0, gt=0)
+    capacity: int = Field(default=1, ge=1, description="concurrent task slots")
+    skills: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="skill -> proficiency multiplier"
+    )
+    trust: float = Field(default=1.0, ge=0, le=1)
+    node: Name | None = Field(
+        default=None, description="host node; default: each agent on a node of its own"
+    )
+
+
+class NodeSpec(Strict):
+    name: Name
+
+
+class Link(Strict):
+    a: Name
+    b: Name
+    latency: Distribution
+
+
+class Network(Strict):
+    """Star from the coordinator to every node with ``latency``, plus explicit ``links``.
+
+    A message takes the path of least mean latency; its delay is the sum of
+    one draw per link on that path.
+    """
+
+    latency: Distribution = Field(default_factory=lambda: Constant(dist="constant", value=0.0))
+    links: list[Link] = Field(default_factory=list)
+
+
+class Arrivals(Strict):
+    process: Literal["poisson", "renewal"] = "poisson"
+    rate: float | None = Field(default=None, gt=0)
+    interarrival: Distribution | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> Arrivals:
+        if self.process == "poisson" and self.rate is None:
+            raise ValueError("poisson arrivals need 'rate'")
+        if self.process == "poisson" and self.interarrival is not None:
+            raise ValueError("poisson arrivals take 'rate', not 'interarrival'")
+        if self.process == "renewal" and self.interarrival is None:
+            raise ValueError("renewal arrivals need 'interarrival'")
+        return self
+
+    def mean_interarrival(self) -> float:
+        if self.rate is not None:
+            return 1.0 / self.rate
+        assert self.interarrival is not None
+        return self.interarrival.mean_value()
+
+
+class TaskType(Strict):
+    type: Name
+    share: float = Field(default=1.0, gt=0)
+    work: Distribution
+    priority: int = Field(default=0, ge=0, description="tier; lower is more urgent")
+    deadline: Distribution | None = Field(
+        default=None, description="relative deadline, drawn at arrival"
+    )
+    skills: list[str] = Field(default_factory=list, description="required skills")
+
+
+class Workload(Strict):
+    arrivals: Arrivals
+    tasks: list[TaskType] = Field(min_length=1)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_types(cls, v: list[TaskType]) -> list[TaskType]:
+        _unique([t.type for t in v], "task type")
+        return v
+
+
+class FailureSpec(Strict):
+    """An up/down clock per agent (or node); it runs whether the agent is busy or idle."""
+
+    up: Distribution
+    down: Distribution
+    on_failure: Literal["resume", "restart", "requeue"] = "resume"
+    detect: Distribution = Field(
+        default_factory=lambda: Constant(dist="constant", value=0.0),
+        description="time until the coordinator learns of a failure",
+    )
+    max_attempts: int = Field(
+        default=10, ge=1, description="requeue: a task is abandoned after this many attempts"
+    )
+    only: list[str] | None = Field(
+        default=None, description="agent groups (or nodes) that fail; default all"
+    )
+
+
+class Failures(Strict):
+    agents: FailureSpec | None = None
+    nodes: FailureSpec | None = None
+
+
+class Scenario(Strict):
+    agents: list[AgentGroup] = Field(min_length=1)
+    nodes: list[NodeSpec] = Field(default_factory=list)
+    network: Network = Field(default_factory=Network)
+    workload: Workload
+    failures: Failures = Field(default_factory=Failures)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        _unique([g.group for g in self.agents], "agent group")
+        node_names = [n.name for n in self.nodes]
+        _unique(node_names, "node")
+        for g in self.agents:
+            if g.node is not None and g.node not in node_names:
+                raise ValueError(
+                    f"agent group {g.group!r} is on unknown node {g.node!r} "
+                    f"(nodes: {node_names or 'none declared'})"
+                )
+        offered = [set(g.skills) for g in self.agents]
+        for t in self.workload.tasks:
+            need = set(t.skills)
+            if need and not any(need <= have for have in offered):
+                raise ValueError(
+                    f"task type {t.type!r} needs skills {sorted(need)} that no agent group "
+                    f"has together (groups offer {[sorted(h) for h in offered]})"
+                )
+        self._check_failure_targets(node_names)
+        return self
+
+    def _check_failure_targets(self, node_names: list[str]) -> None:
+        groups = [g.group for g in self.agents]
+        for spec, allowed, what in (
+            (self.failures.agents, groups, "agent group"),
+            (self.failures.nodes, node_names, "node"),
+        ):
+            for name in (spec.only or []) if spec else []:
+                if name not in allowed:
+                    raise ValueError(f"failures: unknown {what} {name!r} (allowed: {allowed})")
+
+
+ComponentRef = str | dict[str, Any]
+
+
+class PolicySpec(Strict):
+    """A contender: one component per kind, each an id or ``{id: ..., param: value}``."""
+
+    name: Name
+    dispatch: ComponentRef = "central"
+    routing: ComponentRef = "random"
+    queue: ComponentRef = "fcfs"
+
+    @model_validator(mode="after")
+    def _components_exist(self) -> PolicySpec:
+        from kossim.registry import resolve
+
+        for kind in ("dispatch", "routing", "queue"):
+            resolve(kind, getattr(self, kind))
+        return self
+
+
+Seeds = Annotated[int, Field(ge=1, le=100_000)] | list[Annotated[int, Field(ge=0)]]
+
+
+class Experiment(Strict):
+    """One experiment file."""
+
+    name: Name
+    description: str = ""
+    seeds: Seeds = 10
+    horizon: float | None = Field(default=None, gt=0, description="arrivals stop here")
+    tasks: int | None = Field(
+        default=None, ge=1, description="measured arrivals; the run then drains"
+    )
+    warmup: float = Field(default=0.0, ge=0, description="arrivals before this are unmeasured")
+    warmup_tasks: int = Field(default=0, ge=0, description="first N arrivals are unmeasured")
+    scenario: Scenario
+    policies: list[PolicySpec] = Field(min_length=1)
+    sweep: dict[str, Any] = Field(default_factory=dict)
+    expect: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _run_length(self) -> Experiment:
+        if (self.horizon is None) == (self.tasks is None):
+            raise ValueError("give exactly one of 'horizon' (time) or 'tasks' (count)")
+        if self.horizon is not None and self.warmup >= self.horizon:
+            raise ValueError(f"warmup ({self.warmup}) must be below horizon ({self.horizon})")
+        if self.warmup and self.warmup_tasks:
+            raise ValueError("give at most one of 'warmup' (time) or 'warmup_tasks' (count)")
+        if isinstance(self.seeds, list):
+            if not self.seeds:
+                raise ValueError("seeds: the list is empty")
+            _unique([str(s) for s in self.seeds], "seed")
+        _unique([p.name for p in self.policies], "policy name")
+        return self
+
+    def seed_list(self) -> list[int]:
+        """Seeds as an explicit list (an int ``n`` means ``0 .. n-1``)."""
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def policy(self, name: str) -> PolicySpec:
+        for p in self.policies:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+def _unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ValueError(f"duplicate {what} {n!r}")
+        seen.add(n)

@@ -1,0 +1,138 @@
+"""What a policy component sees and what it must offer.
+
+Policies decide, the engine acts. A component is a small class with a
+``Params`` pydantic model (its validated YAML parameters) and one to three
+verbs over read-only views:
+
+* ``dispatch``: ``pull`` says where waiting tasks live. ``True``: they wait at
+  the coordinator and leave only when the coordinator's view shows an agent
+  with a free slot (just-in-time, the M/M/c discipline). ``False``: every task
+  is routed on arrival into an agent's own queue.
+* ``routing``: ``select(task, candidates, now) -> AgentView``.
+* ``queue``: ``key(task) -> comparable`` (smaller is served first; ties go to
+  the earlier arrival) and ``preemptive``; a preemptive discipline lets an
+  arriving task displace the running task with the largest key when its own
+  key is smaller (preemptive-resume).
+
+Views are the engine's own ``__slots__`` objects typed here as read-only
+protocols: copying them per decision would cost more than the decision. The
+conformance check (:mod:`kossim.conformance`) verifies that no component
+writes to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "AgentView",
+    "Component",
+    "Discipline",
+    "Dispatcher",
+    "Params",
+    "Router",
+    "TaskView",
+]
+
+
+class TaskView(Protocol):
+    """A task as a policy sees it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def deadline(self) -> float:
+        """Absolute deadline; ``inf`` when the task has none."""
+        ...
+
+    @property
+    def work(self) -> float: ...
+    @property
+    def remaining(self) -> float:
+        """Work not yet done (refreshed by the engine before a preemption decision)."""
+        ...
+
+    @property
+    def arrival(self) -> float: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def skills(self) -> tuple[str, ...]: ...
+
+
+class AgentView(Protocol):
+    """An agent as the coordinator knows it: only as fresh as the messages that reached it."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def speed(self) -> float: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def trust(self) -> float: ...
+    @property
+    def up(self) -> bool: ...
+    @property
+    def queue_length(self) -> int:
+        """Tasks sent to the agent and not yet reported finished (running + queued)."""
+        ...
+
+    @property
+    def work_outstanding(self) -> float:
+        """Service time of those tasks on this agent, as sent (progress is not reported)."""
+        ...
+
+    def proficiency(self, skills: tuple[str, ...]) -> float: ...
+
+
+class Params(BaseModel):
+    """Base of every component's parameter model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component:
+    """Base class of policy components.
+
+    Subclasses set ``kind``, ``id``, ``description`` and, if they take
+    parameters, a nested ``Params`` model. The engine builds one instance per
+    run with its own random stream.
+    """
+
+    kind: ClassVar[str]
+    id: ClassVar[str]
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Any, rng: np.random.Generator) -> None:
+        self.params = params
+        self.rng = rng
+
+
+class Dispatcher(Protocol):
+    pull: bool
+
+
+class Router(Protocol):
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView: ...
+
+
+class Discipline(Protocol):
+    preemptive: bool
+    fifo: bool
+    """True when ``key`` is constant: the engine then uses a plain deque."""
+
+    def key(self, task: TaskView) -> Any: ...

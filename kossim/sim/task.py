@@ -1,0 +1,149 @@
+"""Tasks and the queues that hold them (hot path: ``__slots__``, no pydantic)."""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["STATE_NAMES", "FifoQueue", "KeyedQueue", "Task", "make_queue"]
+
+# Task states.
+WAITING, TRANSIT, QUEUED, RUNNING, SUSPENDED, ORPHANED, DONE, ABANDONED = range(8)
+STATE_NAMES = (
+    "waiting",
+    "transit",
+    "queued",
+    "running",
+    "suspended",
+    "orphaned",
+    "completed",
+    "abandoned",
+)
+TERMINAL = (DONE, ABANDONED)
+
+
+class Task:
+    """One unit of work. ``remaining`` is in work units; service time = work / rate."""
+
+    __slots__ = (
+        "agent",
+        "arrival",
+        "attempts",
+        "deadline",
+        "end",
+        "ev",
+        "fresh",
+        "id",
+        "measured",
+        "priority",
+        "rate",
+        "remaining",
+        "seg",
+        "skills",
+        "start",
+        "state",
+        "tidx",
+        "type",
+        "work",
+    )
+
+    def __init__(
+        self,
+        id: int,
+        type: str,
+        tidx: int,
+        work: float,
+        priority: int,
+        deadline: float,
+        skills: tuple[str, ...],
+        arrival: float,
+        measured: bool,
+    ) -> None:
+        self.id = id
+        self.type = type
+        self.tidx = tidx
+        self.work = work
+        self.remaining = work
+        self.priority = priority
+        self.deadline = deadline
+        self.skills = skills
+        self.arrival = arrival
+        self.measured = measured
+        self.start = -1.0
+        self.end = -1.0
+        self.agent = -1
+        self.attempts = 0
+        self.fresh = True
+        self.state = WAITING
+        self.ev: Any = None
+        self.seg = 0.0
+        self.rate = 1.0
+
+    def __repr__(self) -> str:
+        return f"Task({self.id}, {self.type}, {STATE_NAMES[self.state]})"
+
+
+class FifoQueue:
+    """First in, first out (a deque: O(1) at both ends, unlike SimPy's list-backed queues)."""
+
+    __slots__ = ("_q",)
+
+    def __init__(self) -> None:
+        self._q: deque[Task] = deque()
+
+    def push(self, task: Task) -> None:
+        self._q.append(task)
+
+    def pop(self) -> Task:
+        return self._q.popleft()
+
+    def peek(self) -> Task:
+        return self._q[0]
+
+    def drain(self) -> list[Task]:
+        out = list(self._q)
+        self._q.clear()
+        return out
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._q)
+
+
+class KeyedQueue:
+    """Smallest ``key(task)`` first, ties by arrival order (task id); a binary heap."""
+
+    __slots__ = ("_h", "_key")
+
+    def __init__(self, key: Callable[[Task], Any]) -> None:
+        self._h: list[tuple[Any, int, Task]] = []
+        self._key = key
+
+    def push(self, task: Task) -> None:
+        heapq.heappush(self._h, (self._key(task), task.id, task))
+
+    def pop(self) -> Task:
+        return heapq.heappop(self._h)[2]
+
+    def peek(self) -> Task:
+        return self._h[0][2]
+
+    def drain(self) -> list[Task]:
+        out = [t for _, _, t in sorted(self._h)]
+        self._h.clear()
+        return out
+
+    def __len__(self) -> int:
+        return len(self._h)
+
+    def __iter__(self) -> Iterator[Task]:
+        return (t for _, _, t in self._h)
+
+
+def make_queue(discipline: Any) -> FifoQueue | KeyedQueue:
+    """The queue structure a discipline needs."""
+    return FifoQueue() if discipline.fifo else KeyedQueue(discipline.key)

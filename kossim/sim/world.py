@@ -1,0 +1,261 @@
+"""One run's world: builds agents, network, coordinator and processes, then runs.
+
+The hot path uses SimPy callbacks on timeouts rather than one process per
+task: an arrival and a completion are one event each, so a task costs two
+events (an idiomatic SimPy model with a process per customer costs about six).
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpec, TaskType
+from kossim.dists import Constant, Sampler, Uniform, sampler
+from kossim.registry import build, resolve
+from kossim.sim.agent import Agent, AgentState
+from kossim.sim.coordinator import Coordinator
+from kossim.sim.network import Net
+from kossim.sim.recorder import FLUSH, Recorder
+from kossim.sim.streams import stream
+from kossim.sim.task import ABANDONED, DONE, Task
+
+__all__ = ["World"]
+
+SAMPLES = 200  # points of the number-in-system time series
+
+
+class _TypeSpec:
+    __slots__ = ("deadline", "name", "priority", "skills", "work")
+
+    def __init__(self, t: TaskType, seed: int) -> None:
+        self.name = t.type
+        self.priority = t.priority
+        self.skills = tuple(sorted(t.skills))
+        self.work = sampler(t.work, stream(seed, f"work:{t.type}"))
+        self.deadline = (
+            sampler(t.deadline, stream(seed, f"deadline:{t.type}")) if t.deadline else None
+        )
+
+
+class World:
+    """Everything one run needs; :meth:`run` simulates it and returns the recorder."""
+
+    def __init__(self, exp: Experiment, policy: PolicySpec, seed: int) -> None:
+        self.exp = exp
+        self.seed = seed
+        self.env = simpy.Environment()
+        sc = exp.scenario
+        self.task_types = [_TypeSpec(t, seed) for t in sc.workload.tasks]
+        shares = np.array([t.share for t in sc.workload.tasks], dtype=float)
+        self._cum_shares = (np.cumsum(shares) / shares.sum()).tolist()
+        self._type_u = sampler(Uniform(dist="uniform", low=0, high=1), stream(seed, "types"))
+        arr = sc.workload.arrivals
+        iat = Constant(dist="constant", value=0.0)  # replaced below; keeps mypy honest
+        if arr.rate is not None:
+            from kossim.dists import Exponential
+
+            iat = Exponential(dist="exponential", mean=1.0 / arr.rate)  # type: ignore[assignment]
+        else:
+            iat = arr.interarrival  # type: ignore[assignment]
+        self._iat = sampler(iat, stream(seed, "arrivals"))
+        self.mean_iat = arr.mean_interarrival()
+
+        disc = resolve("queue", policy.queue)
+        self.discipline = build(disc, stream(seed, f"policy:{policy.name}:queue"))
+        dispatch = build(resolve("dispatch", policy.dispatch), stream(seed, "policy:dispatch"))
+        self.pull = bool(dispatch.pull)
+        router = build(
+            resolve("routing", policy.routing), stream(seed, f"policy:{policy.name}:routing")
+        )
+        fail = sc.failures
+        self.failure_mode = (
+            fail.agents.on_failure
+            if fail.agents
+            else (fail.nodes.on_failure if fail.nodes else "resume")
+        )
+        self.max_attempts = (fail.agents or fail.nodes or _NO_FAIL).max_attempts
+        detect = (fail.agents or fail.nodes or _NO_FAIL).detect
+        self.detect_delay: Sampler = sampler(detect, stream(seed, "detect"))
+
+        self.agents: list[Agent] = []
+        self._build_agents()
+        self.coord_node = COORDINATOR
+        nodes = sorted({a.node for a in self.agents})
+        self.net = Net(self.env, sc.network, nodes, seed)
+        self.transit: set[Task] = set()
+        self.coordinator = Coordinator(self, router, self.discipline, self.pull)
+        self.recorder = Recorder()
+        self._setup_run_length()
+
+    def _build_agents(self) -> None:
+        for g in self.exp.scenario.agents:
+            for i in range(g.count):
+                name = f"{g.group}-{i}"
+                view = AgentState(
+                    len(self.agents), name, g.group, g.speed, g.capacity, dict(g.skills), g.trust
+                )
+                self.agents.append(Agent(self, view, g.node or name))
+
+    def _setup_run_length(self) -> None:
+        exp = self.exp
+        self.horizon = exp.horizon
+        self.limit = (exp.warmup_tasks + exp.tasks) if exp.tasks is not None else None
+        self.warmup_time = exp.warmup if exp.horizon is not None else None
+        self.measure_start = exp.warmup if exp.warmup_tasks == 0 else None
+        self.arrived = 0  # all arrivals
+        self.arrived_measured = 0
+        self.in_system = 0
+        self.done_event = self.env.event()
+        self.arrivals_over = False
+
+    # -- arrivals ---------------------------------------------------------------
+    def _schedule_arrival(self) -> None:
+        ev = Timeout(self.env, self._iat(), None)
+        ev.callbacks.append(self._on_arrival)
+
+    def _on_arrival(self, ev: Timeout) -> None:
+        now = self.env._now
+        if self.horizon is not None and now >= self.horizon:
+            self.arrivals_over = True
+            return
+        n = self.arrived
+        self.arrived = n + 1
+        tidx = (
+            bisect.bisect_right(self._cum_shares, self._type_u()) if len(self.task_types) > 1 else 0
+        )
+        tt = self.task_types[tidx]
+        measured = n >= self.exp.warmup_tasks and now >= self.exp.warmup
+        if measured:
+            if self.measure_start is None:
+                self._start_measuring()
+            self.arrived_measured += 1
+        deadline = now + tt.deadline() if tt.deadline is not None else float("inf")
+        task = Task(n, tt.name, tidx, tt.work(), tt.priority, deadline, tt.skills, now, measured)
+        self.in_system += 1
+        if self.limit is not None and self.arrived >= self.limit:
+            self.arrivals_over = True
+        else:
+            self._schedule_arrival()
+        self.coordinator.arrive(task)
+
+    def _start_measuring(self) -> None:
+        now = self.env._now
+        self.measure_start = now
+        self.net.measure_from = now
+        for a in self.agents:
+            a.account(now)
+            a.area0 = a.area
+
+    def _measure_at_warmup(self) -> Any:
+        yield self.env.timeout(self.exp.warmup)
+        self._start_measuring()
+
+    # -- endings ----------------------------------------------------------------
+    def finish(self, task: Task) -> None:
+        task.state = DONE
+        task.end = self.env._now
+        self._terminal(task)
+
+    def abandon(self, task: Task) -> None:
+        task.state = ABANDONED
+        task.end = self.env._now
+        self._terminal(task)
+
+    def _terminal(self, task: Task) -> None:
+        rec = self.recorder
+        rec.add(task)
+        if len(rec._buf) >= FLUSH:
+            rec.flush()
+        self.in_system -= 1
+        if (
+            self.in_system == 0
+            and self.arrivals_over
+            and self.limit is not None
+            and not self.done_event.triggered
+        ):
+            self.done_event.succeed()
+
+    # -- failures -----------------------------------------------------------------
+    def _clock(self, targets: list[Agent], spec: FailureSpec, name: str) -> Any:
+        up = sampler(spec.up, stream(self.seed, f"failures:{name}:up"))
+        down = sampler(spec.down, stream(self.seed, f"failures:{name}:down"))
+        while True:
+            yield self.env.timeout(up())
+            for a in targets:
+                a.fail()
+            yield self.env.timeout(down())
+            for a in targets:
+                a.repair()
+
+    def _start_failures(self) -> None:
+        fail = self.exp.scenario.failures
+        if fail.agents is not None:
+            only = fail.agents.only
+            for a in self.agents:
+                if only is None or a.view.group in only:
+                    self.env.process(self._clock([a], fail.agents, f"agent:{a.name}"))
+        if fail.nodes is not None:
+            by_node: dict[str, list[Agent]] = {}
+            for a in self.agents:
+                by_node.setdefault(a.node, []).append(a)
+            only = fail.nodes.only
+            for node, members in sorted(by_node.items()):
+                if only is None or node in only:
+                    self.env.process(self._clock(members, fail.nodes, f"node:{node}"))
+
+    # -- sampling -------------------------------------------------------------------
+    def _sample(self) -> Any:
+        if self.horizon is not None:
+            length = self.horizon
+        else:
+            assert self.limit is not None
+            length = self.limit * self.mean_iat
+        step = length / SAMPLES
+        times, values = self.recorder.ts_times, self.recorder.ts_values
+        times.append(0.0)
+        values.append(0)
+        for _ in range(SAMPLES):
+            yield self.env.timeout(step)
+            times.append(self.env._now)
+            values.append(self.in_system)
+
+    # -- run ----------------------------------------------------------------------------
+    def run(self) -> Recorder:
+        env = self.env
+        if self.measure_start is not None and self.exp.warmup > 0:
+            self.measure_start = None
+            env.process(self._measure_at_warmup())
+        elif self.measure_start is not None:
+            self._start_measuring()
+        self._start_failures()
+        env.process(self._sample())
+        self._schedule_arrival()
+        if self.horizon is not None:
+            env.run(until=self.horizon)
+        else:
+            env.run(until=self.done_event)
+        now = env._now
+        for a in self.agents:
+            a.account(now)
+        self.recorder.end_time = now
+        return self.recorder
+
+    def live_tasks(self) -> list[Task]:
+        """Every task not yet completed or abandoned, wherever it is."""
+        live: list[Task] = [*self.coordinator.live_tasks(), *self.transit]
+        for a in self.agents:
+            live.extend(a.live_tasks())
+        return live
+
+
+class _NoFail:
+    max_attempts = 10
+    detect = Constant(dist="constant", value=0.0)
+
+
+_NO_FAIL: Any = _NoFail()

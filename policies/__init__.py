@@ -1,0 +1,11 @@
+"""kossim's built-in policy components, one concept per module, registered by id.
+
+Importing this package registers every built-in component with
+:mod:`kossim.registry`.
+"""
+
+from __future__ import annotations
+
+from policies import dispatch, queue, routing
+
+__all__ = ["dispatch", "queue", "routing"]

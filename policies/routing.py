@@ -1,0 +1,120 @@
+"""Routing: which agent gets a task, chosen among the candidates the engine offers.
+
+Candidates are the agents the coordinator believes up, skilled for the task
+and (under pull dispatch) with a free slot, in agent order. Ties are broken
+uniformly at random from the component's own stream, so no agent is favoured
+by its position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import Field
+
+from kossim.dists import Sampler, Uniform
+from kossim.policy import AgentView, Component, Params, TaskView
+from kossim.registry import register
+
+__all__ = ["Jsq", "LeastWork", "PowerOfD", "Random", "RoundRobin"]
+
+
+class _Randomised(Component):
+    def __init__(self, params: Params, rng: np.random.Generator) -> None:
+        super().__init__(params, rng)
+        self._u = Sampler(Uniform(dist="uniform", low=0.0, high=1.0), rng)
+
+    def _pick(self, n: int) -> int:
+        return int(self._u() * n)
+
+    def _argmin(self, agents: Sequence[AgentView], values: Sequence[float]) -> AgentView:
+        best = min(values)
+        ties = [a for a, v in zip(agents, values, strict=True) if v == best]
+        return ties[0] if len(ties) == 1 else ties[self._pick(len(ties))]
+
+
+@register
+class Random(_Randomised):
+    """Uniformly random candidate."""
+
+    kind = "routing"
+    id = "random"
+    description = "uniformly random agent"
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        return candidates[self._pick(len(candidates))]
+
+
+@register
+class RoundRobin(Component):
+    """Cycle through agents in index order, skipping those not offered."""
+
+    kind = "routing"
+    id = "round_robin"
+    description = "agents in turn, in index order"
+
+    def __init__(self, params: Params, rng: np.random.Generator) -> None:
+        super().__init__(params, rng)
+        self._next = 0
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        chosen = next((a for a in candidates if a.index >= self._next), candidates[0])
+        self._next = chosen.index + 1
+        return chosen
+
+
+@register
+class Jsq(_Randomised):
+    """Join the shortest queue (fewest tasks sent and not reported finished)."""
+
+    kind = "routing"
+    id = "jsq"
+    description = "join the shortest queue (ties at random)"
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        return self._argmin(candidates, [a.queue_length for a in candidates])
+
+
+class PowerOfDParams(Params):
+    d: int = Field(default=2, ge=1, le=64, description="agents sampled per decision")
+
+
+@register
+class PowerOfD(_Randomised):
+    """Sample ``d`` distinct candidates uniformly and join the shortest of them."""
+
+    kind = "routing"
+    id = "power_of_d"
+    description = "sample d agents, join the shortest queue among them"
+    Params = PowerOfDParams
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        n, d = len(candidates), self.params.d
+        if n <= d:
+            return self._argmin(candidates, [a.queue_length for a in candidates])
+        picked: list[int] = []
+        while len(picked) < d:  # rejection: d is small next to n
+            i = self._pick(n)
+            if i not in picked:
+                picked.append(i)
+        sample = [candidates[i] for i in picked]
+        return self._argmin(sample, [a.queue_length for a in sample])
+
+
+@register
+class LeastWork(_Randomised):
+    """Earliest expected finish: outstanding service time plus this task's own on the agent."""
+
+    kind = "routing"
+    id = "least_work"
+    description = "least outstanding work (service time sent, plus this task's) first"
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        return self._argmin(
+            candidates,
+            [
+                a.work_outstanding + task.work / (a.speed * a.proficiency(task.skills))
+                for a in candidates
+            ],
+        )
