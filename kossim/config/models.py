@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from kossim.check import Expectation
 from kossim.dists import Constant, Distribution
 
 __all__ = [
@@ -193,13 +201,14 @@ class PolicySpec(Strict):
     routing: ComponentRef = "random"
     queue: ComponentRef = "fcfs"
 
-    @model_validator(mode="after")
-    def _components_exist(self) -> PolicySpec:
+    @field_validator("dispatch", "routing", "queue")
+    @classmethod
+    def _component_exists(cls, ref: ComponentRef, info: ValidationInfo) -> ComponentRef:
         from kossim.registry import resolve
 
-        for kind in ("dispatch", "routing", "queue"):
-            resolve(kind, getattr(self, kind))
-        return self
+        assert info.field_name is not None
+        resolve(info.field_name, ref)
+        return ref
 
 
 Seeds = Annotated[int, Field(ge=1, le=100_000)] | list[Annotated[int, Field(ge=0)]]
@@ -220,7 +229,7 @@ class Experiment(Strict):
     scenario: Scenario
     policies: list[PolicySpec] = Field(min_length=1)
     sweep: dict[str, Any] = Field(default_factory=dict)
-    expect: list[dict[str, Any]] = Field(default_factory=list)
+    expect: list[Expectation] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _run_length(self) -> Experiment:

@@ -1,0 +1,122 @@
+"""Expanding an experiment into runs: policies x sweep points x seeds.
+
+``sweep:`` maps dotted paths to lists of values (a grid: the cartesian
+product, in file order), and may hold one ``zip:`` mapping whose lists vary
+together (one axis of the grid). Every point is validated on its own, so an
+impossible swept value is reported at the sweep entry that produced it.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, replace
+from typing import Any
+
+from kossim.config.experiment import LoadedExperiment, validate_data
+from kossim.config.loader import get_path, set_path
+from kossim.config.models import Experiment
+from kossim.errors import KossimInputError
+from kossim.runspec import RunSpec, stable_hash
+
+__all__ = ["Plan", "Point", "make_plan", "run_config", "sweep_axes", "sweep_points"]
+
+Point = tuple[tuple[str, Any], ...]
+NOT_RUN_INPUT = ("seeds", "sweep", "expect", "description")
+"""Fields that do not change what a run simulates (left out of its config and hash)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The runs of one experiment, in deterministic order."""
+
+    experiment: Experiment
+    data: dict[str, Any]
+    swept: list[str]
+    points: list[Point]
+    seeds: list[int]
+    specs: list[RunSpec]
+    config_hash: str
+
+
+def sweep_axes(sweep: dict[str, Any]) -> list[list[Point]]:
+    """One list of partial points per axis: a grid path, or the whole ``zip`` group."""
+    axes: list[list[Point]] = []
+    for key, values in sweep.items():
+        if key == "zip":
+            if not isinstance(values, dict) or not values:
+                raise ValueError("sweep.zip maps paths to lists of equal length")
+            lengths = {len(v) if isinstance(v, list) else -1 for v in values.values()}
+            if len(lengths) != 1 or -1 in lengths or 0 in lengths:
+                raise ValueError(
+                    f"sweep.zip lists must be non-empty and of equal length (got lengths "
+                    f"{[len(v) if isinstance(v, list) else None for v in values.values()]})"
+                )
+            n = lengths.pop()
+            axes.append([tuple((p, values[p][i]) for p in values) for i in range(n)])
+        else:
+            if not isinstance(values, list) or not values:
+                raise ValueError(f"sweep.{key} must be a non-empty list of values")
+            axes.append([((key, v),) for v in values])
+    return axes
+
+
+def sweep_points(sweep: dict[str, Any]) -> list[Point]:
+    """Every point of the grid (a single empty point when nothing is swept)."""
+    axes = sweep_axes(sweep)
+    return [tuple(itertools.chain.from_iterable(combo)) for combo in itertools.product(*axes)]
+
+
+def run_config(data: dict[str, Any], point: Point, policy: str) -> dict[str, Any]:
+    """The plain config one run simulates: the point applied, one policy, no meta fields."""
+    cfg = {k: copy.deepcopy(v) for k, v in data.items() if k not in NOT_RUN_INPUT}
+    for path, value in point:
+        set_path(cfg, path, copy.deepcopy(value))
+    cfg["policies"] = [p for p in cfg["policies"] if p.get("name") == policy]
+    return cfg
+
+
+def make_plan(
+    loaded: LoadedExperiment, *, trace: bool = False, seeds: list[int] | None = None
+) -> Plan:
+    """Validate every sweep point and list the runs (policy-major, then point, then seed)."""
+    exp, data, source = loaded.experiment, loaded.data, loaded.source
+    file = str(loaded.path) if loaded.path else None
+    try:
+        points = sweep_points(data.get("sweep") or {})
+    except ValueError as exc:
+        raise KossimInputError([source.problem(("sweep",), str(exc))]) from None
+    swept = [path for path, _ in points[0]] if points else []
+    for point in points:
+        _check_point(data, point, source, file)
+    seed_list = seeds if seeds is not None else exp.seed_list()
+    specs = [
+        RunSpec.make(run_config(data, point, pol.name), pol.name, point, seed, trace)
+        for pol in exp.policies
+        for point in points
+        for seed in seed_list
+    ]
+    config_hash = stable_hash({k: v for k, v in data.items() if k not in ("seeds", "expect")})
+    return Plan(exp, data, swept, points, seed_list, specs, config_hash)
+
+
+def _check_point(data: dict[str, Any], point: Point, source: Any, file: str | None) -> None:
+    cfg = copy.deepcopy(data)
+    for path, value in point:
+        try:
+            get_path(cfg, path)
+        except KossimInputError as exc:
+            problem = exc.problems[0]
+            raise KossimInputError(
+                [source.problem(("sweep", path), f"cannot sweep {path!r}: {problem.message}")]
+            ) from None
+        set_path(cfg, path, copy.deepcopy(value))
+    try:
+        validate_data(cfg, source, file)
+    except KossimInputError as exc:
+        if not point:
+            raise
+        where = ", ".join(f"{p}={v!r}" for p, v in point)
+        raise KossimInputError(
+            [replace(p, message=f"{p.message} [at sweep point {where}]") for p in exc.problems]
+        ) from None
