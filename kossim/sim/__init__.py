@@ -27,7 +27,13 @@ def simulate_world(spec: RunSpec) -> tuple[World, dict[str, np.ndarray]]:
     exp = Experiment.model_validate(spec.config)
     world = World(exp, exp.policy(spec.policy), spec.seed)
     world.run()
-    cols = columns_of(world.recorder, world.live_tasks())
+    cols = columns_of(
+        world.recorder,
+        world.live_tasks(),
+        [t.priority for t in world.task_types],
+        exp.warmup_tasks,
+        exp.warmup,
+    )
     return world, cols
 
 

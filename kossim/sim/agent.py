@@ -82,6 +82,8 @@ class AgentState:
         return p
 
     def service_time(self, task: Task) -> float:
+        if not task.skills:
+            return task.work / self.speed
         return task.work / (self.speed * self.proficiency(task.skills))
 
     def __repr__(self) -> str:
@@ -155,7 +157,9 @@ class Agent:
     def start(self, task: Task) -> None:
         w = self.world
         now = w.env._now
-        self.account(now)
+        if self.up:  # inlined account(): this runs once per task
+            self.area += len(self.running) * (now - self.last)
+        self.last = now
         self.running.append(task)
         if task.fresh:
             task.fresh = False
@@ -165,7 +169,8 @@ class Agent:
         task.state = RUNNING
         task.agent = self.index
         task.seg = now
-        rate = task.rate = self.view.speed * self.view.proficiency(task.skills)
+        view = self.view
+        rate = task.rate = view.speed * view.proficiency(task.skills) if task.skills else view.speed
         ev = task.ev = Timeout(w.env, task.remaining / rate, task)
         ev.callbacks.append(self._done)
 
@@ -174,13 +179,22 @@ class Agent:
         if task.ev is not ev:
             return  # superseded by a preemption or a failure
         w = self.world
-        self.account(w.env._now)
+        now = w.env._now
+        self.area += len(self.running) * (now - self.last)  # up: it just finished work
+        self.last = now
         self.running.remove(task)
         task.ev = None
         task.remaining = 0.0
         w.finish(task)
-        self._fill()
-        w.net.send(self.node, w.coord_node, w.coordinator.completed, task)
+        if self.local:
+            self._fill()
+        net = w.net
+        if net.instant:  # inlined Net.send: once per task
+            if now >= net.measure_from:
+                net.messages += 1
+            w.coordinator.completed(task)
+        else:
+            net.send(self.node, w.coord_node, w.coordinator.completed, task)
 
     def _fill(self) -> None:
         local = self.local

@@ -41,6 +41,8 @@ class Coordinator:
         # Pull + uniform skills: the free agents are kept listed (in index order) instead
         # of being found by a scan on every decision.
         self.listing = pull and self.uniform_skills
+        # Only a preemptive pull coordinator needs to know which task runs where.
+        self.track = pull and bool(discipline.preemptive)
         self.free: list[AgentState] = []
         if self.listing:
             for v in self._skilled_for(next(iter(kinds))):
@@ -72,16 +74,21 @@ class Coordinator:
 
     # -- sending ------------------------------------------------------------------
     def arrive(self, task: Task) -> None:
-        if self.pull:
+        if not self.pull:
+            self.route(task)
+        elif self.listing and self.free and not self.queue:
+            free = self.free  # fast path: a free slot and nobody waiting
+            self._send(free[0] if len(free) == 1 else self._select(task, free), task)
+        else:
             self.queue.push(task)
             self.pump()
-        else:
-            self.route(task)
 
     def _send(self, view: AgentState, task: Task) -> None:
         view.queue_length += 1
-        view.work_outstanding += view.service_time(task)
-        view.tasks.add(task)
+        svc = task.svc = task.work / view.speed if not task.skills else view.service_time(task)
+        view.work_outstanding += svc
+        if self.track:
+            view.tasks.add(task)
         if view.listed and view.queue_length >= view.capacity:
             self._relist(view)
         agent = self.agents[view.index]
@@ -122,9 +129,10 @@ class Coordinator:
         self._pumping = True
         try:
             q = self.queue
+            listing = self.listing
             while q:
                 task = q.peek()
-                cands = self.candidates(task)
+                cands = self.free if listing else self.candidates(task)
                 if not cands:
                     if self.discipline.preemptive and self._preempt(task):
                         continue
@@ -174,14 +182,23 @@ class Coordinator:
     def _forget(self, agent: Agent, task: Task) -> None:
         view = agent.view
         view.queue_length -= 1
-        view.work_outstanding = (
-            view.work_outstanding - view.service_time(task) if view.queue_length else 0.0
-        )
+        view.work_outstanding = view.work_outstanding - task.svc if view.queue_length else 0.0
         view.tasks.discard(task)
         if self.listing and not view.listed:
             self._relist(view)
 
     def completed(self, task: Task) -> None:
+        view = self.views[task.agent]
+        if self.listing and self.queue and view.up and not self.free and not self._pumping:
+            # Hand-off: in a pull busy period the slot that just freed is the only free one
+            # (a free slot and a waiting task never coexist after a pump), so the head goes
+            # to it without listing and unlisting it: the same decision, cheaper.
+            view.queue_length -= 1
+            view.work_outstanding = view.work_outstanding - task.svc if view.queue_length else 0.0
+            if self.track:
+                view.tasks.discard(task)
+            self._send(view, self.queue.pop())
+            return
         self._forget(self.agents[task.agent], task)
         if self.pull:
             self.pump()

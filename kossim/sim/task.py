@@ -44,6 +44,7 @@ class Task:
         "skills",
         "start",
         "state",
+        "svc",
         "tidx",
         "type",
         "work",
@@ -77,71 +78,57 @@ class Task:
         self.attempts = 0
         self.fresh = True
         self.state = WAITING
-        self.ev: Any = None
-        self.seg = 0.0
-        self.rate = 1.0
+        # ``ev``, ``seg``, ``rate`` and ``svc`` are set when the task is sent and started:
+        # leaving them unset here saves work on every arrival.
 
     def __repr__(self) -> str:
         return f"Task({self.id}, {self.type}, {STATE_NAMES[self.state]})"
 
 
-class FifoQueue:
-    """First in, first out (a deque: O(1) at both ends, unlike SimPy's list-backed queues)."""
+class FifoQueue(deque[Task]):
+    """First in, first out: a deque (O(1) at both ends, unlike SimPy's list-backed queues).
 
-    __slots__ = ("_q",)
+    Subclassing keeps ``len`` and truth tests in C: they run several times per task.
+    """
 
-    def __init__(self) -> None:
-        self._q: deque[Task] = deque()
-
-    def push(self, task: Task) -> None:
-        self._q.append(task)
-
-    def pop(self) -> Task:
-        return self._q.popleft()
+    __slots__ = ()
+    push = deque.append
+    pop = deque.popleft  # type: ignore[assignment]
 
     def peek(self) -> Task:
-        return self._q[0]
+        return self[0]
 
     def drain(self) -> list[Task]:
-        out = list(self._q)
-        self._q.clear()
+        out = list(self)
+        self.clear()
         return out
 
-    def __len__(self) -> int:
-        return len(self._q)
 
-    def __iter__(self) -> Iterator[Task]:
-        return iter(self._q)
-
-
-class KeyedQueue:
+class KeyedQueue(list[tuple[Any, int, Task]]):
     """Smallest ``key(task)`` first, ties by arrival order (task id); a binary heap."""
 
-    __slots__ = ("_h", "_key")
+    __slots__ = ("_key",)
 
     def __init__(self, key: Callable[[Task], Any]) -> None:
-        self._h: list[tuple[Any, int, Task]] = []
+        super().__init__()
         self._key = key
 
     def push(self, task: Task) -> None:
-        heapq.heappush(self._h, (self._key(task), task.id, task))
+        heapq.heappush(self, (self._key(task), task.id, task))
 
-    def pop(self) -> Task:
-        return heapq.heappop(self._h)[2]
+    def pop(self) -> Task:  # type: ignore[override]
+        return heapq.heappop(self)[2]
 
     def peek(self) -> Task:
-        return self._h[0][2]
+        return self[0][2]
 
     def drain(self) -> list[Task]:
-        out = [t for _, _, t in sorted(self._h)]
-        self._h.clear()
+        out = [t for _, _, t in sorted(self)]
+        self.clear()
         return out
 
-    def __len__(self) -> int:
-        return len(self._h)
-
-    def __iter__(self) -> Iterator[Task]:
-        return (t for _, _, t in self._h)
+    def __iter__(self) -> Iterator[Task]:  # type: ignore[override]
+        return (entry[2] for entry in list.__iter__(self))
 
 
 def make_queue(discipline: Any) -> FifoQueue | KeyedQueue:

@@ -26,7 +26,8 @@ from kossim.sim.task import ABANDONED, DONE, Task
 
 __all__ = ["World"]
 
-SAMPLES = 200  # points of the number-in-system time series
+SAMPLES = 200
+_INF = float("inf")  # points of the number-in-system time series
 
 
 class _TypeSpec:
@@ -107,6 +108,8 @@ class World:
         self.limit = (exp.warmup_tasks + exp.tasks) if exp.tasks is not None else None
         self.warmup_time = exp.warmup if exp.horizon is not None else None
         self.measure_start = exp.warmup if exp.warmup_tasks == 0 else None
+        self._warmup_tasks = exp.warmup_tasks
+        self._warmup = exp.warmup
         self.arrived = 0  # all arrivals
         self.arrived_measured = 0
         self.in_system = 0
@@ -125,22 +128,21 @@ class World:
             return
         n = self.arrived
         self.arrived = n + 1
-        tidx = (
-            bisect.bisect_right(self._cum_shares, self._type_u()) if len(self.task_types) > 1 else 0
-        )
-        tt = self.task_types[tidx]
-        measured = n >= self.exp.warmup_tasks and now >= self.exp.warmup
+        types = self.task_types
+        tidx = bisect.bisect_right(self._cum_shares, self._type_u()) if len(types) > 1 else 0
+        tt = types[tidx]
+        measured = n >= self._warmup_tasks and now >= self._warmup
         if measured:
             if self.measure_start is None:
                 self._start_measuring()
             self.arrived_measured += 1
-        deadline = now + tt.deadline() if tt.deadline is not None else float("inf")
+        deadline = now + tt.deadline() if tt.deadline is not None else _INF
         task = Task(n, tt.name, tidx, tt.work(), tt.priority, deadline, tt.skills, now, measured)
         self.in_system += 1
-        if self.limit is not None and self.arrived >= self.limit:
+        if self.limit is not None and n + 1 >= self.limit:
             self.arrivals_over = True
-        else:
-            self._schedule_arrival()
+        else:  # inlined _schedule_arrival()
+            Timeout(self.env, self._iat(), None).callbacks.append(self._on_arrival)
         self.coordinator.arrive(task)
 
     def _start_measuring(self) -> None:
@@ -156,17 +158,15 @@ class World:
         self._start_measuring()
 
     # -- endings ----------------------------------------------------------------
-    def finish(self, task: Task) -> None:
-        task.state = DONE
-        task.end = self.env._now
-        self._terminal(task)
-
     def abandon(self, task: Task) -> None:
         task.state = ABANDONED
-        task.end = self.env._now
-        self._terminal(task)
+        self.finish(task)
 
-    def _terminal(self, task: Task) -> None:
+    def finish(self, task: Task) -> None:
+        """Record a terminal task: ``DONE`` unless the caller set ``ABANDONED``."""
+        if task.state != ABANDONED:
+            task.state = DONE
+        task.end = self.env._now
         rec = self.recorder
         rec.add(task)
         if len(rec._buf) >= FLUSH:
