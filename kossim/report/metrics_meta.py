@@ -1,0 +1,133 @@
+"""What each metric means to a reader: its direction, label and unit.
+
+One table, importable by the report, ``kossim.check`` and anyone else who has
+to say whether a bigger number is good news. Direction is ``-1`` (lower is
+better), ``+1`` (higher is better) or ``0`` (neutral: no "best" exists, e.g.
+utilisation, where both extremes can be bad).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "BAR_METRICS",
+    "KEY_METRICS",
+    "METRIC_DIRECTION",
+    "METRIC_LABEL",
+    "SCOPE_METRICS",
+    "TIME_UNIT",
+    "axis_label",
+    "direction",
+    "label",
+    "order_metrics",
+]
+
+TIME_UNIT = "time (simulated)"
+RATE_UNIT = "tasks per unit time (simulated)"
+
+METRIC_DIRECTION: dict[str, int] = {
+    "wait_mean": -1,
+    "wait_prob": -1,
+    "sojourn_mean": -1,
+    "sojourn_p50": -1,
+    "sojourn_p95": -1,
+    "sojourn_p99": -1,
+    "throughput": +1,
+    "utilization": 0,
+    "arrived": 0,
+    "completed": +1,
+    "abandoned": -1,
+    "in_flight": -1,
+    "lost": -1,
+    "retries": -1,
+    "deadline_miss_rate": -1,
+    "jain_fairness": +1,
+    "messages": -1,
+}
+
+METRIC_LABEL: dict[str, tuple[str, str]] = {
+    "wait_mean": ("mean wait", TIME_UNIT),
+    "wait_prob": ("probability of waiting", "fraction"),
+    "sojourn_mean": ("mean sojourn", TIME_UNIT),
+    "sojourn_p50": ("median sojourn", TIME_UNIT),
+    "sojourn_p95": ("95th percentile sojourn", TIME_UNIT),
+    "sojourn_p99": ("99th percentile sojourn", TIME_UNIT),
+    "throughput": ("throughput", RATE_UNIT),
+    "utilization": ("utilisation", "fraction"),
+    "arrived": ("arrived", "tasks"),
+    "completed": ("completed", "tasks"),
+    "abandoned": ("abandoned", "tasks"),
+    "in_flight": ("in flight at horizon", "tasks"),
+    "lost": ("lost", "tasks"),
+    "retries": ("retries", "attempts"),
+    "deadline_miss_rate": ("deadline miss rate", "fraction"),
+    "jain_fairness": ("Jain fairness index", "index in [0, 1]"),
+    "messages": ("messages", "messages"),
+}
+
+KEY_METRICS: tuple[str, ...] = (
+    "sojourn_mean",
+    "sojourn_p95",
+    "wait_mean",
+    "wait_prob",
+    "throughput",
+    "utilization",
+    "completed",
+    "abandoned",
+    "deadline_miss_rate",
+    "jain_fairness",
+)
+"""Metrics a reader looks at first; the rest of the core set is shown folded."""
+
+BAR_METRICS: tuple[str, ...] = (
+    "sojourn_mean",
+    "wait_mean",
+    "throughput",
+    "utilization",
+    "deadline_miss_rate",
+)
+"""Metrics drawn as bar charts and against swept parameters."""
+
+SCOPE_METRICS: tuple[str, ...] = ("sojourn_mean", "wait_mean")
+"""Metrics broken down per priority tier and per task type."""
+
+_DIRECTION_WORDS = {"lower": -1, "min": -1, "higher": +1, "max": +1, "neutral": 0}
+
+
+def direction(metric: str, overrides: Mapping[str, Any] | None = None) -> int:
+    """Direction of ``metric``; ``overrides`` (a manifest's ``metrics_meta``) wins.
+
+    Metrics added by later features may describe themselves in the manifest as
+    ``{"direction": -1 | 0 | 1 | "lower" | "higher" | "neutral"}``; an unknown
+    metric is neutral, so the report never claims a winner it cannot justify.
+    """
+    meta = (overrides or {}).get(metric)
+    if isinstance(meta, Mapping) and "direction" in meta:
+        raw = meta["direction"]
+        if isinstance(raw, str):
+            return _DIRECTION_WORDS.get(raw.lower(), 0)
+        return int(raw) if raw in (-1, 0, 1) else 0
+    return METRIC_DIRECTION.get(metric, 0)
+
+
+def label(metric: str, overrides: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """Human label and unit of ``metric``, falling back to its name."""
+    meta = (overrides or {}).get(metric)
+    if isinstance(meta, Mapping) and ("label" in meta or "unit" in meta):
+        return str(meta.get("label", metric)), str(meta.get("unit", ""))
+    return METRIC_LABEL.get(metric, (metric.replace("_", " "), ""))
+
+
+def axis_label(metric: str, overrides: Mapping[str, Any] | None = None) -> str:
+    """Axis text such as ``mean sojourn [time (simulated)]``."""
+    text, unit = label(metric, overrides)
+    return f"{text} [{unit}]" if unit else text
+
+
+def order_metrics(metrics: Iterable[str]) -> list[str]:
+    """Core metrics in their canonical order, then any others alphabetically."""
+    present = set(metrics)
+    core = [m for m in METRIC_DIRECTION if m in present]
+    return core + sorted(present - set(core))

@@ -1,0 +1,230 @@
+"""The report's sections, in reading order, as plain data for the templates.
+
+Each builder turns :class:`ResultsData` into one :class:`Section` (tables,
+figures, notes) or ``None`` when it has nothing to say. A section whose input
+file is absent says so in one line; a section that breaks on odd data says so
+too, instead of costing the reader the rest of the report.
+"""
+
+from __future__ import annotations
+
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kossim.report import metrics_meta as mm
+from kossim.report.figures import Figure, PlotWriter
+from kossim.report.load import ResultsData
+from kossim.report.plots_metrics import agent_utilisation_figure, bar_figure, sweep_figures
+from kossim.report.plots_time import ecdf_figure, gantt_figure, in_system_figure, seed_spread_figure
+from kossim.report.tables import Table, metric_tables, paired_tables, scope_tables
+
+__all__ = ["Section", "build_sections"]
+
+
+@dataclass
+class Section:
+    """A numbered part of the report; ``folded`` tables sit in a collapsed block."""
+
+    id: str
+    title: str
+    intro: str = ""
+    notes: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    folded: list[Table] = field(default_factory=list)
+    folded_title: str = ""
+
+
+Builder = Callable[[ResultsData, PlotWriter, str], "Section | None"]
+
+
+def _missing(data: ResultsData, attr: str, what: str) -> str:
+    """One-line note for a section whose input is absent."""
+    reason = data.notes.get(attr, f"{attr} is absent.")
+    return f"{what} skipped: {reason}"
+
+
+def _metrics(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    section = Section(
+        "metrics",
+        "Key metrics",
+        "Mean ± 95 % CI half-width over seeds, scope `all`. "
+        "★ marks the best policy (per sweep point) in the metric's direction.",
+    )
+    if data.summary is None:
+        section.notes.append(_missing(data, "summary", "Metric tables"))
+        return section
+    present = mm.order_metrics(data.summary["metric"].unique())
+    key = [m for m in mm.KEY_METRICS if m in present]
+    other = [m for m in present if m not in key]
+    section.tables = metric_tables(data, key)
+    section.folded = metric_tables(data, other)
+    section.folded_title = f"Other metrics ({len(other)})"
+    return section
+
+
+def _distributions(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    section = Section("distributions", "Sojourn distribution and spread over seeds")
+    ecdf = ecdf_figure(data, writer)
+    if ecdf is None:
+        section.notes.append(_missing(data, "distributions", "Sojourn ECDF"))
+    else:
+        section.figures.append(ecdf)
+    spread = seed_spread_figure(data, writer)
+    if spread is None:
+        section.notes.append(_missing(data, "metrics", "Per-seed spread"))
+    else:
+        section.figures.append(spread)
+    return section
+
+
+def _bars(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    section = Section("bars", "Key metrics at a glance")
+    figure = bar_figure(data, writer) if data.summary is not None else None
+    if figure is None:
+        section.notes.append(_missing(data, "summary", "Bar charts"))
+    else:
+        section.figures.append(figure)
+    return section
+
+
+def _sweep(data: ResultsData, writer: PlotWriter, baseline: str) -> Section | None:
+    if not data.swept:
+        return None
+    section = Section("sweep", "Metrics against swept parameters")
+    if data.summary is None:
+        section.notes.append(_missing(data, "summary", "Sweep plots"))
+        return section
+    section.figures = sweep_figures(data, writer)
+    if not section.figures:
+        section.notes.append("No swept parameter takes two or more values in the results.")
+    return section
+
+
+def _scopes(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    section = Section(
+        "scopes",
+        "Per priority tier and task type",
+        "Mean ± 95 % CI half-width per slice; ★ best policy per row.",
+    )
+    if data.summary is None:
+        section.notes.append(_missing(data, "summary", "Per-scope tables"))
+        return section
+    section.tables = scope_tables(data, "priority=", "priority") + scope_tables(
+        data, "type=", "type"
+    )
+    if not section.tables:
+        section.notes.append("The results hold no `priority=` or `type=` scopes.")
+    return section
+
+
+def _paired(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    section = Section(
+        "paired",
+        f"Paired differences against {baseline}",
+        "Per-seed differences (policy minus baseline), paired by seed and sweep point: mean, 95 % "
+        "Student-t interval, paired t-test p-value (* p < 0.05, ** p < 0.01). Verdict applies "
+        "the metric's direction.",
+    )
+    if data.metrics is None:
+        section.notes.append(_missing(data, "metrics", "Paired differences"))
+        return section
+    section.tables = paired_tables(data, baseline)
+    if len(data.sources) > 1:
+        section.notes.append(
+            "Across folders, pairing by seed is meaningful only if the "
+            "experiments share the workload (same seeds and scenario)."
+        )
+    if not section.tables:
+        section.notes.append(f"No seed-level rows pair another policy with {baseline}.")
+    return section
+
+
+def _agents(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    section = Section("agents", "Utilisation per agent")
+    figure = agent_utilisation_figure(data, writer)
+    if figure is None:
+        reason = (
+            _missing(data, "summary", "Per-agent utilisation")
+            if data.summary is None
+            else ("The results hold no `agent=` scope of `utilization`.")
+        )
+        section.notes.append(reason)
+    else:
+        section.figures.append(figure)
+    return section
+
+
+def _timeseries(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    section = Section("timeseries", "Tasks in system over time")
+    figure = in_system_figure(data, writer)
+    if figure is None:
+        section.notes.append(_missing(data, "timeseries", "Time series"))
+    else:
+        section.figures.append(figure)
+    return section
+
+
+def _gantt(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    section = Section("gantt", "Gantt chart of a time window")
+    figure = gantt_figure(data, writer)
+    if figure is None:
+        reason = "tasks.parquet is absent (run with --trace to record tasks)."
+        section.notes.append(
+            f"Gantt chart skipped: {reason}"
+            if data.tasks is None
+            else "Gantt chart skipped: no started task in the traced runs."
+        )
+    else:
+        section.figures.append(figure)
+    return section
+
+
+BUILDERS: tuple[tuple[str, str, Builder], ...] = (
+    ("metrics", "Key metrics", _metrics),
+    ("distributions", "Sojourn distribution", _distributions),
+    ("bars", "Bar charts", _bars),
+    ("sweep", "Sweep", _sweep),
+    ("scopes", "Per priority and type", _scopes),
+    ("paired", "Paired differences", _paired),
+    ("agents", "Utilisation per agent", _agents),
+    ("timeseries", "Tasks in system", _timeseries),
+    ("gantt", "Gantt chart", _gantt),
+)
+
+
+READS: dict[str, tuple[str, ...]] = {
+    "metrics": ("summary",),
+    "distributions": ("distributions", "metrics"),
+    "paired": ("metrics",),
+    "timeseries": ("timeseries",),
+    "gantt": ("tasks",),
+}
+"""Input tables of each section whose partial absence (some folders only) deserves a note."""
+
+
+def _partial_notes(data: ResultsData, section_id: str) -> list[str]:
+    """Notes on inputs that exist but not everywhere (a compared folder lacks them)."""
+    return [
+        data.notes[attr]
+        for attr in READS.get(section_id, ())
+        if getattr(data, attr) is not None and data.notes.get(attr)
+    ]
+
+
+def build_sections(data: ResultsData, writer: PlotWriter, baseline: str) -> list[Section]:
+    """All sections in order; a builder that raises becomes a section with a note."""
+    sections = []
+    for section_id, title, builder in BUILDERS:
+        try:
+            section = builder(data, writer, baseline)
+        except Exception as exc:  # one odd file must not cost the whole report
+            last = traceback.format_exception_only(exc)[-1].strip()
+            warnings.warn(f"report section {section_id!r} failed: {last}", stacklevel=2)
+            section = Section(section_id, title, notes=[f"This section could not be drawn: {last}"])
+        if section is not None:
+            section.notes += _partial_notes(data, section_id)
+            sections.append(section)
+    return sections
