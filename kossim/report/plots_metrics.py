@@ -189,7 +189,7 @@ def agent_utilisation_figure(data: ResultsData, writer: PlotWriter) -> Figure | 
     else:
         fig, (ax,) = panel_grid(
             1,
-            width=max(6.0, 0.5 * len(agents) * max(1, len(data.policies) / 2)),
+            width=min(12.0, max(6.0, 0.5 * len(agents) * max(1, len(data.policies) / 2))),
             height=3.8,
             max_cols=1,
         )
