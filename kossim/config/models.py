@@ -224,7 +224,10 @@ class Experiment(Strict):
     tasks: int | None = Field(
         default=None, ge=1, description="measured arrivals; the run then drains"
     )
-    warmup: float = Field(default=0.0, ge=0, description="arrivals before this are unmeasured")
+    warmup: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
+        default=0.0,
+        description="arrivals before this time are unmeasured; 'auto': MSER-5 truncation per run",
+    )
     warmup_tasks: int = Field(default=0, ge=0, description="first N arrivals are unmeasured")
     scenario: Scenario
     policies: list[PolicySpec] = Field(min_length=1)
@@ -235,9 +238,9 @@ class Experiment(Strict):
     def _run_length(self) -> Experiment:
         if (self.horizon is None) == (self.tasks is None):
             raise ValueError("give exactly one of 'horizon' (time) or 'tasks' (count)")
-        if self.horizon is not None and self.warmup >= self.horizon:
+        if self.horizon is not None and self.fixed_warmup >= self.horizon:
             raise ValueError(f"warmup ({self.warmup}) must be below horizon ({self.horizon})")
-        if self.warmup and self.warmup_tasks:
+        if self.warmup != 0 and self.warmup_tasks:
             raise ValueError("give at most one of 'warmup' (time) or 'warmup_tasks' (count)")
         if isinstance(self.seeds, list):
             if not self.seeds:
@@ -245,6 +248,15 @@ class Experiment(Strict):
             _unique([str(s) for s in self.seeds], "seed")
         _unique([p.name for p in self.policies], "policy name")
         return self
+
+    @property
+    def auto_warmup(self) -> bool:
+        return self.warmup == "auto"
+
+    @property
+    def fixed_warmup(self) -> float:
+        """The warm-up time fixed before the run (0 for ``auto``, decided after it)."""
+        return 0.0 if isinstance(self.warmup, str) else float(self.warmup)
 
     def seed_list(self) -> list[int]:
         """Seeds as an explicit list (an int ``n`` means ``0 .. n-1``)."""

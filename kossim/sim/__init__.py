@@ -7,6 +7,7 @@ builds its own hot-path objects from them.
 
 from __future__ import annotations
 
+import bisect
 import time
 import traceback
 
@@ -16,8 +17,9 @@ from kossim.config.models import Experiment
 from kossim.metrics import RunFacts, compute_metrics, sojourn_quantiles
 from kossim.runspec import RunResult, RunSpec
 from kossim.sim.recorder import columns_of
-from kossim.sim.task import STATE_NAMES
+from kossim.sim.task import DONE, STATE_NAMES
 from kossim.sim.world import World
+from kossim.stats import mser5
 
 __all__ = ["World", "simulate", "simulate_world"]
 
@@ -32,9 +34,28 @@ def simulate_world(spec: RunSpec) -> tuple[World, dict[str, np.ndarray]]:
         world.live_tasks(),
         [t.priority for t in world.task_types],
         exp.warmup_tasks,
-        exp.warmup,
+        exp.fixed_warmup,
     )
+    if exp.auto_warmup:
+        _auto_truncate(world, cols)
     return world, cols
+
+
+def _auto_truncate(world: World, cols: dict[str, np.ndarray]) -> None:
+    """MSER-5 on sojourn times in arrival order; measure from the next sample time on.
+
+    Snapping to the sampling grid keeps busy-time and message counts exact at
+    the cut (they are recorded there), at the cost of at most one grid step.
+    """
+    done = cols["state"] == DONE
+    sojourn = (cols["end"] - cols["arrival"])[done]
+    _, cut = mser5(sojourn, cols["arrival"][done])
+    times = [s[0] for s in world.snapshots]
+    if cut is None or not times:
+        return
+    index = min(bisect.bisect_left(times, cut), len(times) - 1)
+    world.truncate_at(index)
+    cols["measured"] = cols["id"] >= world._warmup_tasks
 
 
 def simulate(spec: RunSpec) -> RunResult:
@@ -43,6 +64,7 @@ def simulate(spec: RunSpec) -> RunResult:
     try:
         world, cols = simulate_world(spec)
         metrics = compute_metrics(cols, _facts(world))
+        metrics.append(("warmup_time", "all", float(world.measure_start or 0.0)))
     except Exception:
         return RunResult(
             spec.run_id,

@@ -106,10 +106,11 @@ class World:
         exp = self.exp
         self.horizon = exp.horizon
         self.limit = (exp.warmup_tasks + exp.tasks) if exp.tasks is not None else None
-        self.warmup_time = exp.warmup if exp.horizon is not None else None
-        self.measure_start = exp.warmup if exp.warmup_tasks == 0 else None
+        self.measure_start = exp.fixed_warmup if exp.warmup_tasks == 0 else None
         self._warmup_tasks = exp.warmup_tasks
-        self._warmup = exp.warmup
+        self._warmup = exp.fixed_warmup
+        # warmup: auto records, at each sample time, what truncating there would need.
+        self.snapshots: list[tuple[float, int, list[float], int]] = []
         self.arrived = 0  # all arrivals
         self.arrived_measured = 0
         self.in_system = 0
@@ -154,7 +155,7 @@ class World:
             a.area0 = a.area
 
     def _measure_at_warmup(self) -> Any:
-        yield self.env.timeout(self.exp.warmup)
+        yield self.env.timeout(self._warmup)
         self._start_measuring()
 
     # -- endings ----------------------------------------------------------------
@@ -219,15 +220,33 @@ class World:
         times, values = self.recorder.ts_times, self.recorder.ts_values
         times.append(0.0)
         values.append(0)
+        auto = self.exp.auto_warmup
         for _ in range(SAMPLES):
             yield self.env.timeout(step)
-            times.append(self.env._now)
+            now = self.env._now
+            times.append(now)
             values.append(self.in_system)
+            if auto:
+                for a in self.agents:
+                    a.account(now)
+                areas = [a.area for a in self.agents]
+                self.snapshots.append((now, self.arrived, areas, self.net.messages))
+
+    def truncate_at(self, index: int) -> float:
+        """``warmup: auto``: measure from snapshot ``index`` on; return its time."""
+        now, arrived, areas, messages = self.snapshots[index]
+        self.measure_start = now
+        self.arrived_measured = self.arrived - arrived
+        self._warmup_tasks = arrived  # measured = arrival index after the snapshot
+        self.net.messages -= messages
+        for a, area in zip(self.agents, areas, strict=True):
+            a.area0 = area
+        return now
 
     # -- run ----------------------------------------------------------------------------
     def run(self) -> Recorder:
         env = self.env
-        if self.measure_start is not None and self.exp.warmup > 0:
+        if self.measure_start is not None and self._warmup > 0:
             self.measure_start = None
             env.process(self._measure_at_warmup())
         elif self.measure_start is not None:
