@@ -503,3 +503,15 @@ def test_input_error_lines_and_pickling() -> None:
 def test_empty_source_map_has_no_position() -> None:
     assert SourceMap().locate(("a",)) is None
     assert str(SourceMap().problem(("a", 0), "bad", 1)) == "a.0: bad (got 1)"
+
+
+def test_loader_re_exports_the_split_modules() -> None:
+    """``kossim.config.loader`` still offers the names that moved to ``paths`` and ``problems``."""
+    from kossim.config import loader, paths, problems
+
+    assert loader.get_path is paths.get_path
+    assert loader.parse_set is paths.parse_set
+    assert loader.format_path is paths.format_path
+    assert loader.validation_problems is problems.validation_problems
+    assert loader.did_you_mean is problems.did_you_mean
+    assert set(paths.__all__) | set(problems.__all__) <= set(loader.__all__)
