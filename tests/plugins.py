@@ -1,0 +1,80 @@
+"""Test-only code that worker processes must be able to import by name.
+
+Experiments in the tests refer to ``tests.plugins:Exploding``, and executor
+tests hand these run functions to worker processes, which import them by
+module path; functions defined inside a test module would not travel.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from kossim.policy import AgentView, Params, TaskView
+from kossim.runspec import RunResult, RunSpec
+from policies.routing import Random
+
+
+class ExplodingParams(Params):
+    seed: int = Field(default=1, description="the run seed whose routing fails")
+    after: int = Field(default=5, ge=0, description="decisions made before failing")
+
+
+class Exploding(Random):
+    """Random routing that raises after ``after`` decisions in the run seeded ``seed``.
+
+    A component is never told its run's seed; it is read back from the
+    component's own stream, which kossim spawns from ``SeedSequence(seed)``.
+    """
+
+    kind = "routing"
+    id = "exploding"
+    description = "random routing that fails on purpose (tests only)"
+    Params = ExplodingParams
+
+    def __init__(self, params: ExplodingParams, rng: np.random.Generator) -> None:
+        super().__init__(params, rng)
+        run_seed = rng.bit_generator.seed_seq.entropy  # type: ignore[attr-defined]
+        self._doomed = run_seed == params.seed
+        self._left = params.after
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        if self._doomed:
+            if self._left <= 0:
+                raise RuntimeError(f"exploding routing went off (seed {self.params.seed})")
+            self._left -= 1
+        return super().select(task, candidates, now)
+
+
+def quick_result(spec: RunSpec) -> RunResult:
+    """A run that simulates nothing: measures dispatch, not the engine."""
+    return RunResult(
+        spec.run_id,
+        spec.policy,
+        spec.point,
+        spec.seed,
+        "ok",
+        0.0,
+        metrics=[("seed_echo", "all", float(spec.seed))],
+        distributions={"sojourn": [0.0] * 101},
+        timeseries={"in_system": ([0.0, 1.0], [0.0, float(spec.seed)])},
+    )
+
+
+def sleepy_result(spec: RunSpec) -> RunResult:
+    """A run of one second that leaves ``<seed>.started`` in ``spec.config["marks"]``."""
+    (Path(spec.config["marks"]) / f"{spec.seed}.started").touch()
+    time.sleep(1.0)
+    return quick_result(spec)
+
+
+def dying_result(spec: RunSpec) -> RunResult:
+    """Seed 3 kills its worker process outright (as a segfault or the OOM killer would)."""
+    if spec.seed == 3:
+        os._exit(17)
+    return quick_result(spec)
