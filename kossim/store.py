@@ -1,0 +1,403 @@
+"""The results folder: one set of files per finished run, and the tables rebuilt from them.
+
+A sweep may be interrupted at any moment (Ctrl-C, a lost machine), so every
+file is written atomically (a temporary file in the same folder, fsync,
+``os.replace``) and each run's JSON record is written last: a record on disk
+means the run's other files are complete. ``--resume`` trusts records alone.
+
+The aggregate tables (``metrics.csv`` and friends) are rebuilt from the
+per-run files of the current plan only, in plan order (policy order in the
+file, sweep point order, seed), whatever order runs finished in; so the same
+experiment gives the same bytes on any executor. Sweep coordinates come from
+the plan, not from the files, so a swept value keeps its YAML type. Layout and
+columns: ``docs/contracts.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import kossim
+from kossim.plan import Plan
+from kossim.runspec import RunResult, RunSpec
+from kossim.stats import summarize
+
+__all__ = ["RunMeta", "RunStore", "StoreError", "atomic_write"]
+
+TMP_SUFFIX = ".tmp"
+METRIC, DIST, TASKS = ".parquet", ".dist.parquet", ".tasks.parquet"
+
+
+class StoreError(Exception):
+    """A per-run file that a record vouches for cannot be read."""
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """How the sweep ran; only the manifest carries it (it varies between invocations)."""
+
+    executor: str
+    jobs: int
+    wall_time: float
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so a reader sees the old file or the whole new one.
+
+    The temporary file sits in the same folder (``os.replace`` is atomic only
+    within a file system) and is created with ``O_EXCL`` and mode 0666, so the
+    result honours the umask like any other file.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a completed rename durable (a no-op where folders cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _parquet_bytes(table: pa.Table | pd.DataFrame) -> bytes:
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _float_text(value: Any) -> str:
+    """Shortest text that reads back as the same float: reproducible and exact."""
+    return repr(float(value))
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    text = frame.to_csv(index=False, lineterminator="\n", float_format=_float_text)
+    return text.encode()
+
+
+def _json_text(value: Any) -> Any:
+    """Non-scalar swept values (a distribution, a list) become compact JSON text."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return value
+
+
+def _typed_column(values: list[Any]) -> pd.Series:
+    """One swept column with its YAML type (int, float, bool, str); mixed kinds become text."""
+    series = pd.Series([_json_text(v) for v in values])
+    if series.dtype == object and len(series):
+        series = series.map(lambda v: "null" if v is None else str(v))
+    return series
+
+
+class RunStore:
+    """The folder ``root`` with its ``runs/`` subfolder of per-run files."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+
+    def open(self) -> RunStore:
+        """Create the folders and drop temporary files a killed writer left behind.
+
+        Only one sweep should write a folder at a time; a second writer's
+        temporary files would be removed here.
+        """
+        self.runs.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.runs):
+            for tmp in folder.glob(f".*{TMP_SUFFIX}"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        return self
+
+    def path(self, run_id: str, suffix: str = ".json") -> Path:
+        return self.runs / f"{run_id}{suffix}"
+
+    def put(self, result: RunResult, swept: Sequence[str]) -> None:
+        """Store one finished run: data files first, the record last."""
+        if result.status == "ok":
+            atomic_write(
+                self.path(result.run_id, METRIC), _parquet_bytes(_metric_rows(result, swept))
+            )
+            atomic_write(self.path(result.run_id, DIST), _parquet_bytes(_dist_rows(result)))
+            if result.tasks is not None:
+                atomic_write(
+                    self.path(result.run_id, TASKS), _parquet_bytes(pa.table(result.tasks))
+                )
+            else:  # a stale trace of an earlier run with the same id must not resurface
+                self.path(result.run_id, TASKS).unlink(missing_ok=True)
+        record = {
+            "run_id": result.run_id,
+            "policy": result.policy,
+            "point": dict(result.point),
+            "seed": result.seed,
+            "status": result.status,
+            "wall_time": result.wall_time,
+            "error": result.error,
+            "counters": result.counters,
+            "traced": result.tasks is not None,
+        }
+        atomic_write(self.path(result.run_id), json.dumps(record, indent=1, default=str).encode())
+        _fsync_dir(self.runs)
+
+    def record(self, run_id: str) -> dict[str, Any] | None:
+        """The run's record, or None when it is absent or unreadable (the run is not done)."""
+        try:
+            record = json.loads(self.path(run_id).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("run_id") == run_id else None
+
+    def records(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        found = {run_id: self.record(run_id) for run_id in dict.fromkeys(run_ids)}
+        return {run_id: rec for run_id, rec in found.items() if rec is not None}
+
+    def completed_ids(self, run_ids: Iterable[str], *, traced: bool = False) -> set[str]:
+        """Runs that need not run again: recorded ok, with their data files present
+        (and a task trace when ``traced``). Failed runs are not complete."""
+        suffixes = [METRIC, DIST, *([TASKS] if traced else [])]
+        return {
+            run_id
+            for run_id, rec in self.records(run_ids).items()
+            if rec.get("status") == "ok" and all(self.path(run_id, s).is_file() for s in suffixes)
+        }
+
+    def aggregate(self, plan: Plan, meta: RunMeta) -> dict[str, Any]:
+        """Rebuild every aggregate table and the manifest from the plan's runs."""
+        specs = _ordered(plan)
+        records = self.records(s.run_id for s in specs)
+        ok = [s for s in specs if records.get(s.run_id, {}).get("status") == "ok"]
+        keys = _key_frame(plan, ok)
+        metrics = self._gather(ok, METRIC, ["metric", "scope", "value"], keys)
+        self._write_csv_parquet(metrics, "metrics")
+        atomic_write(self.root / "summary.csv", _csv_bytes(_summary(metrics)))
+        dist = self._gather(ok, DIST, ["kind", "variable", "x", "value"], keys)
+        for kind, name, x_name in (
+            ("quantile", "distributions", "quantile"),
+            ("time", "timeseries", "time"),
+        ):
+            part = dist[dist["kind"] == kind].drop(columns="kind").rename(columns={"x": x_name})
+            atomic_write(self.root / f"{name}.parquet", _parquet_bytes(part))
+        traced = plan.specs[0].trace if plan.specs else False
+        if traced:
+            tasks = self._gather(ok, TASKS, None, keys)
+            atomic_write(self.root / "tasks.parquet", _parquet_bytes(tasks))
+        else:  # a trace from an earlier traced sweep would describe other runs
+            (self.root / "tasks.parquet").unlink(missing_ok=True)
+        manifest = _manifest(plan, meta, _run_entries(specs, records), traced)
+        atomic_write(
+            self.root / "manifest.json", json.dumps(manifest, indent=2, default=str).encode()
+        )
+        return manifest
+
+    def _write_csv_parquet(self, frame: pd.DataFrame, name: str) -> None:
+        atomic_write(self.root / f"{name}.parquet", _parquet_bytes(frame))
+        atomic_write(self.root / f"{name}.csv", _csv_bytes(frame))
+
+    def _gather(
+        self, specs: list[RunSpec], suffix: str, columns: list[str] | None, keys: pd.DataFrame
+    ) -> pd.DataFrame:
+        """Concatenate one file kind over runs, each row prefixed with its run's key columns."""
+        tables, counts = [], []
+        for spec in specs:
+            path = self.path(spec.run_id, suffix)
+            try:
+                table = pq.read_table(path, columns=columns)
+            except (OSError, pa.ArrowException) as exc:
+                raise StoreError(
+                    f"{path}: unreadable ({exc}); delete {self.path(spec.run_id).name} "
+                    "and run again with --resume"
+                ) from None
+            tables.append(table)
+            counts.append(table.num_rows)
+        if tables:
+            body = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+        else:
+            body = pd.DataFrame({c: pd.Series(dtype=float) for c in columns or []})
+        rows = keys.iloc[np.repeat(np.arange(len(specs)), counts)].reset_index(drop=True)
+        return pd.concat([rows, body.reset_index(drop=True)], axis=1)
+
+
+def _metric_rows(result: RunResult, swept: Sequence[str]) -> pa.Table:
+    """The run's tidy rows, self-describing (its key columns repeated on each row)."""
+    n = len(result.metrics)
+    point = dict(result.point)
+    cols: dict[str, Any] = {"policy": [result.policy] * n, "seed": [result.seed] * n}
+    for path in swept:
+        cols[path] = [_json_text(point.get(path))] * n
+    cols["metric"] = pa.array([m for m, _, _ in result.metrics], pa.string())
+    cols["scope"] = pa.array([s for _, s, _ in result.metrics], pa.string())
+    cols["value"] = pa.array([float(v) for _, _, v in result.metrics], pa.float64())
+    return pa.table(cols)
+
+
+def _dist_rows(result: RunResult) -> pa.Table:
+    """Distributions (``kind`` quantile, ``x`` in [0, 1]) and time series (``kind`` time)."""
+    kind: list[str] = []
+    variable: list[str] = []
+    x: list[float] = []
+    value: list[float] = []
+    for name, quantiles in result.distributions.items():
+        last = max(len(quantiles) - 1, 1)
+        kind += ["quantile"] * len(quantiles)
+        variable += [name] * len(quantiles)
+        x += [i / last for i in range(len(quantiles))]
+        value += [float(q) for q in quantiles]
+    for name, (times, values) in result.timeseries.items():
+        kind += ["time"] * len(times)
+        variable += [name] * len(times)
+        x += [float(t) for t in times]
+        value += [float(v) for v in values]
+    return pa.table(
+        {
+            "kind": pa.array(kind, pa.string()),
+            "variable": pa.array(variable, pa.string()),
+            "x": pa.array(x, pa.float64()),
+            "value": pa.array(value, pa.float64()),
+        }
+    )
+
+
+def _point_key(point: Any) -> str:
+    return json.dumps([list(pair) for pair in point], sort_keys=True, default=str)
+
+
+def _ordered(plan: Plan) -> list[RunSpec]:
+    """Plan runs by policy order in the file, sweep point order, then seed."""
+    policy_index = {p.name: i for i, p in enumerate(plan.experiment.policies)}
+    point_index = {_point_key(p): i for i, p in reversed(list(enumerate(plan.points)))}
+    return sorted(
+        plan.specs,
+        key=lambda s: (policy_index[s.policy], point_index[_point_key(s.point)], s.seed),
+    )
+
+
+def _key_frame(plan: Plan, specs: list[RunSpec]) -> pd.DataFrame:
+    """One row per run: policy, seed and the swept values typed as in the YAML file."""
+    frame = pd.DataFrame(
+        {
+            "policy": pd.Series([s.policy for s in specs], dtype="str"),
+            "seed": pd.Series([s.seed for s in specs], dtype="int64"),
+        }
+    )
+    for path in plan.swept:
+        # Type each column over the whole plan, not the runs that happen to be done,
+        # so a resumed or partial sweep gives the same column types.
+        every = {_point_key(p): dict(p).get(path) for p in plan.points}
+        typed = _typed_column(list(every.values()))
+        by_key = dict(zip(every, typed.tolist(), strict=True))
+        frame[path] = pd.Series([by_key[_point_key(s.point)] for s in specs], dtype=typed.dtype)
+    return frame
+
+
+def _summary(metrics: pd.DataFrame) -> pd.DataFrame:
+    if len(metrics):
+        return summarize(metrics)
+    columns = [c for c in metrics.columns if c not in ("seed", "value")]
+    return pd.DataFrame(columns=[*columns, "mean", "std", "ci_low", "ci_high", "n"])
+
+
+def _git_commit() -> str | None:
+    """Commit of the kossim source that produced the results, when it is a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(kossim.__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _sweep_lists(sweep: dict[str, Any]) -> dict[str, Any]:
+    """``{path: [values]}``, the members of a ``zip`` group listed like any other path."""
+    out: dict[str, Any] = {}
+    for key, values in sweep.items():
+        if key == "zip" and isinstance(values, dict):
+            out.update(values)
+        else:
+            out[key] = values
+    return out
+
+
+def _run_entries(specs: list[RunSpec], records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-run status in plan order; a run with no record is ``missing``."""
+    entries = []
+    for spec in specs:
+        rec = records.get(spec.run_id, {})
+        entries.append(
+            {
+                "run_id": spec.run_id,
+                "policy": spec.policy,
+                "point": dict(spec.point),
+                "seed": spec.seed,
+                "status": rec.get("status", "missing"),
+                "wall_time": rec.get("wall_time"),
+                "error": rec.get("error"),
+            }
+        )
+    return entries
+
+
+def _manifest(
+    plan: Plan, meta: RunMeta, runs: list[dict[str, Any]], traced: bool
+) -> dict[str, Any]:
+    exp = plan.experiment
+    statuses = [r["status"] for r in runs]
+    return {
+        "name": exp.name,
+        "description": exp.description,
+        "kossim_version": kossim.__version__,
+        "git_commit": _git_commit(),
+        "config_hash": plan.config_hash,
+        "config": plan.data,
+        "seeds": plan.seeds,
+        "policies": [p.name for p in exp.policies],
+        "sweep": _sweep_lists(plan.data.get("sweep") or {}),
+        "swept": plan.swept,
+        "executor": meta.executor,
+        "jobs": meta.jobs,
+        "wall_time": meta.wall_time,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "traced": traced,
+        "runs": runs,
+        "n_runs": len(runs),
+        "n_ok": statuses.count("ok"),
+        "n_failed": statuses.count("failed"),
+        "n_missing": statuses.count("missing"),
+        "warmup": exp.warmup,
+        "horizon": exp.horizon,
+    }
