@@ -1,0 +1,174 @@
+"""Running a whole experiment: plan, execute, store each run as it lands, aggregate.
+
+This is what ``kossim run`` does. Each finished run is stored the moment its
+result is back, so Ctrl-C or a crash loses only runs in flight, and
+``resume=True`` runs only what is not yet complete (failed runs included).
+Progress goes to stderr so stdout stays clean for tables and pipes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from kossim.config.experiment import LoadedExperiment
+from kossim.executors import Executor, make_executor
+from kossim.plan import Plan, make_plan
+from kossim.runspec import RunResult, RunSpec
+from kossim.sim import simulate
+from kossim.store import RunMeta, RunStore
+
+__all__ = ["RunOutcome", "SweepInterrupted", "default_out_dir", "run_experiment"]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one invocation did.
+
+    ``n_ok`` and ``n_failed`` count the runs executed now; ``n_skipped`` the
+    runs already complete in the folder (with ``resume``). Every planned run
+    is ok when ``n_ok + n_skipped == len(plan.specs)``.
+    """
+
+    out_dir: Path
+    plan: Plan
+    n_ok: int
+    n_failed: int
+    n_skipped: int
+    wall_time: float
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; finished runs are stored and ``resume`` picks up the rest.
+
+    A ``KeyboardInterrupt``, so code that only knows that still stops.
+    """
+
+    def __init__(self, out_dir: Path, n_stored: int, n_total: int) -> None:
+        super().__init__(
+            f"interrupted: {n_stored} of {n_total} runs stored in {out_dir / 'runs'}; "
+            "run again with --resume to finish"
+        )
+        self.out_dir = out_dir
+        self.n_stored = n_stored
+        self.n_total = n_total
+
+
+def default_out_dir(plan: Plan) -> Path:
+    """``results/<name>/`` under the current directory."""
+    return Path("results") / plan.experiment.name
+
+
+def run_experiment(
+    loaded: LoadedExperiment,
+    out_dir: Path | None = None,
+    *,
+    executor: str | Executor = "local",
+    jobs: int | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    trace: bool = False,
+    progress: bool = True,
+    seeds: list[int] | None = None,
+) -> RunOutcome:
+    """Simulate every run of the experiment into ``out_dir`` and aggregate the results.
+
+    ``executor`` is ``"serial"``, ``"local"`` or ``"dask"`` (with ``jobs`` and
+    ``address``), or an executor object. Without ``resume`` every run executes
+    again and overwrites its files; with it, runs recorded ok are skipped.
+    """
+    plan = make_plan(loaded, trace=trace, seeds=seeds)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(plan)
+    runner = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
+    store = RunStore(out).open()
+    console = Console(stderr=True)
+    ids = [spec.run_id for spec in plan.specs]
+    done = store.completed_ids(ids, traced=trace)
+    todo = [spec for spec in plan.specs if spec.run_id not in done] if resume else plan.specs
+    if progress:
+        _announce(console, out, resume, len(done), len(plan.specs))
+    started = time.perf_counter()
+    counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
+    wall_time = time.perf_counter() - started
+    store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
+    skipped = len(plan.specs) - len(todo)
+    return RunOutcome(out, plan, counts["ok"], counts["failed"], skipped, wall_time)
+
+
+def _execute(
+    runner: Executor,
+    plan: Plan,
+    todo: list[RunSpec],
+    store: RunStore,
+    bar: AbstractContextManager[Callable[[RunResult], None]],
+) -> dict[str, int]:
+    """Run ``todo``, storing each result as it lands; counts by status."""
+    counts = {"ok": 0, "failed": 0}
+    with bar as advance:
+
+        def on_result(result: RunResult) -> None:
+            store.put(result, plan.swept)
+            counts["ok" if result.status == "ok" else "failed"] += 1
+            advance(result)
+
+        try:
+            runner.run(simulate, todo, on_result)
+        except KeyboardInterrupt as exc:
+            stored = len(plan.specs) - len(todo) + counts["ok"] + counts["failed"]
+            raise SweepInterrupted(store.root, stored, len(plan.specs)) from exc
+    return counts
+
+
+def _announce(console: Console, out: Path, resume: bool, n_done: int, n_total: int) -> None:
+    """Say what happens to runs already in the folder."""
+    if resume:
+        console.print(
+            f"resuming {out}: {n_done} of {n_total} runs already complete", highlight=False
+        )
+    elif n_done:
+        console.print(
+            f"{out}: running all {n_total} runs again, overwriting {n_done} stored "
+            "(use --resume to keep them)",
+            highlight=False,
+        )
+
+
+@contextmanager
+def _progress_bar(
+    console: Console, enabled: bool, total: int
+) -> Iterator[Callable[[RunResult], None]]:
+    """A runs-done / failed / elapsed / ETA bar on stderr; silent when not a terminal."""
+    bar = Progress(
+        TextColumn("[bold]runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not (enabled and console.is_terminal),
+    )
+    task = bar.add_task("runs", total=total, failed=0)
+    failed = 0
+
+    def advance(result: RunResult) -> None:
+        nonlocal failed
+        failed += result.status != "ok"
+        bar.update(task, advance=1, failed=failed)
+
+    with bar:
+        yield advance
