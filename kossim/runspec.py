@@ -77,3 +77,43 @@ class RunResult:
     """``variable -> (times, values)`` sampled on a fixed grid (``in_system``)."""
     tasks: dict[str, Any] | None = None
     """Per-task columns (name -> numpy array) when the run was traced."""
+
+
+_ENGINE_SOURCES = (
+    "kossim/sim",
+    "kossim/metrics.py",
+    "kossim/dists.py",
+    "kossim/registry.py",
+    "kossim/config/models.py",
+    "kossim/policy.py",
+    "policies",
+)
+
+
+def engine_fingerprint() -> str:
+    """Hash of the code that decides what a run computes (engine, metrics, built-in policies).
+
+    Stored with every run record, so ``--resume`` never mixes results of
+    different engine code. User plugins are outside it: change one, rerun
+    without ``--resume``.
+    """
+    global _FINGERPRINT
+    if _FINGERPRINT is None:
+        from pathlib import Path
+
+        import kossim
+
+        root = Path(kossim.__file__).resolve().parent.parent
+        digest = hashlib.sha256(kossim.__version__.encode())
+        for rel in _ENGINE_SOURCES:
+            base = root / rel
+            files = sorted(base.rglob("*.py")) if base.is_dir() else [base]
+            for f in files:
+                if f.is_file():
+                    digest.update(str(f.relative_to(root)).encode())
+                    digest.update(f.read_bytes())
+        _FINGERPRINT = digest.hexdigest()[:16]
+    return _FINGERPRINT
+
+
+_FINGERPRINT: str | None = None

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 import kossim
 from kossim.plan import Plan
-from kossim.runspec import RunResult, RunSpec
+from kossim.runspec import RunResult, RunSpec, engine_fingerprint
 from kossim.stats import summarize
 
 __all__ = ["RunMeta", "RunStore", "StoreError", "atomic_write"]
@@ -165,6 +165,7 @@ class RunStore:
             "error": result.error,
             "counters": result.counters,
             "traced": result.tasks is not None,
+            "engine": engine_fingerprint(),
         }
         atomic_write(self.path(result.run_id), json.dumps(record, indent=1, default=str).encode())
         _fsync_dir(self.runs)
@@ -183,12 +184,16 @@ class RunStore:
 
     def completed_ids(self, run_ids: Iterable[str], *, traced: bool = False) -> set[str]:
         """Runs that need not run again: recorded ok, with their data files present
-        (and a task trace when ``traced``). Failed runs are not complete."""
+        (and a task trace when ``traced``), made by this engine code. Failed runs are
+        not complete."""
         suffixes = [METRIC, DIST, *([TASKS] if traced else [])]
+        engine = engine_fingerprint()  # results of other engine code are not reused
         return {
             run_id
             for run_id, rec in self.records(run_ids).items()
-            if rec.get("status") == "ok" and all(self.path(run_id, s).is_file() for s in suffixes)
+            if rec.get("status") == "ok"
+            and rec.get("engine") == engine
+            and all(self.path(run_id, s).is_file() for s in suffixes)
         }
 
     def aggregate(self, plan: Plan, meta: RunMeta) -> dict[str, Any]:
