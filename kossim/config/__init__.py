@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from kossim.config.loader import SourceMap, load_yaml, load_yaml_text
 from kossim.config.paths import get_path, parse_set, set_path
-from kossim.config.problems import did_you_mean, validation_problems
+from kossim.config.problems import FieldError, did_you_mean, validation_problems
 
 __all__ = [
+    "FieldError",
     "SourceMap",
     "did_you_mean",
     "get_path",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,16 @@ from kossim.config.paths import (
     parse_set,
     set_path,
 )
-from kossim.config.problems import FieldsLookup, did_you_mean, validation_problems
+from kossim.config.problems import FieldError, FieldsLookup, did_you_mean, validation_problems
 from kossim.errors import UNSET, InputProblem, KossimInputError
 
 __all__ = [
     "DOTTED_KEY_MAPPINGS",
     "NAME_KEYS",
     "DataPath",
+    "FieldError",
     "FieldsLookup",
+    "Origin",
     "SourceMap",
     "did_you_mean",
     "format_path",
@@ -54,15 +56,22 @@ __all__ = [
 
 DataPath = tuple[str | int, ...]
 Position = tuple[int, int]
+Origin = DataPath | str
+"""Where a value came from: a path in the same document, or a name such as ``"--set"``."""
 _DUPLICATE_KEY = re.compile(r'found duplicate key "(?P<key>.*)" with value')
 
 
 @dataclass(frozen=True)
 class SourceMap:
-    """Where each mapping key and sequence item of a YAML document sits (1-based)."""
+    """Where each mapping key and sequence item of a YAML document sits (1-based).
+
+    ``origins`` reattributes the values that did not come from the document
+    as loaded: see :meth:`with_origin`.
+    """
 
     file: str | None = None
     positions: Mapping[DataPath, Position] = field(default_factory=dict)
+    origins: Mapping[DataPath, Origin] = field(default_factory=dict)
 
     def __contains__(self, path: object) -> bool:
         return path in self.positions
@@ -78,10 +87,29 @@ class SourceMap:
                 return position
         return None
 
+    def with_origin(self, path: Sequence[str | int], origin: Origin) -> SourceMap:
+        """A copy in which problems at or below ``path`` are reported where its value came from.
+
+        ``origin`` is another place in this document (the sweep entry a swept
+        value was taken from) or a name standing for the whole origin
+        (``"--set"``), then shown instead of ``file:line:col``.
+        """
+        return replace(self, origins={**self.origins, tuple(path): origin})
+
     def problem(self, path: Sequence[str | int], message: str, got: object = UNSET) -> InputProblem:
-        """An :class:`InputProblem` located at ``path`` in this document."""
-        line, col = self.locate(path) or (None, None)
+        """An :class:`InputProblem` located at ``path`` in this document (or its origin)."""
+        origin = self._origin_of(path)
+        if isinstance(origin, str):
+            return InputProblem(origin, None, None, format_path(path), message, got)
+        line, col = self.locate(path if origin is None else origin) or (None, None)
         return InputProblem(self.file, line, col, format_path(path), message, got)
+
+    def _origin_of(self, path: Sequence[str | int]) -> Origin | None:
+        for end in range(len(path), 0, -1):  # the deepest reattributed prefix wins
+            origin = self.origins.get(tuple(path[:end]))
+            if origin is not None:
+                return origin
+        return None
 
 
 # --- loading -------------------------------------------------------------------------------

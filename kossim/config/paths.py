@@ -49,14 +49,18 @@ def get_path(data: Any, dotted: str) -> Any:
     return node
 
 
-def set_path(data: Any, dotted: str, value: Any) -> None:
+def set_path(data: Any, dotted: str, value: Any) -> tuple[str | int, ...]:
     """Set ``dotted`` to ``value`` in place, creating missing mappings on the way.
 
     A component given by bare id (``routing: power_of_d``) becomes
-    ``{id: power_of_d, ...}`` when the path goes into it.
+    ``{id: power_of_d, ...}`` when the path goes into it. Returns the data path
+    (list items by index) of what is new: the first mapping created, else the
+    value set, so that problems there can be traced to whoever set it.
     """
     parts, node, index = _split(dotted), data, 0
     walked: list[str] = []
+    resolved: list[str | int] = []
+    new_at: int | None = None
     while True:
         part, index = _take(parts, index, walked, node)
         key: str | int
@@ -66,10 +70,13 @@ def set_path(data: Any, dotted: str, value: Any) -> None:
             key = _list_index(node, part, walked)
         else:
             raise _cannot_enter(walked, node)
+        resolved.append(key)
         if index == len(parts):
             node[key] = value
-            return
+            return tuple(resolved if new_at is None else resolved[:new_at])
         child = node.get(key) if isinstance(node, dict) else node[key]
+        if child is None and new_at is None:
+            new_at = len(resolved)
         if child is None or isinstance(child, str):
             child = {} if child is None else {"id": child}
             node[key] = child

@@ -24,12 +24,35 @@ from kossim.errors import UNSET, InputProblem
 if TYPE_CHECKING:  # loader re-exports this module, so it is imported for types only
     from kossim.config.loader import DataPath, SourceMap
 
-__all__ = ["FieldsLookup", "did_you_mean", "validation_problems"]
+__all__ = ["FieldError", "FieldsLookup", "did_you_mean", "validation_problems"]
 
 # Given a pydantic ``loc`` of a model, the names of the fields it accepts (or None).
 FieldsLookup = Callable[[tuple[str | int, ...]], Sequence[str] | None]
 
 _QUOTED = re.compile(r"'([^']*)'")
+
+
+class FieldError(ValueError):
+    """A model check's complaint about a field below the model, reported at that field.
+
+    A ``ValueError`` from a model validator is placed at the model itself;
+    ``raise FieldError("needs skills ...", "workload", "tasks", 0, "skills")``
+    in a ``Scenario`` check is placed at ``scenario.workload.tasks.0.skills``
+    instead (at the nearest existing part when the field is absent). ``got`` is
+    the value to show, if any.
+    """
+
+    def __init__(self, message: str, *at: str | int, got: object = UNSET) -> None:
+        super().__init__(message, *at)
+        self.message = message
+        self.at: tuple[str | int, ...] = at
+        self.got = got
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, *self.at), {"got": self.got})
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -142,6 +165,8 @@ def _describe(
         return (), f"unknown field {name!r}; allowed: {', '.join(allowed)}{hint}", UNSET
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return _describe_tag(kind, ctx, value, loc, model)
+    if isinstance(ctx.get("error"), FieldError):
+        return ctx["error"].at, ctx["error"].message, ctx["error"].got
     message = str(err["msg"])
     if kind in ("literal_error", "enum") and isinstance(value, str):
         message += did_you_mean(value, _QUOTED.findall(str(ctx.get("expected", ""))))

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kossim.config.loader import (
+    FieldError,
     SourceMap,
     did_you_mean,
     get_path,
@@ -515,3 +516,73 @@ def test_loader_re_exports_the_split_modules() -> None:
     assert loader.validation_problems is problems.validation_problems
     assert loader.did_you_mean is problems.did_you_mean
     assert set(paths.__all__) | set(problems.__all__) <= set(loader.__all__)
+
+
+# --- placing a model check's complaint, and values that came from elsewhere ---------------
+
+
+class Window(Strict):
+    low: float = 0.0
+    high: float
+    tasks: list[Task] = []
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.high < self.low:
+            raise FieldError(f"high must be >= low ({self.low})", "high", got=self.high)
+        for index, task in enumerate(self.tasks):
+            if task.type == "bad":
+                raise FieldError("no task may be 'bad'", "tasks", index, "type")
+        return self
+
+
+def window_problems(text: str) -> list[str]:
+    data, source = load_yaml_text(text, "w.yaml")
+    with pytest.raises(ValidationError) as info:
+        Window.model_validate(data)
+    return [str(p) for p in validation_problems(info.value, source, data=data, model=Window)]
+
+
+def test_field_error_is_placed_at_its_field() -> None:
+    """A model check raising FieldError is reported at the field it names, not the model."""
+    assert window_problems("low: 2\nhigh: 1\n") == [
+        "w.yaml:2:1: high: high must be >= low (2.0) (got 1.0)"
+    ]
+    text = "high: 1\ntasks:\n  - {type: ok, work: {dist: constant, value: 1}}\n"
+    text += "  - {type: bad, work: {dist: constant, value: 1}}\n"
+    assert window_problems(text) == ["w.yaml:4:6: tasks.1.type: no task may be 'bad'"]
+
+
+def test_field_error_pickles() -> None:
+    error = pickle.loads(pickle.dumps(FieldError("bad", "tasks", 1, got=3)))
+    assert (str(error), error.at, error.got) == ("bad", ("tasks", 1), 3)
+
+
+def test_origin_by_name_replaces_file_and_position() -> None:
+    """A value set by ``--set`` is reported as coming from ``--set``, not from a file line."""
+    data, source = load_yaml_text(GOOD, "x.yaml")
+    where = set_path(data, "workload.arrivals.rate", -1)
+    assert where == ("workload", "arrivals", "rate")
+    source = source.with_origin(where, "--set")
+    with pytest.raises(ValidationError) as info:
+        Lab.model_validate(data)
+    lines = [str(p) for p in validation_problems(info.value, source, data=data, model=Lab)]
+    assert lines == ["--set: workload.arrivals.rate: Input should be greater than 0 (got -1)"]
+    assert str(source.problem(("workload",), "other")) == "x.yaml:6:1: workload: other"
+
+
+def test_origin_in_the_document_moves_the_position() -> None:
+    """A swept value is reported at the sweep entry it came from, under its own path."""
+    data, source = load_yaml_text(GOOD + "sweep:\n  agents.boss.speed: [1.0, -2.0]\n", "x.yaml")
+    where = set_path(data, "agents.boss.speed", -2.0)
+    source = source.with_origin(where, ("sweep", "agents.boss.speed", 1))
+    problem = source.problem(("agents", 1, "speed"), "Input should be greater than 0", -2.0)
+    assert str(problem) == "x.yaml:15:28: agents.1.speed: Input should be greater than 0 (got -2.0)"
+
+
+def test_set_path_returns_the_first_new_mapping() -> None:
+    """What ``set_path`` created is what a problem below it is traced to."""
+    data = lab_data()
+    assert set_path(data, "workload.arivals.rate", 1) == ("workload", "arivals")
+    assert set_path(data, "agents.boss.count", 3) == ("agents", 1, "count")
+    assert set_path(data, "sweep.workload.arrivals.rate", [1]) == ("sweep",)
