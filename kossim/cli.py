@@ -66,20 +66,40 @@ def run(
     resume: Annotated[bool, typer.Option(help="Skip runs already in the folder.")] = False,
     trace: Annotated[bool, typer.Option(help="Also write tasks.parquet.")] = False,
     seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.")] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Add seeds until METRIC[@SCOPE]:REL holds: 95 % half-width <= REL x mean "
+            "for every policy and point (e.g. sojourn_mean:0.05)."
+        ),
+    ] = None,
+    max_seeds: Annotated[int, typer.Option(help="Cap on seeds for --precision.")] = 100,
     report: Annotated[bool, typer.Option(help="Render the report afterwards.")] = True,
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
     set_: SetOpt = None,
 ) -> None:
     """Simulate every policy x sweep point x seed and write results, summary and report."""
     outcome = _run(
-        experiment, out_dir, jobs, executor, address, resume, trace, seeds, progress, set_
+        experiment,
+        out_dir,
+        jobs,
+        executor,
+        address,
+        resume,
+        trace,
+        seeds,
+        progress,
+        set_,
+        precision,
+        max_seeds,
     )
     if report:
         _render(outcome.out_dir)
     _print_headline(outcome.out_dir)
-    if outcome.n_failed:
+    n_failed = json.loads((outcome.out_dir / "manifest.json").read_text()).get("n_failed", 0)
+    if n_failed:
         err.print(
-            f"[bold red]{outcome.n_failed} run(s) failed[/]: tracebacks in "
+            f"[bold red]{n_failed} run(s) failed[/]: tracebacks in "
             f"{outcome.out_dir / 'manifest.json'} and the report"
         )
         raise typer.Exit(1)
@@ -96,24 +116,29 @@ def _run(
     seeds: int | None,
     progress: bool,
     set_: list[str] | None,
+    precision: str | None = None,
+    max_seeds: int = 100,
 ) -> Any:
     from kossim.config.experiment import load_experiment
     from kossim.lab import run_experiment
+    from kossim.precision import parse_target, run_to_precision
 
     try:
         loaded = load_experiment(experiment, set_ or [])
-        seed_list = list(range(seeds)) if seeds is not None else None
-        outcome = run_experiment(
-            loaded,
-            out_dir,
+        options: dict[str, Any] = dict(
             executor=executor.value,
             jobs=jobs,
             address=address,
-            resume=resume,
             trace=trace,
             progress=progress,
-            seeds=seed_list,
+            resume=resume,
         )
+        if precision is not None:
+            target = parse_target(precision, max_seeds)
+            outcome = run_to_precision(loaded, target, run_experiment, out_dir=out_dir, **options)
+        else:
+            seed_list = list(range(seeds)) if seeds is not None else None
+            outcome = run_experiment(loaded, out_dir, seeds=seed_list, **options)
     except KossimInputError as exc:
         _fail_input(exc)
     except KeyboardInterrupt:
