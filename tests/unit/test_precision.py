@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def test_adds_seeds_until_every_group_meets_the_target(
     manifest = json.loads((out / "manifest.json").read_text())
     rounds = manifest["precision"]["rounds"]
     assert rounds[0]["seeds"] == 3 and len(rounds) > 1
-    assert all(b["seeds"] <= 2 * a["seeds"] for a, b in zip(rounds, rounds[1:], strict=False))
+    assert all(b["seeds"] <= 2 * a["seeds"] for a, b in pairwise(rounds))
     metrics = pd.read_parquet(out / "metrics.parquet")
     soj = metrics[(metrics.metric == "sojourn_mean") & (metrics.scope == "all")]
     final_n = rounds[-1]["seeds"]
