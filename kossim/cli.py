@@ -177,8 +177,7 @@ def _print_headline(folder: Path) -> None:
     table = Table(title=f"{folder.name}: mean [95 % CI] over seeds")
     for col in ["policy", *extra, "metric", "mean", "95 % CI", "n"]:
         table.add_column(col)
-    for r in rows.itertuples(index=False):
-        d = r._asdict()
+    for d in rows.to_dict("records"):
         table.add_row(
             str(d["policy"]),
             *[str(d[c]) for c in extra],

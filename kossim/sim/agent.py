@@ -18,9 +18,8 @@ from kossim.sim.task import (
     QUEUED,
     RUNNING,
     SUSPENDED,
-    FifoQueue,
-    KeyedQueue,
     Task,
+    TaskQueue,
     make_queue,
 )
 
@@ -119,7 +118,7 @@ class Agent:
         self.node = node
         self.capacity = view.capacity
         self.running: list[Task] = []
-        self.local: FifoQueue | KeyedQueue = make_queue(world.discipline)
+        self.local: TaskQueue = make_queue(world.discipline)
         self.orphans: list[Task] = []
         self.up = True
         self.down = 0  # overlapping causes (own clock, node) keep it down

@@ -5,9 +5,9 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["STATE_NAMES", "FifoQueue", "KeyedQueue", "Task", "make_queue"]
+__all__ = ["STATE_NAMES", "FifoQueue", "KeyedQueue", "Task", "TaskQueue", "make_queue"]
 
 # Task states.
 WAITING, TRANSIT, QUEUED, RUNNING, SUSPENDED, ORPHANED, DONE, ABANDONED = range(8)
@@ -26,6 +26,11 @@ TERMINAL = (DONE, ABANDONED)
 
 class Task:
     """One unit of work. ``remaining`` is in work units; service time = work / rate."""
+
+    ev: Any  # the pending completion event while running
+    seg: float  # start of the current service segment
+    rate: float  # work per unit time on the agent serving it
+    svc: float  # service time on the agent it was last sent to
 
     __slots__ = (
         "agent",
@@ -93,7 +98,7 @@ class FifoQueue(deque[Task]):
 
     __slots__ = ()
     push = deque.append
-    pop = deque.popleft  # type: ignore[assignment]
+    pop = deque.popleft
 
     def peek(self) -> Task:
         return self[0]
@@ -131,6 +136,17 @@ class KeyedQueue(list[tuple[Any, int, Task]]):
         return (entry[2] for entry in list.__iter__(self))
 
 
-def make_queue(discipline: Any) -> FifoQueue | KeyedQueue:
+class TaskQueue(Protocol):
+    """What the coordinator and agents need of a queue."""
+
+    def push(self, task: Task) -> None: ...
+    def pop(self) -> Task: ...
+    def peek(self) -> Task: ...
+    def drain(self) -> list[Task]: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Task]: ...
+
+
+def make_queue(discipline: Any) -> TaskQueue:
     """The queue structure a discipline needs."""
     return FifoQueue() if discipline.fifo else KeyedQueue(discipline.key)
