@@ -26,8 +26,9 @@ app = typer.Typer(
     no_args_is_help=True,
     help="kossim: simulate contending orchestration policies on the same random workload.",
 )
-out = Console()
-err = Console(stderr=True)
+# soft_wrap: a file:line:col problem stays on one line, as editors and CI parse it.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class ExecutorKind(StrEnum):

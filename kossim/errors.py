@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
-__all__ = ["UNSET", "InputProblem", "KossimInputError", "render_value"]
+__all__ = [
+    "UNSET",
+    "FieldError",
+    "InputProblem",
+    "KossimInputError",
+    "render_value",
+]
 
 _MAX_VALUE_CHARS = 60
 
@@ -104,3 +110,26 @@ class KossimInputError(Exception):
     ) -> KossimInputError:
         """An error with one problem."""
         return cls([InputProblem(file, line, col, path, message, got)])
+
+
+class FieldError(ValueError):
+    """A model check's complaint about a field below the model, reported at that field.
+
+    A ``ValueError`` from a model validator is placed at the model itself;
+    ``raise FieldError("needs skills ...", "workload", "tasks", 0, "skills")``
+    in a ``Scenario`` check is placed at ``scenario.workload.tasks.0.skills``
+    instead (at the nearest existing part when the field is absent). ``got`` is
+    the value to show, if any.
+    """
+
+    def __init__(self, message: str, *at: str | int, got: object = UNSET) -> None:
+        super().__init__(message, *at)
+        self.message = message
+        self.at: tuple[str | int, ...] = at
+        self.got = got
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, *self.at), {"got": self.got})

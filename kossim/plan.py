@@ -110,7 +110,8 @@ def _check_point(data: dict[str, Any], point: Point, source: Any, file: str | No
             raise KossimInputError(
                 [source.problem(("sweep", path), f"cannot sweep {path!r}: {problem.message}")]
             ) from None
-        set_path(cfg, path, copy.deepcopy(value))
+        where = set_path(cfg, path, copy.deepcopy(value))
+        source = source.with_origin(where, _sweep_entry(data.get("sweep") or {}, path, value))
     try:
         validate_data(cfg, source, file)
     except KossimInputError as exc:
@@ -120,3 +121,13 @@ def _check_point(data: dict[str, Any], point: Point, source: Any, file: str | No
         raise KossimInputError(
             [replace(p, message=f"{p.message} [at sweep point {where}]") for p in exc.problems]
         ) from None
+
+
+def _sweep_entry(sweep: dict[str, Any], path: str, value: Any) -> tuple[str | int, ...]:
+    """Where in the file a swept value was written: its item in the sweep list."""
+    if path in sweep and isinstance(sweep[path], list) and value in sweep[path]:
+        return ("sweep", path, sweep[path].index(value))
+    group = sweep.get("zip")
+    if isinstance(group, dict) and isinstance(group.get(path), list) and value in group[path]:
+        return ("sweep", "zip", path, group[path].index(value))
+    return ("sweep", path)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from kossim.errors import FieldError
 from kossim.policy import Component
 
 __all__ = ["KINDS", "ComponentSpec", "available", "build", "register", "resolve"]
@@ -100,12 +101,13 @@ def resolve(kind: str, ref: str | dict[str, Any]) -> ComponentSpec:
     try:
         params = cls.Params(**raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or ident}: {e['msg']} (got {e.get('input')!r})"
-            for e in exc.errors()
-        )
+        first = exc.errors()[0]
         allowed = ", ".join(cls.Params.model_fields) or "none"
-        raise ValueError(f"{kind} {ident!r}: {problems}; parameters: {allowed}") from None
+        raise FieldError(
+            f"{kind} {ident!r}: {first['msg']}; parameters: {allowed}",
+            *first["loc"],
+            got=first.get("input"),
+        ) from None
     return ComponentSpec(cls, params)
 
 

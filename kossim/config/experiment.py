@@ -54,7 +54,9 @@ def load_experiment(path: Path | str, overrides: list[str] | None = None) -> Loa
     data = copy.deepcopy(data)
     for expr in overrides or []:
         key, value = parse_set(expr)
-        set_path(data, key, value)
+        # A problem in an overridden value is reported as coming from --set, not from
+        # the line of the file whose value it replaced.
+        source = source.with_origin(set_path(data, key, value), "--set")
     if isinstance(data, dict):
         _absolute_files(data, path.parent)
     exp = validate_data(data, source, str(path))

@@ -21,6 +21,7 @@ from pydantic import (
 
 from kossim.check import Expectation
 from kossim.dists import Constant, Distribution
+from kossim.errors import FieldError
 
 __all__ = [
     "AgentGroup",
@@ -169,12 +170,16 @@ class Scenario(Strict):
                     f"(nodes: {node_names or 'none declared'})"
                 )
         offered = [set(g.skills) for g in self.agents]
-        for t in self.workload.tasks:
+        for index, t in enumerate(self.workload.tasks):
             need = set(t.skills)
             if need and not any(need <= have for have in offered):
-                raise ValueError(
+                raise FieldError(
                     f"task type {t.type!r} needs skills {sorted(need)} that no agent group "
-                    f"has together (groups offer {[sorted(h) for h in offered]})"
+                    f"has together (groups offer {[sorted(h) for h in offered]})",
+                    "workload",
+                    "tasks",
+                    index,
+                    "skills",
                 )
         self._check_failure_targets(node_names)
         return self
@@ -237,7 +242,10 @@ class Experiment(Strict):
     @model_validator(mode="after")
     def _run_length(self) -> Experiment:
         if (self.horizon is None) == (self.tasks is None):
-            raise ValueError("give exactly one of 'horizon' (time) or 'tasks' (count)")
+            raise FieldError(
+                "give exactly one of 'horizon' (time) or 'tasks' (count)",
+                "tasks" if self.tasks is not None else "horizon",
+            )
         if self.horizon is not None and self.fixed_warmup >= self.horizon:
             raise ValueError(f"warmup ({self.warmup}) must be below horizon ({self.horizon})")
         if self.warmup != 0 and self.warmup_tasks:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_
 
 from pydantic import BaseModel, ValidationError
 
-from kossim.errors import UNSET, InputProblem
+from kossim.errors import UNSET, FieldError, InputProblem
 
 if TYPE_CHECKING:  # loader re-exports this module, so it is imported for types only
     from kossim.config.loader import DataPath, SourceMap
@@ -30,29 +30,6 @@ __all__ = ["FieldError", "FieldsLookup", "did_you_mean", "validation_problems"]
 FieldsLookup = Callable[[tuple[str | int, ...]], Sequence[str] | None]
 
 _QUOTED = re.compile(r"'([^']*)'")
-
-
-class FieldError(ValueError):
-    """A model check's complaint about a field below the model, reported at that field.
-
-    A ``ValueError`` from a model validator is placed at the model itself;
-    ``raise FieldError("needs skills ...", "workload", "tasks", 0, "skills")``
-    in a ``Scenario`` check is placed at ``scenario.workload.tasks.0.skills``
-    instead (at the nearest existing part when the field is absent). ``got`` is
-    the value to show, if any.
-    """
-
-    def __init__(self, message: str, *at: str | int, got: object = UNSET) -> None:
-        super().__init__(message, *at)
-        self.message = message
-        self.at: tuple[str | int, ...] = at
-        self.got = got
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message, *self.at), {"got": self.got})
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
