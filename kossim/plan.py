@@ -117,9 +117,9 @@ def _check_point(data: dict[str, Any], point: Point, source: Any, file: str | No
     except KossimInputError as exc:
         if not point:
             raise
-        where = ", ".join(f"{p}={v!r}" for p, v in point)
+        label = ", ".join(f"{p}={v!r}" for p, v in point)
         raise KossimInputError(
-            [replace(p, message=f"{p.message} [at sweep point {where}]") for p in exc.problems]
+            [replace(p, message=f"{p.message} [at sweep point {label}]") for p in exc.problems]
         ) from None
 
 
