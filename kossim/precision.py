@@ -18,11 +18,11 @@ from typing import Any
 
 import pandas as pd
 
+from kossim.atomic import atomic_write
 from kossim.config.experiment import LoadedExperiment
 from kossim.errors import KossimInputError
 from kossim.lab import RunOutcome
 from kossim.stats import required_seeds, swept_columns
-from kossim.store import atomic_write
 
 __all__ = ["PrecisionTarget", "parse_target", "run_to_precision"]
 

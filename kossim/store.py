@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import subprocess
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,13 +31,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import kossim
+from kossim.atomic import TMP_SUFFIX, atomic_write
 from kossim.plan import Plan
 from kossim.runspec import RunResult, RunSpec, engine_fingerprint
 from kossim.stats import summarize
 
 __all__ = ["RunMeta", "RunStore", "StoreError", "atomic_write"]
 
-TMP_SUFFIX = ".tmp"
 METRIC, DIST, TASKS = ".parquet", ".dist.parquet", ".tasks.parquet"
 
 
@@ -53,27 +52,6 @@ class RunMeta:
     executor: str
     jobs: int
     wall_time: float
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so a reader sees the old file or the whole new one.
-
-    The temporary file sits in the same folder (``os.replace`` is atomic only
-    within a file system) and is created with ``O_EXCL`` and mode 0666, so the
-    result honours the umask like any other file.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _fsync_dir(path: Path) -> None:

@@ -9,15 +9,14 @@ say the same thing.
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import markupsafe
 
+from kossim.atomic import atomic_write
 from kossim.report.figures import PlotWriter
 from kossim.report.fmt import MISSING, fmt_num, fmt_value
 from kossim.report.load import ResultsData, Source, load_comparison, load_results, short_names
@@ -120,10 +119,7 @@ def _remove_stale_plots(plots_dir: Path, sections: list[Section]) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file so a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode("utf-8"))
 
 
 def _md_cell(text: Any) -> str:
