@@ -403,13 +403,12 @@ def print_bench(report: BenchReport, console: Console | None = None) -> None:
         f"kossim - SimPy Wq = {d[0]:+.4f}, 95 % CI [{d[1]:+.4f}, {d[2]:+.4f}]: "
         + ("the models agree" if r.agree else "[bold red]the models DISAGREE[/]")
     )
-    per_task = 1e6 / r.kossim.simulated
     k_med, s_med = r.kossim.us_per_task(median=True), r.simpy.us_per_task(median=True)
+    share = r.metrics_seconds / (r.engine_seconds + r.metrics_seconds) * 100
     out.print(
         f"[bold]ratio kossim / SimPy = {r.ratio():.2f}[/] in µs per task, {r.ratio(cpu=True):.2f} "
         f"in CPU time, {k_med / s_med:.2f} in medians (kossim {k_med:.2f}, SimPy {s_med:.2f})\n"
-        f"kossim split, one run: engine {r.engine_seconds * per_task:.2f} µs/task, "
-        f"metrics {r.metrics_seconds * per_task:.2f} µs/task"
+        f"kossim split (one run): metrics take {share:.1f} % of its time, the engine the rest"
     )
     sizes = Table("kossim tasks", "µs/task", "CPU µs/task", "seconds per run", box=box.SIMPLE_HEAD)
     walls, cpus = r.size_us_per_task(), r.size_us_per_task(cpu=True)
@@ -435,11 +434,13 @@ def _fmt_load(load: tuple[float, float, float]) -> str:
 
 @dataclass
 class SweepReport:
-    """Per-run dispatch overhead of the local-process executor against in-process serial."""
+    """Wall time of short runs: serial, the local executor with one worker (dispatch cost
+    alone) and with ``jobs`` workers (what a sweep gets), at two run counts."""
 
     runs: list[int]
     serial_seconds: list[float]
-    local_seconds: list[float]
+    one_seconds: list[float]
+    many_seconds: list[float]
     first_seconds: float
     """The first local sweep, which may also start the fork server."""
     jobs: int
@@ -447,16 +448,16 @@ class SweepReport:
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
 
-    @property
-    def overhead_ms(self) -> list[float]:
+    def overhead_ms(self, one: bool = True) -> list[float]:
         """(local - serial) / runs in ms at each run count, pool start-up included."""
-        pairs = zip(self.runs, self.serial_seconds, self.local_seconds, strict=True)
+        local = self.one_seconds if one else self.many_seconds
+        pairs = zip(self.runs, self.serial_seconds, local, strict=True)
         return [(loc - ser) / n * 1e3 for n, ser, loc in pairs]
 
-    @property
-    def marginal_ms(self) -> float:
+    def marginal_ms(self, one: bool = True) -> float:
         """Extra ms per additional run between the two run counts: start-up excluded."""
-        (n0, n1), (s0, s1), (l0, l1) = self.runs, self.serial_seconds, self.local_seconds
+        (n0, n1), (s0, s1) = self.runs, self.serial_seconds
+        l0, l1 = self.one_seconds if one else self.many_seconds
         return ((l1 - l0) - (s1 - s0)) / (n1 - n0) * 1e3
 
 
@@ -464,12 +465,12 @@ def run_sweep_bench(
     quick: bool = False, repeat: int = 3, console: Console | None = None
 ) -> SweepReport:
     """Time trivially short runs (10 tasks each) through the local executor and serially."""
-    from kossim.executors import LocalExecutor, SerialExecutor
+    from kossim.executors import LocalExecutor, SerialExecutor, default_jobs
 
     say = (console or Console(stderr=True)).print
-    runs = [8, 32] if quick else [40, 200]
+    runs = [8, 32] if quick else [50, 500]
+    jobs = default_jobs()
     load_before = _load()
-    local = LocalExecutor()
 
     def sweep(executor: Any, n: int) -> float:
         specs = [RunSpec.make(bench_config(10, 0), "central", (), i) for i in range(n)]
@@ -480,25 +481,33 @@ def run_sweep_bench(
             raise RuntimeError(f"a bench run failed under {executor.name}: {failed[:1]}")
         return float(wall)
 
-    say(f"[dim]sweep bench: {runs} runs of 10 tasks, best of {repeat}, {local.jobs} jobs[/]")
-    first = sweep(local, runs[0])
-    serial = [min(sweep(SerialExecutor(), n) for _ in range(repeat)) for n in runs]
-    parallel = [min(sweep(local, n) for _ in range(repeat)) for n in runs]
-    return SweepReport(runs, serial, parallel, first, local.jobs, repeat, load_before, _load())
+    def best(executor: Any) -> list[float]:
+        return [min(sweep(executor, n) for _ in range(repeat)) for n in runs]
+
+    say(f"[dim]sweep bench: {runs} runs of 10 tasks, best of {repeat}, 1 and {jobs} jobs[/]")
+    first = sweep(LocalExecutor(jobs), runs[0])
+    serial, one, many = best(SerialExecutor()), best(LocalExecutor(1)), best(LocalExecutor(jobs))
+    return SweepReport(runs, serial, one, many, first, jobs, repeat, load_before, _load())
 
 
 def print_sweep_bench(report: SweepReport, console: Console | None = None) -> None:
     """The sweep overhead figures."""
     out, r = console or Console(), report
-    table = Table(
-        "runs", "serial s", f"local s ({r.jobs} jobs)", "overhead ms/run", box=box.SIMPLE_HEAD
+    many = f"{r.jobs} jobs"
+    table = Table("runs", "serial s", "1 job s", f"{many} s", "ms/run, 1 job", f"ms/run, {many}",
+                  box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
+    rows = zip(r.runs, r.serial_seconds, r.one_seconds, r.many_seconds,
+               r.overhead_ms(), r.overhead_ms(one=False), strict=True)  # fmt: skip
+    for n, *secs, ms_one, ms_many in rows:
+        table.add_row(str(n), *(f"{x:.3f}" for x in secs), f"{ms_one:.2f}", f"{ms_many:.2f}")
+    out.print(
+        "[bold]kossim bench --sweep[/]: 10-task runs through the local-process executor; "
+        "ms/run is (local - serial) / runs, wall clock, pool start-up included"
     )
-    for n, s, loc, ms in zip(r.runs, r.serial_seconds, r.local_seconds, r.overhead_ms, strict=True):
-        table.add_row(str(n), f"{s:.3f}", f"{loc:.3f}", f"{ms:.2f}")
-    out.print("[bold]kossim bench --sweep[/]: 10-task runs, local-process executor vs serial")
     out.print(table)
     out.print(
-        f"marginal overhead {r.marginal_ms:.2f} ms per extra run (pool start-up excluded); "
-        f"first local sweep {r.first_seconds:.2f} s; best of {r.repeat}; load average "
+        f"marginal dispatch cost {r.marginal_ms():.2f} ms per extra run with 1 job, "
+        f"{r.marginal_ms(one=False):.2f} with {many} (start-up excluded); first local sweep "
+        f"{r.first_seconds:.2f} s (starts the fork server); best of {r.repeat}; load average "
         f"{_fmt_load(r.load_before)} before, {_fmt_load(r.load_after)} after"
     )

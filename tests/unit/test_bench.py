@@ -124,12 +124,16 @@ def test_report_ratio_and_spread_use_the_best_run() -> None:
 
 def test_sweep_report_separates_start_up_from_per_run_overhead() -> None:
     """Overhead per run includes pool start-up; the slope between two counts does not."""
-    report = SweepReport([10, 110], [0.1, 1.1], [0.6, 1.7], 2.0, 2, 1, (0, 0, 0), (0, 0, 0))
-    assert report.overhead_ms == pytest.approx([50.0, 600 / 110])
-    assert report.marginal_ms == pytest.approx(1.0)
+    report = SweepReport(
+        [10, 110], [0.1, 1.1], [0.6, 1.7], [0.5, 1.3], 2.0, 2, 1, (0, 0, 0), (0, 0, 0)
+    )
+    assert report.overhead_ms() == pytest.approx([50.0, 600 / 110])
+    assert report.overhead_ms(one=False) == pytest.approx([40.0, 200 / 110])
+    assert report.marginal_ms() == pytest.approx(1.0)
+    assert report.marginal_ms(one=False) == pytest.approx(-2.0)
     text = io.StringIO()
     print_sweep_bench(report, Console(file=text, width=100))
-    assert "marginal overhead 1.00 ms per extra run" in text.getvalue()
+    assert "marginal dispatch cost 1.00 ms per extra run with 1 job" in text.getvalue()
 
 
 @pytest.fixture(scope="module")
