@@ -128,7 +128,7 @@ class KeyedQueue(list[tuple[Any, int, Task]]):
         return self[0][2]
 
     def drain(self) -> list[Task]:
-        out = [t for _, _, t in sorted(self)]
+        out = [entry[2] for entry in sorted(list.__iter__(self))]  # (key, id, task) order
         self.clear()
         return out
 
