@@ -229,6 +229,13 @@ class Experiment(Strict):
     tasks: int | None = Field(
         default=None, ge=1, description="measured arrivals; the run then drains"
     )
+    drain_limit: float = Field(
+        default=10.0,
+        gt=1,
+        description="with 'tasks': the run stops at this multiple of the expected arrival "
+        "span even if tasks remain (they count as in_flight), so a system that cannot "
+        "drain (overload, restarts longer than up-times) still ends",
+    )
     warmup: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
         default=0.0,
         description="arrivals before this time are unmeasured; 'auto': MSER-5 truncation per run",

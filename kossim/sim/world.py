@@ -257,12 +257,19 @@ class World:
         if self.horizon is not None:
             env.run(until=self.horizon)
         else:
+            assert self.limit is not None
+            cap = self.exp.drain_limit * self.limit * self.mean_iat
+            Timeout(env, cap).callbacks.append(self._drain_cap)
             env.run(until=self.done_event)
         now = env._now
         for a in self.agents:
             a.account(now)
         self.recorder.end_time = now
         return self.recorder
+
+    def _drain_cap(self, ev: Timeout) -> None:
+        if not self.done_event.triggered:
+            self.done_event.succeed()
 
     def live_tasks(self) -> list[Task]:
         """Every task not yet completed or abandoned, wherever it is."""
