@@ -261,6 +261,7 @@ def check(
     jobs: Annotated[int | None, typer.Option(help="Parallel runs.")] = None,
     executor: Annotated[ExecutorKind, typer.Option()] = ExecutorKind.local,
     resume: Annotated[bool, typer.Option(help="Skip runs already done.")] = False,
+    progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
     set_: SetOpt = None,
 ) -> None:
     """Evaluate the experiment's expect: block; exit 1 if any expectation fails."""
@@ -271,7 +272,7 @@ def check(
     if target.is_dir():
         folder, expectations, base = _stored_expectations(target)
     else:
-        outcome = _run(target, out_dir, jobs, executor, None, resume, False, None, True, set_)
+        outcome = _run(target, out_dir, jobs, executor, None, resume, False, None, progress, set_)
         folder = outcome.out_dir
         expectations, base = outcome.plan.experiment.expect, target.parent
     if not expectations:
