@@ -7,6 +7,7 @@ object is dropped, so memory stays flat however long the run.
 from __future__ import annotations
 
 from operator import attrgetter
+from typing import Any
 
 import numpy as np
 
@@ -39,14 +40,19 @@ class Recorder:
         self.end_time = 0.0
         self.ts_times: list[float] = []
         self.ts_values: list[int] = []
-        self._buf: list[Task] = []
-        self.add = self._buf.append  # finished tasks wait in a short list, then go columnar
+        # Finished tasks wait as rows, not as Task objects: a tuple of numbers drops out of
+        # the garbage collector's lists at its first pass, while 4096 buffered tasks would be
+        # promoted to the old generation and trigger full collections of the whole heap.
+        self._buf: list[tuple[Any, ...]] = []
+
+    def add(self, task: Task) -> None:
+        self._buf.append(_ROW(task))
 
     def flush(self) -> None:
         buf = self._buf
         if not buf:
             return
-        columns = zip(*map(_ROW, buf), strict=True)
+        columns = zip(*buf, strict=True)
         for (name, code), values in zip(COLUMNS, columns, strict=True):
             # np.array over a tuple is ~5x faster than array.extend, item for item.
             self.chunks[name].append(np.array(values, dtype=code))
@@ -64,12 +70,14 @@ def columns_of(
     rec.flush()
     out = {}
     for name, code in COLUMNS:
-        parts = rec.chunks[name]
+        parts, rec.chunks[name] = rec.chunks[name], []  # handed over: no column is held twice
         if live:
-            parts = [*parts, np.array([getattr(t, name) for t in live], dtype=code)]
+            parts.append(np.array([getattr(t, name) for t in live], dtype=code))
         out[name] = np.concatenate(parts) if parts else np.empty(0, dtype=code)
+        del parts
     order = np.argsort(out["id"], kind="stable")
-    out = {k: v[order] for k, v in out.items()}
+    for name in out:  # one column at a time: the peak holds one extra column, not a copy of all
+        out[name] = out[name][order]
     out["priority"] = np.asarray(priorities, dtype=np.int16)[out["tidx"]]
     out["measured"] = (out["id"] >= warmup_tasks) & (out["arrival"] >= warmup)
     return out

@@ -224,6 +224,26 @@ def test_failure_semantics_give_exact_end_time(
     assert cols["attempts"].tolist() == [attempts]
 
 
+@pytest.mark.parametrize("queue", ["fcfs", "priority", "srpt", "edf"])
+def test_requeue_sends_the_local_queue_back_and_redispatches_on_repair(queue: str) -> None:
+    """Push, one agent, work 1.75 every 1.0; it fails at 4.0 (down until 4.5).
+
+    Task 1 is running and task 2 queued when it fails: both lose their place
+    and return to the coordinator, which holds them (no agent up) and routes
+    them again on repair, in the discipline's order (equal keys: arrival).
+    Task 1 restarts from scratch [4.5, 6.25], task 2 runs [6.25, 8.0].
+    """
+    cfg = config(
+        work=1.75,
+        tasks=3,
+        policy={"dispatch": "push", "queue": queue},
+        failures={"agents": {"up": constant(4.0), "down": constant(0.5), "on_failure": "requeue"}},
+    )
+    cols = run(cfg)
+    assert trace(cols) == [(1.0, 1.0, 2.75), (2.0, 2.75, 6.25), (3.0, 6.25, 8.0)]
+    assert cols["attempts"].tolist() == [1, 2, 1]
+
+
 def test_failure_of_idle_agent_delays_the_next_arrival() -> None:
     """The up/down clock runs while idle: a task arriving during an outage waits for repair.
 
