@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kossim.runspec import MetricRow
-from kossim.sim.task import ABANDONED, DONE
+from kossim.states import ABANDONED, DONE
 
 __all__ = ["CORE_METRICS", "RunFacts", "compute_metrics", "sojourn_quantiles"]
 

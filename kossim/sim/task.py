@@ -7,21 +7,36 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-__all__ = ["STATE_NAMES", "FifoQueue", "KeyedQueue", "Task", "TaskQueue", "make_queue"]
-
-# Task states.
-WAITING, TRANSIT, QUEUED, RUNNING, SUSPENDED, ORPHANED, DONE, ABANDONED = range(8)
-STATE_NAMES = (
-    "waiting",
-    "transit",
-    "queued",
-    "running",
-    "suspended",
-    "orphaned",
-    "completed",
-    "abandoned",
+from kossim.states import (  # re-exported: the engine's task states
+    ABANDONED,
+    DONE,
+    ORPHANED,
+    QUEUED,
+    RUNNING,
+    STATE_NAMES,
+    SUSPENDED,
+    TERMINAL,
+    TRANSIT,
+    WAITING,
 )
-TERMINAL = (DONE, ABANDONED)
+
+__all__ = [
+    "ABANDONED",
+    "DONE",
+    "ORPHANED",
+    "QUEUED",
+    "RUNNING",
+    "STATE_NAMES",
+    "SUSPENDED",
+    "TERMINAL",
+    "TRANSIT",
+    "WAITING",
+    "FifoQueue",
+    "KeyedQueue",
+    "Task",
+    "TaskQueue",
+    "make_queue",
+]
 
 
 class Task:
