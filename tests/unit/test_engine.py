@@ -353,6 +353,28 @@ def test_tasks_mode_drains_every_arrival() -> None:
     assert (m[("in_flight", "all")], m[("lost", "all")]) == (0, 0)
 
 
+@pytest.mark.parametrize(("drain_limit", "end"), [(None, 10.0), (4.0, 4.0)])
+def test_tasks_mode_that_cannot_drain_stops_at_the_drain_limit(
+    drain_limit: float | None, end: float
+) -> None:
+    """Restart with work 3 and up-times of 2: the task can never finish.
+
+    The run stops at drain_limit (default 10) x tasks x mean interarrival
+    (1 x 1.0) and reports the task in flight, not lost.
+    """
+    cfg = config(
+        work=3.0,
+        failures={"agents": {"up": constant(2.0), "down": constant(0.5), "on_failure": "restart"}},
+    )
+    if drain_limit is not None:
+        cfg["drain_limit"] = drain_limit
+    world, cols = simulate_world(RunSpec.make(cfg, "p", (), 0))
+    assert world.recorder.end_time == end
+    assert cols["end"].tolist() == [-1.0]
+    m = metrics(cfg)
+    assert (m[("completed", "all")], m[("in_flight", "all")], m[("lost", "all")]) == (0, 1, 0)
+
+
 def test_waiting_task_at_horizon_is_in_flight() -> None:
     """Central dispatch with a busy agent: the waiting task is reported, state ``waiting``."""
     cols = run(config(work=3.0, horizon=2.5))
