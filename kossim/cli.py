@@ -306,12 +306,14 @@ def bench(
     sweep: Annotated[bool, typer.Option(help="Measure per-run dispatch overhead.")] = False,
 ) -> None:
     """Cost per task of kossim vs a hand-written SimPy model of the same M/M/c system."""
-    from kossim import bench as b
-
     if sweep:
-        b.print_sweep_bench(b.run_sweep_bench(quick=quick))
+        from kossim.bench_sweep import print_sweep_bench, run_sweep_bench
+
+        print_sweep_bench(run_sweep_bench(quick=quick, repeat=repeat))
         return
-    b.print_bench(b.run_bench(tasks=tasks, quick=quick, repeat=repeat))
+    from kossim.bench import print_bench, run_bench
+
+    print_bench(run_bench(tasks=tasks, quick=quick, repeat=repeat))
 
 
 @app.command()

@@ -16,14 +16,13 @@ from kossim.bench import (
     QUICK_SIZES,
     BenchReport,
     ModelFigures,
-    SweepReport,
     batch_means,
     erlang_c_wait,
     print_bench,
-    print_sweep_bench,
     run_bench,
 )
 from kossim.bench_simpy import simulate_mmc
+from kossim.bench_sweep import SweepReport, print_sweep_bench
 from kossim.stats import t_interval
 
 QUICK_SEED = 7
