@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from kossim.report.metrics_meta import METRIC_DIRECTION as _DIRECTION
 from kossim.stats import canonical, compare_summaries, paired_difference, summarize, swept_columns
 
 __all__ = [
@@ -38,14 +39,8 @@ __all__ = [
     "format_table",
 ]
 
-_LOWER_IS_BETTER = (
-    "wait_mean", "wait_prob", "sojourn_mean", "sojourn_p50", "sojourn_p95", "sojourn_p99",
-    "abandoned", "lost", "retries", "deadline_miss_rate", "messages", "in_flight",
-)  # fmt: skip
-_HIGHER_IS_BETTER = ("throughput", "completed", "jain_fairness")
 METRIC_DIRECTION: dict[str, Literal["lower", "higher"]] = {
-    **dict.fromkeys(_LOWER_IS_BETTER, "lower"),
-    **dict.fromkeys(_HIGHER_IS_BETTER, "higher"),
+    metric: "lower" if sign < 0 else "higher" for metric, sign in _DIRECTION.items() if sign
 }
 """Which way is better for metrics where that is unambiguous. Neutral metrics
 (``utilization``, ``arrived``) and unknown ones need an explicit ``direction``."""

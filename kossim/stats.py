@@ -30,6 +30,7 @@ __all__ = [
     "compare_summaries",
     "mser5",
     "paired_difference",
+    "paired_t",
     "required_seeds",
     "summarize",
     "swept_columns",
@@ -145,7 +146,7 @@ class PairedDifference:
     level: float
 
 
-def _t_test(diffs: np.ndarray, level: float) -> tuple[float, float, float]:
+def paired_t(diffs: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Interval and p-value of a one-sample t test on paired differences.
 
     Identical differences on every seed (zero spread, up to float rounding)
@@ -221,7 +222,7 @@ def paired_difference(
         value_b = pd.to_numeric(by_seed.loc[by_seed["policy"] == b, "value"], errors="coerce")
         diffs = _clean(value_a.sub(value_b))  # aligned on seed; unmatched seeds become NaN
         if method == "t":
-            low, high, p_value = _t_test(diffs, level)
+            low, high, p_value = paired_t(diffs, level)
         else:
             low, high, p_value = _bootstrap(diffs, level, n_boot, seed)
         mean = float(diffs.mean()) if diffs.size else math.nan

@@ -1,9 +1,8 @@
 """Confidence intervals and paired comparisons the report prints.
 
-Kept beside the report (rather than borrowed from elsewhere) so the report
-reads a results folder with nothing but numpy, pandas and scipy. Both functions
-use the Student t distribution, matching ``summary.csv``: seeds are few, so a
-normal approximation would overstate confidence.
+Thin adapters over :mod:`kossim.stats`, so the report's intervals and tests
+are the very ones behind ``summary.csv`` and ``kossim check`` (Student t:
+seeds are few, so a normal approximation would overstate confidence).
 """
 
 from __future__ import annotations
@@ -13,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from kossim.stats import paired_t, summarize
 
 __all__ = ["PairedDifference", "paired_difference", "summarise"]
 
@@ -39,36 +39,18 @@ class PairedDifference:
 def paired_difference(diffs: np.ndarray, level: float = 0.95) -> PairedDifference:
     """Paired t inference on ``diffs`` (policy minus baseline, one per seed and point).
 
-    A paired t-test is a one-sample t-test of the differences, so this equals
-    ``scipy.stats.ttest_rel``. With zero spread (up to float rounding) t is infinite:
-    a non-zero difference then gets p = 0 and a zero difference p = 1, rather
-    than the NaN scipy returns, because common random numbers make exactly
-    identical outcomes (e.g. ``arrived``) common and they are not "unknown".
+    A paired t test is a one-sample t test of the differences (it equals
+    ``scipy.stats.ttest_rel``); :func:`kossim.stats.paired_t` also gives p = 0
+    for an identical non-zero difference on every seed, and p = 1 for none.
     """
     values = np.asarray(diffs, dtype=float)
     values = values[~np.isnan(values)]
-    n = int(values.size)
-    if n == 0:
+    if values.size == 0:
         return PairedDifference(0, math.nan, math.nan, math.nan, math.nan)
-    mean = float(values.mean())
-    if n == 1:
-        return PairedDifference(1, mean, math.nan, math.nan, math.nan)
-    sd = float(values.std(ddof=1))
-    if sd <= 1e-12 * float(np.abs(values).max()):  # constant up to float rounding
-        return PairedDifference(n, mean, mean, mean, 0.0 if mean != 0.0 else 1.0)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-    p_value = float(stats.ttest_1samp(values, 0.0).pvalue)
-    return PairedDifference(n, mean, mean - half, mean + half, p_value)
+    low, high, p_value = paired_t(values, level)
+    return PairedDifference(int(values.size), float(values.mean()), low, high, p_value)
 
 
 def summarise(frame: pd.DataFrame, keys: list[str], level: float = 0.95) -> pd.DataFrame:
     """Mean, std and Student t interval of ``value`` per group, like ``summary.csv``."""
-    grouped = frame.groupby(keys, sort=False, dropna=False)["value"]
-    out = grouped.agg(["mean", "std", "count"]).reset_index().rename(columns={"count": "n"})
-    dof = (out["n"] - 1).clip(lower=1)
-    t_crit = stats.t.ppf(0.5 + level / 2, dof)
-    half = t_crit * out["std"].fillna(0.0) / np.sqrt(out["n"])
-    half = half.where(out["n"] > 1, np.nan)
-    out["ci_low"] = out["mean"] - half
-    out["ci_high"] = out["mean"] + half
-    return out
+    return summarize(frame, by=keys, level=level)

@@ -45,6 +45,9 @@ METRIC_DIRECTION: dict[str, int] = {
     "deadline_miss_rate": -1,
     "jain_fairness": +1,
     "messages": -1,
+    "in_system_mean": -1,
+    "warmup_time": 0,
+    "busy_time": 0,
 }
 
 METRIC_LABEL: dict[str, tuple[str, str]] = {
@@ -65,6 +68,9 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "deadline_miss_rate": ("deadline miss rate", "fraction"),
     "jain_fairness": ("Jain fairness index", "index in [0, 1]"),
     "messages": ("messages", "messages"),
+    "in_system_mean": ("mean tasks in system", "tasks"),
+    "warmup_time": ("warm-up cut", TIME_UNIT),
+    "busy_time": ("busy slot-time", TIME_UNIT),
 }
 
 KEY_METRICS: tuple[str, ...] = (
