@@ -211,9 +211,7 @@ class Coordinator:
         agent, task = payload
         self.world.transit.discard(task)
         self._forget(agent, task)
-        task.state = WAITING
-        self.queue.push(task)
-        self.pump()
+        self.reenter(task)
 
     def bounce(self, agent: Agent, task: Task) -> None:
         """A task sent to an agent that is down comes back undelivered."""
