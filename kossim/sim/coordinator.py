@@ -44,6 +44,8 @@ class Coordinator:
         # Only a preemptive pull coordinator needs to know which task runs where.
         self.track = pull and bool(discipline.preemptive)
         self.free: list[AgentState] = []
+        # Only agents with the (common) skills ever enter the free list.
+        self._listable = {v.index for v in self._skilled_for(next(iter(kinds)))}
         if self.listing:
             for v in self._skilled_for(next(iter(kinds))):
                 self._relist(v)
@@ -56,7 +58,7 @@ class Coordinator:
         return got
 
     def _relist(self, v: AgentState) -> None:
-        free = v.up and v.queue_length < v.capacity
+        free = v.up and v.queue_length < v.capacity and v.index in self._listable
         if free != v.listed and self.listing:
             v.listed = free
             if free:
