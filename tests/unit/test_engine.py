@@ -395,3 +395,26 @@ def test_same_seed_same_metrics() -> None:
     values = [np.array([v for *_, v in rows]) for rows in (a, b, c)]
     assert np.array_equal(values[0], values[1], equal_nan=True)  # NaN: no deadlines here
     assert not np.array_equal(values[0], values[2], equal_nan=True)
+
+
+def test_central_never_sends_a_task_to_an_agent_without_its_skill() -> None:
+    """Only ``skilled`` can do the job; the repair of ``plain`` must not make it a candidate.
+
+    Both agents fail at 3.0 and return at 3.5. The task arriving at 3.0 waits
+    for the skilled agent; every task runs there (agent index 1).
+    """
+    cfg = config(
+        tasks=5,
+        agents=[{"group": "plain"}, {"group": "skilled", "skills": {"a": 1.0}}],
+        types=[{"type": "job", "work": constant(0.5), "skills": ["a"]}],
+        failures={"agents": {"up": constant(3.0), "down": constant(0.5), "on_failure": "resume"}},
+    )
+    cols = run(cfg)
+    assert trace(cols) == [
+        (1.0, 1.0, 1.5),
+        (2.0, 2.0, 2.5),
+        (3.0, 3.5, 4.0),
+        (4.0, 4.0, 4.5),
+        (5.0, 5.0, 5.5),
+    ]
+    assert cols["agent"].tolist() == [1, 1, 1, 1, 1]
