@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any
 from simpy.events import Timeout
 
 from kossim.sim.agent import Agent, AgentState
-from kossim.sim.task import ORPHANED, RUNNING, TRANSIT, WAITING, Task, make_queue
+from kossim.sim.task import (
+    ORPHANED,
+    RUNNING,
+    TRANSIT,
+    WAITING,
+    SplitQueue,
+    Task,
+    TaskQueue,
+    make_queue,
+)
 
 if TYPE_CHECKING:
     from kossim.sim.world import World
@@ -30,7 +39,6 @@ class Coordinator:
         self.router = router
         self.discipline = discipline
         self.pull = pull
-        self.queue = make_queue(discipline)
         self.agents: list[Agent] = world.agents
         self.views: list[AgentState] = [a.view for a in world.agents]
         self.n_down = 0
@@ -38,6 +46,8 @@ class Coordinator:
         self._skilled: dict[tuple[str, ...], list[AgentState]] = {}
         kinds = {t.skills for t in world.task_types}
         self.uniform_skills = len({tuple(self._skilled_for(k)) for k in kinds}) <= 1
+        self.split = pull and not self.uniform_skills
+        self.queue: TaskQueue = SplitQueue(discipline) if self.split else make_queue(discipline)
         # Pull + uniform skills: the free agents are kept listed (in index order) instead
         # of being found by a scan on every decision.
         self.listing = pull and self.uniform_skills
@@ -148,18 +158,19 @@ class Coordinator:
 
     def _dispatch_other(self) -> bool:
         """Skip the head: send the first waiting task some free, skilled agent can take."""
-        for task in sorted(self.queue, key=lambda t: (self.discipline.key(t), t.id)):
-            cands = self.candidates(task)
-            if cands:
-                self._remove(task)
-                self._send(self._select(task, cands), task)
-                return True
-        return False
-
-    def _remove(self, task: Task) -> None:
-        rest = [t for t in self.queue.drain() if t is not task]
-        for t in rest:
-            self.queue.push(t)
+        queue = self.queue
+        assert isinstance(queue, SplitQueue)
+        best: tuple[tuple[Any, int], Task, list[AgentState]] | None = None
+        for head in queue.heads():
+            cands = self.candidates(head)
+            if cands and (best is None or queue.order(head) < best[0]):
+                best = (queue.order(head), head, cands)
+        if best is None:
+            return False
+        _, task, cands = best
+        queue.pop_head(task)
+        self._send(self._select(task, cands), task)
+        return True
 
     def _preempt(self, task: Task) -> bool:
         """Pull + preemptive discipline: displace the worst running task, if worse than ``task``."""

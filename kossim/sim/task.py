@@ -33,6 +33,7 @@ __all__ = [
     "WAITING",
     "FifoQueue",
     "KeyedQueue",
+    "SplitQueue",
     "Task",
     "TaskQueue",
     "make_queue",
@@ -46,6 +47,7 @@ class Task:
     seg: float  # start of the current service segment
     rate: float  # work per unit time on the agent serving it
     svc: float  # service time on the agent it was last sent to
+    qseq: int  # push order in a SplitQueue
 
     __slots__ = (
         "agent",
@@ -58,6 +60,7 @@ class Task:
         "id",
         "measured",
         "priority",
+        "qseq",
         "rate",
         "remaining",
         "seg",
@@ -160,6 +163,62 @@ class TaskQueue(Protocol):
     def drain(self) -> list[Task]: ...
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[Task]: ...
+
+
+class SplitQueue:
+    """One queue per required-skill set, for pull dispatch when agents differ in skills.
+
+    Tasks needing the same skills have the same candidate agents, so the first
+    waiting task that some free agent can take is the best *head* among the
+    parts whose tasks have a candidate: a look at one task per skill set per
+    decision, instead of a scan of the whole queue.
+    """
+
+    __slots__ = ("_discipline", "_pushed", "parts")
+
+    def __init__(self, discipline: Any) -> None:
+        self._discipline = discipline
+        self._pushed = 0
+        self.parts: dict[tuple[str, ...], TaskQueue] = {}
+
+    def order(self, task: Task) -> tuple[Any, int]:
+        """Position across parts, as one queue would have it: push order for FIFO
+        (a requeued task goes to the back), else (key, arrival order)."""
+        if self._discipline.fifo:
+            return (0, task.qseq)
+        return (self._discipline.key(task), task.id)
+
+    def push(self, task: Task) -> None:
+        task.qseq = self._pushed
+        self._pushed += 1
+        part = self.parts.get(task.skills)
+        if part is None:
+            part = self.parts[task.skills] = make_queue(self._discipline)
+        part.push(task)
+
+    def heads(self) -> list[Task]:
+        """The first task of each non-empty part."""
+        return [part.peek() for part in self.parts.values() if part]
+
+    def peek(self) -> Task:
+        return min(self.heads(), key=self.order)
+
+    def pop(self) -> Task:
+        return self.parts[self.peek().skills].pop()
+
+    def pop_head(self, task: Task) -> None:
+        """Remove ``task``, which must head its part."""
+        self.parts[task.skills].pop()
+
+    def drain(self) -> list[Task]:
+        out = sorted((t for part in self.parts.values() for t in part.drain()), key=self.order)
+        return out
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.parts.values())
+
+    def __iter__(self) -> Iterator[Task]:
+        return (t for part in self.parts.values() for t in part)
 
 
 def make_queue(discipline: Any) -> TaskQueue:
