@@ -285,7 +285,9 @@ def check(
         base_dir=base,
     )
     out.print(results_table(results))
-    if not all(r.passed for r in results):
+    passed = sum(r.passed for r in results)
+    out.print(f"{passed} of {len(results)} expectations passed", highlight=False)
+    if passed < len(results):
         raise typer.Exit(1)
 
 

@@ -213,3 +213,12 @@ def test_console_script_exits_2_on_bad_input() -> None:
     assert f"{bad}:10:34: scenario.workload.arrivals.rate: Input should be greater" in one_line(
         done.stderr
     )
+
+
+def test_check_passes_on_a_theory_experiment(tmp_path: Path) -> None:
+    """`kossim check` runs the M/M/4 theory case and every Erlang C expectation holds."""
+    exp = Path(__file__).resolve().parents[2] / "experiments" / "theory" / "mmc_erlang_c.yaml"
+    result = invoke("check", exp, "--out", tmp_path / "mmc", "--executor", "serial",
+                    "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "5 of 5 expectations passed" in one_line(result.output)
