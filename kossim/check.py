@@ -56,8 +56,10 @@ class BetterExpectation(_Strict):
     """``better`` beats ``than`` on ``metric`` at every sweep point (or only ``at``).
 
     Judged on the mean over seeds of the per-seed paired difference (common
-    random numbers). With ``significant: true`` the paired t test must also
-    reject "no difference" at significance ``level``.
+    random numbers). With ``significant: true`` the paired test must also
+    reject "no difference" at significance ``level``: a t test, or with
+    ``method: bootstrap`` a percentile bootstrap of the differences (for few
+    seeds with skewed differences, where the t test's normality is doubtful).
     """
 
     metric: str
@@ -66,6 +68,7 @@ class BetterExpectation(_Strict):
     scope: str = "all"
     significant: bool = False
     level: float = Field(0.05, gt=0.0, lt=1.0)
+    method: Literal["t", "bootstrap"] = "t"
     at: dict[str, Any] | None = None
     direction: Literal["lower", "higher"] | None = None
 
@@ -313,7 +316,14 @@ def _judge_better(exp: BetterExpectation, metrics: pd.DataFrame) -> tuple[bool, 
     swept = swept_columns(metrics)
     means = {key: g["value"].mean() for key, g in rows.groupby([*swept, "policy"], sort=False)}
     diffs = paired_difference(
-        rows, exp.metric, exp.scope, exp.better, exp.than, keys=swept, level=1.0 - exp.level
+        rows,
+        exp.metric,
+        exp.scope,
+        exp.better,
+        exp.than,
+        keys=swept,
+        level=1.0 - exp.level,
+        method=exp.method,
     )
     sign = -1.0 if exp.resolved_direction == "lower" else 1.0
     items = []

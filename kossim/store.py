@@ -349,6 +349,7 @@ def _run_entries(specs: list[RunSpec], records: dict[str, dict[str, Any]]) -> li
                 "seed": spec.seed,
                 "status": rec.get("status", "missing"),
                 "wall_time": rec.get("wall_time"),
+                "warmup": (rec.get("counters") or {}).get("warmup_time"),
                 "error": rec.get("error"),
             }
         )

@@ -84,7 +84,11 @@ def simulate(spec: RunSpec) -> RunResult:
         "ok",
         time.perf_counter() - t0,
         metrics=metrics,
-        counters={"events_end_time": rec.end_time, "arrivals": float(world.arrived)},
+        counters={
+            "events_end_time": rec.end_time,
+            "arrivals": float(world.arrived),
+            "warmup_time": float(world.measure_start or 0.0),
+        },
         distributions={"sojourn": sojourn_quantiles(cols)},
         timeseries={"in_system": (list(rec.ts_times), [float(v) for v in rec.ts_values])},
     )

@@ -177,6 +177,16 @@ def test_small_noisy_difference_is_not_significant() -> None:
     assert "not significant at 0.05" in res.detail
 
 
+def test_better_with_a_bootstrap_test() -> None:
+    """method: bootstrap judges significance by a percentile bootstrap of the differences."""
+    spec = {"metric": "sojourn_mean", "better": "pod2", "than": "random", "significant": True}
+    res = one({**spec, "method": "bootstrap"})
+    assert res.passed, res.detail
+    noisy = one({"metric": "sojourn_mean", "better": "tie", "than": "random",
+                 "significant": True, "method": "bootstrap"})  # fmt: skip
+    assert not noisy.passed and "not significant" in noisy.detail
+
+
 def test_better_at_one_point_and_scope() -> None:
     """at restricts to one sweep point; scope selects a slice."""
     spec = {
