@@ -139,7 +139,9 @@ class FailureSpec(Strict):
         description="time until the coordinator learns of a failure",
     )
     max_attempts: int = Field(
-        default=10, ge=1, description="requeue: a task is abandoned after this many attempts"
+        default=10,
+        ge=1,
+        description="restart and requeue: a task is abandoned after this many failed attempts",
     )
     only: list[str] | None = Field(
         default=None, description="agent groups (or nodes) that fail; default all"

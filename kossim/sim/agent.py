@@ -260,6 +260,10 @@ class Agent:
         suspended, self.running = self.running, []
         for t in suspended:
             if w.failure_mode == "restart":
+                if t.attempts >= w.max_attempts:  # out of attempts: abandoned, as under requeue
+                    w.abandon(t)
+                    w.net.send(self.node, w.coord_node, w.coordinator.completed, t)
+                    continue
                 t.remaining = t.work
                 t.fresh = True
             self.start(t)

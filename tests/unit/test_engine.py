@@ -418,3 +418,30 @@ def test_central_never_sends_a_task_to_an_agent_without_its_skill() -> None:
         (5.0, 5.0, 5.5),
     ]
     assert cols["agent"].tolist() == [1, 1, 1, 1, 1]
+
+
+def test_restart_abandons_a_task_after_max_attempts() -> None:
+    """Work of 3.0 never fits in up-times of 1.0: each repair restarts it, a new attempt.
+
+    The up clock starts at 0: failures at 1.0, 2.2, 3.4, repairs at 1.2, 2.4, 3.6.
+    The task arrives at 1.0 and starts at once (attempt 1, its arrival event comes
+    before the failure at the same instant), restarts at 1.2 (2) and 2.4 (3); the
+    repair at 3.6 finds its three attempts used up and abandons it.
+    """
+    cfg = config(
+        work=3.0,
+        tasks=1,
+        failures={
+            "agents": {
+                "up": constant(1.0),
+                "down": constant(0.2),
+                "on_failure": "restart",
+                "max_attempts": 3,
+            }
+        },
+    )
+    cols = run(cfg)
+    assert cols["state"].tolist() == [7]  # abandoned
+    assert cols["attempts"].tolist() == [3]
+    assert cols["start"].tolist() == [1.0]
+    assert cols["end"].tolist() == [pytest.approx(3.6)]
