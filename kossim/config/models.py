@@ -19,9 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from kossim.check import Expectation
 from kossim.dists import Constant, Distribution
 from kossim.errors import FieldError
+from kossim.expectations import Expectation
 
 __all__ = [
     "AgentGroup",

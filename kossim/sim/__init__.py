@@ -19,7 +19,6 @@ from kossim.runspec import RunResult, RunSpec
 from kossim.sim.recorder import columns_of
 from kossim.sim.task import DONE, STATE_NAMES
 from kossim.sim.world import World
-from kossim.stats import mser5
 
 __all__ = ["World", "simulate", "simulate_world"]
 
@@ -47,6 +46,8 @@ def _auto_truncate(world: World, cols: dict[str, np.ndarray]) -> None:
     Snapping to the sampling grid keeps busy-time and message counts exact at
     the cut (they are recorded there), at the cost of at most one grid step.
     """
+    from kossim.stats import mser5  # scipy and pandas: imported only when a run needs them
+
     done = cols["state"] == DONE
     sojourn = (cols["end"] - cols["arrival"])[done]
     _, cut = mser5(sojourn, cols["arrival"][done])
