@@ -36,6 +36,13 @@ class Section:
     folded: list[Table] = field(default_factory=list)
     folded_title: str = ""
 
+    def add_figure(self, figure: Figure | None, note: str) -> None:
+        """The figure, or (when its input is missing) a one-line note saying why not."""
+        if figure is None:
+            self.notes.append(note)
+        else:
+            self.figures.append(figure)
+
 
 Builder = Callable[[ResultsData, PlotWriter, str], "Section | None"]
 
@@ -67,26 +74,17 @@ def _metrics(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
 
 def _distributions(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section("distributions", "Sojourn distribution and spread over seeds")
-    ecdf = ecdf_figure(data, writer)
-    if ecdf is None:
-        section.notes.append(_missing(data, "distributions", "Sojourn ECDF"))
-    else:
-        section.figures.append(ecdf)
-    spread = seed_spread_figure(data, writer)
-    if spread is None:
-        section.notes.append(_missing(data, "metrics", "Per-seed spread"))
-    else:
-        section.figures.append(spread)
+    section.add_figure(ecdf_figure(data, writer), _missing(data, "distributions", "Sojourn ECDF"))
+    section.add_figure(
+        seed_spread_figure(data, writer), _missing(data, "metrics", "Per-seed spread")
+    )
     return section
 
 
 def _bars(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section("bars", "Key metrics at a glance")
     figure = bar_figure(data, writer) if data.summary is not None else None
-    if figure is None:
-        section.notes.append(_missing(data, "summary", "Bar charts"))
-    else:
-        section.figures.append(figure)
+    section.add_figure(figure, _missing(data, "summary", "Bar charts"))
     return section
 
 
@@ -144,41 +142,29 @@ def _paired(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
 
 def _agents(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section("agents", "Utilisation per agent")
-    figure = agent_utilisation_figure(data, writer)
-    if figure is None:
-        reason = (
-            _missing(data, "summary", "Per-agent utilisation")
-            if data.summary is None
-            else ("The results hold no `agent=` scope of `utilization`.")
-        )
-        section.notes.append(reason)
-    else:
-        section.figures.append(figure)
+    reason = (
+        _missing(data, "summary", "Per-agent utilisation")
+        if data.summary is None
+        else "The results hold no `agent=` scope of `utilization`."
+    )
+    section.add_figure(agent_utilisation_figure(data, writer), reason)
     return section
 
 
 def _timeseries(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section("timeseries", "Tasks in system over time")
-    figure = in_system_figure(data, writer)
-    if figure is None:
-        section.notes.append(_missing(data, "timeseries", "Time series"))
-    else:
-        section.figures.append(figure)
+    section.add_figure(in_system_figure(data, writer), _missing(data, "timeseries", "Time series"))
     return section
 
 
 def _gantt(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section("gantt", "Gantt chart of a time window")
-    figure = gantt_figure(data, writer)
-    if figure is None:
-        reason = "tasks.parquet is absent (run with --trace to record tasks)."
-        section.notes.append(
-            f"Gantt chart skipped: {reason}"
-            if data.tasks is None
-            else "Gantt chart skipped: no started task in the traced runs."
-        )
-    else:
-        section.figures.append(figure)
+    reason = (
+        "tasks.parquet is absent (run with --trace to record tasks)."
+        if data.tasks is None
+        else "no started task in the traced runs."
+    )
+    section.add_figure(gantt_figure(data, writer), f"Gantt chart skipped: {reason}")
     return section
 
 
