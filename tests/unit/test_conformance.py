@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -86,14 +87,18 @@ class NumpyGlobalRandom(Component):
         return candidates[np.random.randint(len(candidates))]
 
 
-class ByIdentity(Component):
-    """Decides by object address, which differs between equal inputs."""
+class ByClock(Component):
+    """Decides by the wall clock, which no seed controls.
+
+    (Deciding by object address, ``min(candidates, key=id)``, is as wrong but not
+    reliably caught: two builds may allocate their views in the same order.)
+    """
 
     kind = "routing"
-    id = "test_by_identity"
+    id = "test_by_clock"
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
-        return min(candidates, key=id)
+        return candidates[time.perf_counter_ns() // 7 % len(candidates)]
 
 
 class Bookkeeper(Component):
@@ -209,7 +214,7 @@ def test_conforming_user_components_pass(cls: type[Component]) -> None:
     [
         (GlobalRandom, "differs between two builds with seed 0"),
         (NumpyGlobalRandom, "differs between two builds with seed 0"),
-        (ByIdentity, "differs between two builds with seed 0"),
+        (ByClock, "differs between two builds with seed 0"),
         (Bookkeeper, "queue_length"),
         (Impostor, "not one of the candidates"),
         (Crashing, "raised RuntimeError: too many candidates"),
