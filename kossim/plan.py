@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kossim.config.experiment import LoadedExperiment, validate_data
-from kossim.config.loader import get_path, set_path
+from kossim.config.loader import set_path
 from kossim.config.models import Experiment
 from kossim.errors import KossimInputError
 from kossim.runspec import RunSpec, stable_hash
@@ -103,14 +103,16 @@ def make_plan(
 def _check_point(data: dict[str, Any], point: Point, source: Any, file: str | None) -> None:
     cfg = copy.deepcopy(data)
     for path, value in point:
+        # A path need not exist in the file (a default, a component parameter left
+        # unset): setting it is enough, and validation reports an unknown field at
+        # the sweep entry through the source map's origin.
         try:
-            get_path(cfg, path)
+            where = set_path(cfg, path, copy.deepcopy(value))
         except KossimInputError as exc:
             problem = exc.problems[0]
             raise KossimInputError(
                 [source.problem(("sweep", path), f"cannot sweep {path!r}: {problem.message}")]
             ) from None
-        where = set_path(cfg, path, copy.deepcopy(value))
         source = source.with_origin(where, _sweep_entry(data.get("sweep") or {}, path, value))
     try:
         validate_data(cfg, source, file)

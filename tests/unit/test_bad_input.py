@@ -104,9 +104,8 @@ CASES = [
     Bad(
         "bad_sweep_path",
         "bad_sweep_path.yaml",
-        "{file}:17:3: sweep.scenario.workload.arivals.rate: cannot sweep "
-        "'scenario.workload.arivals.rate': no field 'arivals'; available: arrivals, tasks "
-        "(did you mean 'arrivals'?)",
+        "{file}:17:36: scenario.workload.arivals: unknown field 'arivals'; allowed: arrivals, "
+        "tasks (did you mean 'arrivals'?) [at sweep point scenario.workload.arivals.rate=1.0]",
     ),
     Bad(
         "bad_sweep_value",
