@@ -17,7 +17,7 @@ from kossim.dists import Sampler, Uniform
 from kossim.policy import AgentView, Component, Params, TaskView
 from kossim.registry import register
 
-__all__ = ["Jsq", "LeastWork", "PowerOfD", "Random", "RoundRobin"]
+__all__ = ["Fastest", "Jsq", "LeastWork", "PowerOfD", "Random", "RoundRobin"]
 
 
 class _Randomised(Component):
@@ -117,4 +117,25 @@ class LeastWork(_Randomised):
                 a.work_outstanding + task.work / (a.speed * a.proficiency(task.skills))
                 for a in candidates
             ],
+        )
+
+
+@register
+class Fastest(_Randomised):
+    """The candidate that would serve this task fastest (speed x proficiency), ties at random.
+
+    Under central dispatch the candidates are the free agents, so this is the
+    classic "fastest free server" rule for heterogeneous fleets; under push it
+    ignores queues (pair it with care).
+    """
+
+    kind = "routing"
+    id = "fastest"
+    description = (
+        "the agent with the highest service rate for the task (fastest free, under central)"
+    )
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        return self._argmin(
+            candidates, [-(a.speed * a.proficiency(task.skills)) for a in candidates]
         )
