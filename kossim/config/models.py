@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from kossim.dists import Constant, Distribution
+from kossim.dists import Constant, Distribution, Exponential
 from kossim.errors import FieldError
 from kossim.expectations import Expectation
 
@@ -99,11 +99,15 @@ class Arrivals(Strict):
             raise ValueError("renewal arrivals need 'interarrival'")
         return self
 
-    def mean_interarrival(self) -> float:
+    def interarrival_dist(self) -> Distribution:
+        """Time between arrivals: exponential for Poisson, else the given distribution."""
         if self.rate is not None:
-            return 1.0 / self.rate
+            return Exponential(dist="exponential", mean=1.0 / self.rate)
         assert self.interarrival is not None
-        return self.interarrival.mean_value()
+        return self.interarrival
+
+    def mean_interarrival(self) -> float:
+        return self.interarrival_dist().mean_value()
 
 
 class TaskType(Strict):

@@ -46,7 +46,10 @@ class Recorder:
         self._buf: list[tuple[Any, ...]] = []
 
     def add(self, task: Task) -> None:
-        self._buf.append(_ROW(task))
+        buf = self._buf
+        buf.append(_ROW(task))
+        if len(buf) >= FLUSH:
+            self.flush()
 
     def flush(self) -> None:
         buf = self._buf

@@ -15,12 +15,12 @@ import simpy
 from simpy.events import Timeout
 
 from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpec, TaskType
-from kossim.dists import Constant, Sampler, Uniform, sampler
+from kossim.dists import Sampler, Uniform, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
 from kossim.sim.coordinator import Coordinator
 from kossim.sim.network import Net
-from kossim.sim.recorder import FLUSH, Recorder
+from kossim.sim.recorder import Recorder
 from kossim.sim.streams import stream
 from kossim.sim.task import ABANDONED, DONE, Task
 
@@ -56,14 +56,7 @@ class World:
         self._cum_shares = (np.cumsum(shares) / shares.sum()).tolist()
         self._type_u = sampler(Uniform(dist="uniform", low=0, high=1), stream(seed, "types"))
         arr = sc.workload.arrivals
-        iat = Constant(dist="constant", value=0.0)  # replaced below; keeps mypy honest
-        if arr.rate is not None:
-            from kossim.dists import Exponential
-
-            iat = Exponential(dist="exponential", mean=1.0 / arr.rate)  # type: ignore[assignment]
-        else:
-            iat = arr.interarrival  # type: ignore[assignment]
-        self._iat = sampler(iat, stream(seed, "arrivals"))
+        self._iat = sampler(arr.interarrival_dist(), stream(seed, "arrivals"))
         self.mean_iat = arr.mean_interarrival()
 
         disc = resolve("queue", policy.queue)
@@ -73,14 +66,12 @@ class World:
         router = build(
             resolve("routing", policy.routing), stream(seed, f"policy:{policy.name}:routing")
         )
-        fail = sc.failures
-        self.failure_mode = (
-            fail.agents.on_failure
-            if fail.agents
-            else (fail.nodes.on_failure if fail.nodes else "resume")
-        )
-        self.max_attempts = (fail.agents or fail.nodes or _NO_FAIL).max_attempts
-        detect = (fail.agents or fail.nodes or _NO_FAIL).detect
+        # One failure semantics per run: the agents' spec, else the nodes', else the
+        # defaults (model_construct: only on_failure, max_attempts and detect are read here).
+        fail = sc.failures.agents or sc.failures.nodes or FailureSpec.model_construct()
+        self.failure_mode = fail.on_failure
+        self.max_attempts = fail.max_attempts
+        detect = fail.detect
         self.detect_delay: Sampler = sampler(detect, stream(seed, "detect"))
 
         self.agents: list[Agent] = []
@@ -168,10 +159,7 @@ class World:
         if task.state != ABANDONED:
             task.state = DONE
         task.end = self.env._now
-        rec = self.recorder
-        rec.add(task)
-        if len(rec._buf) >= FLUSH:
-            rec.flush()
+        self.recorder.add(task)
         self.in_system -= 1
         if (
             self.in_system == 0
@@ -277,11 +265,3 @@ class World:
         for a in self.agents:
             live.extend(a.live_tasks())
         return live
-
-
-class _NoFail:
-    max_attempts = 10
-    detect = Constant(dist="constant", value=0.0)
-
-
-_NO_FAIL: Any = _NoFail()
