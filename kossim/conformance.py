@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kossim.policy import Component
-from kossim.registry import KINDS, ComponentSpec, available, build, resolve
+from kossim.registry import DECISION_KINDS as KINDS
+from kossim.registry import ComponentSpec, available, build, resolve
 from kossim.sim.agent import AgentState
 from kossim.sim.streams import stream
 from kossim.sim.task import Task

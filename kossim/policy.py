@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "AgentView",
+    "Behaviour",
     "Component",
     "Discipline",
     "Dispatcher",
@@ -120,6 +121,30 @@ class Component:
     def __init__(self, params: Any, rng: np.random.Generator) -> None:
         self.params = params
         self.rng = rng
+
+
+class Behaviour(Component):
+    """An actor's behaviour: the handlers of one party of a protocol.
+
+    The kernel calls ``on_start(ctx)`` once, before the run starts; after
+    that, a message of kind ``K`` from actor ``sender`` calls
+    ``on_K(sender, payload)``, and a timer set with ``ctx.after(delay, K,
+    payload)`` calls ``on_K(None, payload)``. The context is the behaviour's
+    only door to the world (see :mod:`kossim.sim.context`); what it knows of
+    other actors is what their messages told it.
+    """
+
+    ctx: Any
+    #: An oracle detector is told of every crash as it happens (``on_crash(agent, epoch)``).
+    observes_crashes: ClassVar[bool] = False
+
+    def on_start(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def held(self) -> list[Any]:
+        """Tasks this actor holds (queued, not on a slot): the engine's conservation checks
+        find every live task through them."""
+        return []
 
 
 class Dispatcher(Protocol):

@@ -22,7 +22,12 @@ from kossim.policy import Component
 
 __all__ = ["KINDS", "ComponentSpec", "available", "build", "register", "resolve"]
 
-KINDS = ("dispatch", "routing", "queue")
+DECISION_KINDS = ("dispatch", "routing", "queue")
+"""Kinds whose components decide from views (what :mod:`kossim.conformance` checks)."""
+BEHAVIOUR_KINDS = ("coordinator", "agent", "detector")
+"""Kinds whose components are actor behaviours on the kernel."""
+KINDS = DECISION_KINDS + BEHAVIOUR_KINDS
+"""The built-in kinds. Kinds are open: registering a component of a new kind adds it."""
 ENTRY_POINT_GROUP = "kossim.policies"
 
 _REGISTRY: dict[str, dict[str, type[Component]]] = {k: {} for k in KINDS}
@@ -43,9 +48,9 @@ class ComponentSpec:
 
 def register(cls: type[Component]) -> type[Component]:
     """Class decorator: make ``cls`` available under ``cls.kind`` / ``cls.id``."""
-    if cls.kind not in KINDS:
-        raise ValueError(f"unknown component kind {cls.kind!r} (allowed: {list(KINDS)})")
-    existing = _REGISTRY[cls.kind].get(cls.id)
+    if not (isinstance(cls.kind, str) and cls.kind.isidentifier()):
+        raise ValueError(f"a component kind is a snake_case name (got {cls.kind!r})")
+    existing = _REGISTRY.setdefault(cls.kind, {}).get(cls.id)
     if existing is not None and existing is not cls:
         raise ValueError(f"{cls.kind} id {cls.id!r} is already registered by {existing}")
     _REGISTRY[cls.kind][cls.id] = cls
@@ -67,7 +72,7 @@ def _ensure_loaded() -> None:
 def available(kind: str) -> dict[str, type[Component]]:
     """Registered components of ``kind``, by id."""
     _ensure_loaded()
-    return dict(_REGISTRY[kind])
+    return dict(_REGISTRY.get(kind, {}))
 
 
 def _lookup(kind: str, ident: str) -> type[Component]:

@@ -205,14 +205,22 @@ ComponentRef = str | dict[str, Any]
 
 
 class PolicySpec(Strict):
-    """A contender: one component per kind, each an id or ``{id: ..., param: value}``."""
+    """A contender: one component per kind, each an id or ``{id: ..., param: value}``.
+
+    ``dispatch``, ``routing`` and ``queue`` are the components the built-in
+    ``queueing`` coordinator and ``worker`` agents use; ``coordinator``,
+    ``agent`` and ``detector`` name the behaviours of the actors themselves.
+    """
 
     name: Name
     dispatch: ComponentRef = "central"
     routing: ComponentRef = "random"
     queue: ComponentRef = "fcfs"
+    coordinator: ComponentRef = "queueing"
+    agent: ComponentRef = "worker"
+    detector: ComponentRef = "oracle"
 
-    @field_validator("dispatch", "routing", "queue")
+    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector")
     @classmethod
     def _component_exists(cls, ref: ComponentRef, info: ValidationInfo) -> ComponentRef:
         from kossim.registry import resolve

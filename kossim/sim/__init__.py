@@ -26,7 +26,7 @@ __all__ = ["World", "simulate", "simulate_world"]
 def simulate_world(spec: RunSpec) -> tuple[World, dict[str, np.ndarray]]:
     """Run ``spec`` and return the world and every task's columns (for tests and tracing)."""
     exp = Experiment.model_validate(spec.config)
-    world = World(exp, exp.policy(spec.policy), spec.seed)
+    world = World(exp, exp.policy(spec.policy), spec.seed, trace=spec.trace)
     world.run()
     cols = columns_of(
         world.recorder,
@@ -107,7 +107,7 @@ def _facts(world: World) -> RunFacts:
         agent_names=[a.name for a in world.agents],
         agent_busy=[a.area - a.area0 for a in world.agents],
         agent_capacity=[a.capacity for a in world.agents],
-        messages=world.net.messages,
+        messages=world.kernel.messages,
         type_names=[t.name for t in world.task_types],
     )
 

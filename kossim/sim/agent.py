@@ -1,7 +1,7 @@
 """Agents: the truth of what runs where, and the coordinator's view of it.
 
 An :class:`Agent` serves up to ``capacity`` tasks at once, each at rate
-``speed x proficiency``; its own queue orders what waits. Failures interrupt
+``speed x proficiency``. Failures interrupt
 running work: the completion event of an interrupted task is *superseded*
 (``task.ev`` no longer points at it) rather than cancelled, since SimPy cannot
 unschedule an event.
@@ -13,15 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from simpy.events import Timeout
 
-from kossim.sim.task import (
-    ORPHANED,
-    QUEUED,
-    RUNNING,
-    SUSPENDED,
-    Task,
-    TaskQueue,
-    make_queue,
-)
+from kossim.sim.task import ORPHANED, RUNNING, SUSPENDED, Task
 
 if TYPE_CHECKING:
     from kossim.sim.world import World
@@ -90,35 +82,40 @@ class AgentState:
 
 
 class Agent:
-    """One agent: slots, a local queue, an up/down state and busy-time accounting."""
+    """One agent's physics: slots, service at rate ``speed x proficiency``, failures, busy time.
+
+    What the agent *decides* (accept, queue, preempt, report) is its
+    behaviour's (``policies.agent``); the behaviour acts on these slots only
+    through its :class:`~kossim.sim.context.AgentContext`.
+    """
 
     __slots__ = (
         "area",
         "area0",
+        "behaviour",
         "capacity",
         "down",
         "epoch",
         "index",
         "last",
-        "local",
         "name",
         "node",
         "orphans",
+        "profile",
         "running",
         "up",
-        "view",
         "world",
     )
 
-    def __init__(self, world: World, view: AgentState, node: str) -> None:
+    def __init__(self, world: World, profile: AgentState, node: str) -> None:
         self.world = world
-        self.view = view
-        self.index = view.index
-        self.name = view.name
+        self.profile = profile
+        self.index = profile.index
+        self.name = profile.name
         self.node = node
-        self.capacity = view.capacity
+        self.capacity = profile.capacity
+        self.behaviour: Any = None
         self.running: list[Task] = []
-        self.local: TaskQueue = make_queue(world.discipline)
         self.orphans: list[Task] = []
         self.up = True
         self.down = 0  # overlapping causes (own clock, node) keep it down
@@ -134,25 +131,6 @@ class Agent:
         self.last = now
 
     # -- work ---------------------------------------------------------------
-    def receive(self, task: Task) -> None:
-        """A task sent by the coordinator arrives here."""
-        w = self.world
-        if not self.up:
-            if w.failure_mode == "requeue":  # unreachable: the sender learns it at once
-                task.state = ORPHANED
-                w.coordinator.bounce(self, task)
-            else:
-                task.state = QUEUED
-                self.local.push(task)
-            return
-        if len(self.running) < self.capacity or (
-            w.discipline.preemptive and self._preempt_for(task)
-        ):
-            self.start(task)
-        else:
-            task.state = QUEUED
-            self.local.push(task)
-
     def start(self, task: Task) -> None:
         w = self.world
         now = w.env._now
@@ -168,8 +146,8 @@ class Agent:
         task.state = RUNNING
         task.agent = self.index
         task.seg = now
-        view = self.view
-        rate = task.rate = view.speed * view.proficiency(task.skills) if task.skills else view.speed
+        p = self.profile
+        rate = task.rate = p.speed * p.proficiency(task.skills) if task.skills else p.speed
         ev = task.ev = Timeout(w.env, task.remaining / rate, task)
         ev.callbacks.append(self._done)
 
@@ -185,20 +163,7 @@ class Agent:
         task.ev = None
         task.remaining = 0.0
         w.finish(task)
-        if self.local:
-            self._fill()
-        net = w.net
-        if net.instant:  # inlined Net.send: once per task
-            if now >= net.measure_from:
-                net.messages += 1
-            w.coordinator.completed(task)
-        else:
-            net.send(self.node, w.coord_node, w.coordinator.completed, task)
-
-    def _fill(self) -> None:
-        local = self.local
-        while local and len(self.running) < self.capacity:
-            self.start(local.pop())
+        self.behaviour.on_complete(task)
 
     def _refresh(self, now: float) -> None:
         """Bring ``remaining`` of running tasks up to date (for key-based decisions)."""
@@ -206,24 +171,11 @@ class Agent:
             t.remaining = max(0.0, t.remaining - (now - t.seg) * t.rate)
             t.seg = now
 
-    def _preempt_for(self, task: Task) -> bool:
-        w = self.world
-        now = w.env._now
-        self._refresh(now)
-        key = w.discipline.key
-        victim = max(self.running, key=lambda t: (key(t), t.id))
-        if not key(task) < key(victim):
-            return False
-        self.account(now)
-        self.running.remove(victim)
-        victim.ev = None
-        if w.pull:
-            victim.state = ORPHANED
-            w.coordinator.returned(self, victim)
-        else:
-            victim.state = QUEUED
-            self.local.push(victim)
-        return True
+    def preempt(self, task: Task) -> None:
+        """Take running ``task`` off its slot (its ``remaining`` must be fresh)."""
+        self.account(self.world.env._now)
+        self.running.remove(task)
+        task.ev = None
 
     # -- failures -------------------------------------------------------------
     def fail(self) -> None:
@@ -239,40 +191,28 @@ class Agent:
         for t in self.running:
             t.ev = None
             t.state = SUSPENDED
-        if w.failure_mode == "requeue":
-            for t in self.running:  # the attempt's work is lost with the agent
-                t.remaining = t.work
-                t.fresh = True
-            lost = self.running + self.local.drain()
-            self.running = []
-            for t in lost:
-                t.state = ORPHANED
-            self.orphans.extend(lost)
-        w.coordinator.failure_noticed(self, self.epoch)
+        self.behaviour.on_crash()
+        w.crashed(self)
 
     def repair(self) -> None:
         self.down -= 1
         if self.down > 0:
             return
-        w = self.world
-        self.account(w.env._now)
+        self.account(self.world.env._now)
         self.up = True
         suspended, self.running = self.running, []
-        for t in suspended:
-            if w.failure_mode == "restart":
-                if t.attempts >= w.max_attempts:  # out of attempts: abandoned, as under requeue
-                    w.abandon(t)
-                    w.net.send(self.node, w.coord_node, w.coordinator.completed, t)
-                    continue
-                t.remaining = t.work
-                t.fresh = True
-            self.start(t)
-        self._fill()
-        w.net.send(self.node, w.coord_node, w.coordinator.repaired, self)
+        self.behaviour.on_repair(suspended)
+
+    def orphan(self, tasks: list[Task]) -> None:
+        """``tasks`` are lost with this agent until the coordinator reclaims them."""
+        for t in tasks:
+            t.state = ORPHANED
+        self.running = [t for t in self.running if t.state != ORPHANED]
+        self.orphans.extend(tasks)
 
     def take_orphans(self) -> list[Task]:
         out, self.orphans = self.orphans, []
         return out
 
     def live_tasks(self) -> list[Any]:
-        return [*self.running, *self.local, *self.orphans]
+        return [*self.running, *self.behaviour.held(), *self.orphans]

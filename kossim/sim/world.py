@@ -1,4 +1,9 @@
-"""One run's world: builds agents, network, coordinator and processes, then runs.
+"""One run's world: the physics (agents, network, failure clocks, arrivals) and its actors.
+
+The world builds the kernel and places an actor for every party that
+decides: the coordinator and a failure detector on the coordinator's node,
+and one actor per agent on the agent's node, each with the behaviour its
+policy names. The world itself only keeps physics and invariants.
 
 The hot path uses SimPy callbacks on timeouts rather than one process per
 task: an arrival and a completion are one event each, so a task costs two
@@ -15,10 +20,12 @@ import simpy
 from simpy.events import Timeout
 
 from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpec, TaskType
-from kossim.dists import Sampler, Uniform, sampler
+from kossim.dists import Uniform, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
-from kossim.sim.coordinator import Coordinator
+from kossim.sim.context import AgentContext, CoordinatorContext, ServiceContext
+from kossim.sim.eventlog import EventLog
+from kossim.sim.kernel import Actor, Kernel
 from kossim.sim.network import Net
 from kossim.sim.recorder import Recorder
 from kossim.sim.streams import stream
@@ -46,9 +53,10 @@ class _TypeSpec:
 class World:
     """Everything one run needs; :meth:`run` simulates it and returns the recorder."""
 
-    def __init__(self, exp: Experiment, policy: PolicySpec, seed: int) -> None:
+    def __init__(self, exp: Experiment, policy: PolicySpec, seed: int, trace: bool = False) -> None:
         self.exp = exp
         self.seed = seed
+        self.policy = policy
         self.env = simpy.Environment()
         sc = exp.scenario
         self.task_types = [_TypeSpec(t, seed) for t in sc.workload.tasks]
@@ -59,39 +67,76 @@ class World:
         self._iat = sampler(arr.interarrival_dist(), stream(seed, "arrivals"))
         self.mean_iat = arr.mean_interarrival()
 
-        disc = resolve("queue", policy.queue)
-        self.discipline = build(disc, stream(seed, f"policy:{policy.name}:queue"))
-        dispatch = build(resolve("dispatch", policy.dispatch), stream(seed, "policy:dispatch"))
-        self.pull = bool(dispatch.pull)
-        router = build(
-            resolve("routing", policy.routing), stream(seed, f"policy:{policy.name}:routing")
-        )
         # One failure semantics per run: the agents' spec, else the nodes', else the
-        # defaults (model_construct: only on_failure, max_attempts and detect are read here).
+        # defaults (model_construct: only on_failure and max_attempts are read here).
         fail = sc.failures.agents or sc.failures.nodes or FailureSpec.model_construct()
         self.failure_mode = fail.on_failure
         self.max_attempts = fail.max_attempts
-        detect = fail.detect
-        self.detect_delay: Sampler = sampler(detect, stream(seed, "detect"))
+        self._components: dict[str, Any] = {}
 
+        self.profiles: list[AgentState] = []
         self.agents: list[Agent] = []
         self._build_agents()
         self.coord_node = COORDINATOR
         nodes = sorted({a.node for a in self.agents})
         self.net = Net(self.env, sc.network, nodes, seed)
-        self.transit: set[Task] = set()
-        self.coordinator = Coordinator(self, router, self.discipline, self.pull)
+        self.kernel = Kernel(self.env, self.net, EventLog() if trace else None)
+        self.transit = self.kernel.transit
+        self._build_actors()
         self.recorder = Recorder()
         self._setup_run_length()
+
+    def component(self, kind: str) -> Any:
+        """The policy's component of ``kind``: built once per run, on its own stream."""
+        got = self._components.get(kind)
+        if got is None:
+            name = self.policy.name
+            spec = resolve(kind, getattr(self.policy, kind))
+            got = self._components[kind] = build(spec, stream(self.seed, f"policy:{name}:{kind}"))
+        return got
+
+    def _behaviour(self, kind: str, actor: Actor) -> Any:
+        spec = resolve(kind, getattr(self.policy, kind))
+        name = getattr(spec.cls, "stream_name", None) or f"policy:{self.policy.name}:{actor.name}"
+        behaviour = build(spec, stream(self.seed, name))
+        actor.behaviour = behaviour
+        return behaviour
+
+    def _build_actors(self) -> None:
+        """The coordinator and the detector on the coordinator's node; an actor per agent."""
+        k = self.kernel
+        coord = self.coordinator_actor = k.add(Actor("coordinator", "coordinator", COORDINATOR))
+        self.coordinator = self._behaviour("coordinator", coord)
+        coord.ctx = CoordinatorContext(self, coord)
+        det = self.detector_actor = k.add(Actor("detector", "detector", COORDINATOR))
+        self.detector = self._behaviour("detector", det)
+        det.ctx = ServiceContext(self, det)
+        self._crash_observers = [self.detector] if self.detector.observes_crashes else []
+        self.agent_actors: list[Actor] = []
+        for a in self.agents:
+            actor = k.add(Actor("agent", a.name, a.node, a.index))
+            a.behaviour = self._behaviour("agent", actor)
+            actor.ctx = AgentContext(self, actor, a)
+            self.agent_actors.append(actor)
+        self._actors: list[Actor] = [coord, det, *self.agent_actors]
+        for actor in self._actors:
+            actor.behaviour.on_start(actor.ctx)
+        self._arrive = coord.handlers["arrival"]
+
+    def crashed(self, agent: Agent) -> None:
+        """Physics: ``agent`` went down; oracles learn of it at once."""
+        for observer in self._crash_observers:
+            observer.on_crash(self.agent_actors[agent.index], agent.epoch)
 
     def _build_agents(self) -> None:
         for g in self.exp.scenario.agents:
             for i in range(g.count):
                 name = f"{g.group}-{i}"
-                view = AgentState(
+                profile = AgentState(
                     len(self.agents), name, g.group, g.speed, g.capacity, dict(g.skills), g.trust
                 )
-                self.agents.append(Agent(self, view, g.node or name))
+                self.profiles.append(profile)
+                self.agents.append(Agent(self, profile, g.node or name))
 
     def _setup_run_length(self) -> None:
         exp = self.exp
@@ -101,7 +146,7 @@ class World:
         self._warmup_tasks = exp.warmup_tasks
         self._warmup = exp.fixed_warmup
         # warmup: auto records, at each sample time, what truncating there would need.
-        self.snapshots: list[tuple[float, int, list[float], int]] = []
+        self.snapshots: list[tuple[float, int, list[float], dict[str, int]]] = []
         self.arrived = 0  # all arrivals
         self.arrived_measured = 0
         self.in_system = 0
@@ -135,12 +180,12 @@ class World:
             self.arrivals_over = True
         else:  # inlined _schedule_arrival()
             Timeout(self.env, self._iat(), None).callbacks.append(self._on_arrival)
-        self.coordinator.arrive(task)
+        self._arrive(None, task)
 
     def _start_measuring(self) -> None:
         now = self.env._now
         self.measure_start = now
-        self.net.measure_from = now
+        self.kernel.measure_from = now
         for a in self.agents:
             a.account(now)
             a.area0 = a.area
@@ -186,7 +231,7 @@ class World:
         if fail.agents is not None:
             only = fail.agents.only
             for a in self.agents:
-                if only is None or a.view.group in only:
+                if only is None or a.profile.group in only:
                     self.env.process(self._clock([a], fail.agents, f"agent:{a.name}"))
         if fail.nodes is not None:
             by_node: dict[str, list[Agent]] = {}
@@ -218,7 +263,7 @@ class World:
                 for a in self.agents:
                     a.account(now)
                 areas = [a.area for a in self.agents]
-                self.snapshots.append((now, self.arrived, areas, self.net.messages))
+                self.snapshots.append((now, self.arrived, areas, self.kernel.counts()))
 
     def truncate_at(self, index: int) -> float:
         """``warmup: auto``: measure from snapshot ``index`` on; return its time."""
@@ -226,7 +271,10 @@ class World:
         self.measure_start = now
         self.arrived_measured = self.arrived - arrived
         self._warmup_tasks = arrived  # measured = arrival index after the snapshot
-        self.net.messages -= messages
+        k = self.kernel
+        for kind, n in messages.items():
+            k.by_kind[kind] -= n
+            k.messages -= n
         for a, area in zip(self.agents, areas, strict=True):
             a.area0 = area
         return now
@@ -261,7 +309,7 @@ class World:
 
     def live_tasks(self) -> list[Task]:
         """Every task not yet completed or abandoned, wherever it is."""
-        live: list[Task] = [*self.coordinator.live_tasks(), *self.transit]
+        live: list[Task] = [*self.coordinator.held(), *self.transit]
         for a in self.agents:
             live.extend(a.live_tasks())
         return live

@@ -342,7 +342,7 @@ class FailureRepairMachine(RuleBasedStateMachine):
         self.tasks.append(task)
         w.arrived += 1
         w.in_system += 1
-        w.coordinator.arrive(task)
+        w.coordinator.on_arrival(None, task)
 
     @rule()
     def fail(self) -> None:
@@ -378,7 +378,7 @@ class FailureRepairMachine(RuleBasedStateMachine):
         else:
             assert all(t.state != RUNNING for t in agent.running)
         places: list[Task] = [
-            *self.world.coordinator.live_tasks(),
+            *self.world.coordinator.held(),
             *self.world.transit,
             *agent.live_tasks(),
         ]

@@ -13,7 +13,8 @@ import pytest
 
 from kossim.conformance import check_component, check_registry
 from kossim.policy import AgentView, Component, TaskView
-from kossim.registry import KINDS, available
+from kossim.registry import DECISION_KINDS as KINDS
+from kossim.registry import available
 
 REGISTERED = [(kind, ident) for kind in KINDS for ident in sorted(available(kind))]
 

@@ -1,50 +1,56 @@
-"""The coordinator: where decisions run, on a view only as fresh as its messages.
+"""Coordinator behaviours: where decisions run, on views only as fresh as their messages.
 
-It owns the waiting queue, the per-agent views and the policy components.
+The built-in ``queueing`` coordinator owns the waiting queue, a view of each
+agent and the policy's ``dispatch``, ``routing`` and ``queue`` components.
 Under pull dispatch tasks wait here until a view shows a free slot; under
 push dispatch each task is routed on arrival. Every task it sends, and every
-report it receives, crosses the network.
+report it receives, is a message over the network.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from simpy.events import Timeout
+from kossim.policy import Behaviour
+from kossim.registry import register
+from kossim.sim.agent import AgentState
+from kossim.sim.kernel import Actor
+from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_queue
 
-from kossim.sim.agent import Agent, AgentState
-from kossim.sim.task import (
-    ORPHANED,
-    RUNNING,
-    TRANSIT,
-    WAITING,
-    SplitQueue,
-    Task,
-    TaskQueue,
-    make_queue,
-)
-
-if TYPE_CHECKING:
-    from kossim.sim.world import World
-
-__all__ = ["Coordinator"]
+__all__ = ["Queueing"]
 
 
-class Coordinator:
-    """Queue, views and policies of one run."""
+@register
+class Queueing(Behaviour):
+    """One waiting queue, a view per agent, and the policy's dispatch, routing and queue.
 
-    def __init__(self, world: World, router: Any, discipline: Any, pull: bool) -> None:
-        self.world = world
-        self.router = router
-        self.discipline = discipline
-        self.pull = pull
-        self.agents: list[Agent] = world.agents
-        self.views: list[AgentState] = [a.view for a in world.agents]
+    Pull dispatch (``central``) keeps tasks here until a view shows a free
+    slot, skipping a head that no free agent can serve for the first task
+    that one can; a preemptive discipline displaces the worst running task.
+    Push dispatch routes each task on arrival. A task reported lost with a
+    failed agent re-enters, or is abandoned once out of attempts.
+    """
+
+    kind = "coordinator"
+    id = "queueing"
+    description = "a waiting queue and per-agent views; dispatch, routing and queue components"
+
+    def on_start(self, ctx: Any) -> None:
+        super().on_start(ctx)
+        self.router = ctx.component("routing")
+        discipline = self.discipline = ctx.component("queue")
+        pull = self.pull = bool(ctx.component("dispatch").pull)
+        self.agents: list[Actor] = ctx.agents
+        self.views: list[AgentState] = [
+            AgentState(p.index, p.name, p.group, p.speed, p.capacity, p.skills, p.trust)
+            for p in ctx.profiles
+        ]
+        self.send = ctx.send
         self.n_down = 0
         self._pumping = False
         self._skilled: dict[tuple[str, ...], list[AgentState]] = {}
-        kinds = {t.skills for t in world.task_types}
+        kinds = set(ctx.task_skills)
         self.uniform_skills = len({tuple(self._skilled_for(k)) for k in kinds}) <= 1
         self.split = pull and not self.uniform_skills
         self.queue: TaskQueue = SplitQueue(discipline) if self.split else make_queue(discipline)
@@ -85,7 +91,12 @@ class Coordinator:
         return [v for v in base if v.up] if self.n_down else base
 
     # -- sending ------------------------------------------------------------------
-    def arrive(self, task: Task) -> None:
+    def held(self) -> list[Task]:
+        """Tasks waiting here (for conservation checks)."""
+        return list(self.queue)
+
+    def on_arrival(self, sender: Any, task: Task) -> None:
+        """A new task enters the system here."""
         if not self.pull:
             self.route(task)
         elif self.listing and self.free and not self.queue:
@@ -103,27 +114,12 @@ class Coordinator:
             view.tasks.add(task)
         if view.listed and view.queue_length >= view.capacity:
             self._relist(view)
-        agent = self.agents[view.index]
-        w = self.world
-        net = w.net
-        if net.instant:  # inlined Net.send: the hot path of every dispatch
-            if w.env._now >= net.measure_from:
-                net.messages += 1
-            agent.receive(task)
-        else:
-            task.state = TRANSIT
-            w.transit.add(task)
-            w.net.send(w.coord_node, agent.node, self._arrive_at, (agent, task))
-
-    def _arrive_at(self, payload: tuple[Agent, Task]) -> None:
-        agent, task = payload
-        self.world.transit.discard(task)
-        agent.receive(task)
+        self.send(self.agents[view.index], "task", task)
 
     def _select(self, task: Task, cands: list[AgentState]) -> AgentState:
         if len(cands) == 1:
             return cands[0]
-        return self.router.select(task, cands, self.world.env._now)
+        return self.router.select(task, cands, self.ctx.now)
 
     def route(self, task: Task) -> None:
         """Push dispatch: choose an agent now, or hold the task while none is up."""
@@ -175,13 +171,12 @@ class Coordinator:
     def _preempt(self, task: Task) -> bool:
         """Pull + preemptive discipline: displace the worst running task, if worse than ``task``."""
         key = self.discipline.key
-        now = self.world.env._now
         worst: tuple[Any, int] | None = None
         where: AgentState | None = None
         for view in self._skilled_for(task.skills):
             if not view.up:
                 continue
-            self.agents[view.index]._refresh(now)
+            self.ctx.progress(self.agents[view.index])
             for t in view.tasks:
                 if t.state == RUNNING and (worst is None or (key(t), t.id) > worst):
                     worst, where = (key(t), t.id), view
@@ -192,16 +187,16 @@ class Coordinator:
         return True
 
     # -- reports from agents ---------------------------------------------------------
-    def _forget(self, agent: Agent, task: Task) -> None:
-        view = agent.view
+    def _forget(self, view: AgentState, task: Task) -> None:
         view.queue_length -= 1
         view.work_outstanding = view.work_outstanding - task.svc if view.queue_length else 0.0
         view.tasks.discard(task)
         if self.listing and not view.listed:
             self._relist(view)
 
-    def completed(self, task: Task) -> None:
-        view = self.views[task.agent]
+    def on_done(self, sender: Actor, task: Task) -> None:
+        """An agent reports ``task`` ended (completed, or abandoned out of attempts)."""
+        view = self.views[sender.index]
         if self.listing and self.queue and view.up and not self.free and not self._pumping:
             # Hand-off: in a pull busy period the slot that just freed is the only free one
             # (a free slot and a waiting task never coexist after a pump), so the head goes
@@ -212,37 +207,22 @@ class Coordinator:
                 view.tasks.discard(task)
             self._send(view, self.queue.pop())
             return
-        self._forget(self.agents[task.agent], task)
+        self._forget(view, task)
         if self.pull:
             self.pump()
 
-    def returned(self, agent: Agent, task: Task) -> None:
-        """A preempted task comes back to the coordinator queue (pull dispatch)."""
-        self._travel_back(agent, task, self._take_back)
-
-    def _take_back(self, payload: tuple[Agent, Task]) -> None:
-        agent, task = payload
-        self.world.transit.discard(task)
-        self._forget(agent, task)
+    def on_returned(self, sender: Actor, task: Task) -> None:
+        """A preempted task comes back to this queue (pull dispatch)."""
+        self._forget(self.views[sender.index], task)
         self.reenter(task)
 
-    def bounce(self, agent: Agent, task: Task) -> None:
+    def on_bounce(self, sender: Actor, task: Task) -> None:
         """A task sent to an agent that is down comes back undelivered."""
-        self._travel_back(agent, task, self._bounced)
-
-    def _bounced(self, payload: tuple[Agent, Task]) -> None:
-        agent, task = payload
-        self.world.transit.discard(task)
-        if not agent.up:
-            self._mark(agent.view, up=False)
-        self._forget(agent, task)
+        view = self.views[sender.index]
+        if not self.ctx._world.agents[sender.index].up:
+            self._mark(view, up=False)
+        self._forget(view, task)
         self.reenter(task)
-
-    def _travel_back(self, agent: Agent, task: Task, deliver: Any) -> None:
-        w = self.world
-        task.state = TRANSIT if not w.net.instant else ORPHANED
-        w.transit.add(task)
-        w.net.send(agent.node, w.coord_node, deliver, (agent, task))
 
     def reenter(self, task: Task) -> None:
         task.state = WAITING
@@ -253,28 +233,24 @@ class Coordinator:
             self.route(task)
 
     # -- failures -------------------------------------------------------------------
-    def failure_noticed(self, agent: Agent, epoch: int) -> None:
-        """Schedule the moment the coordinator learns that ``agent`` failed."""
-        w = self.world
-        ev = Timeout(w.env, w.detect_delay(), (agent, epoch))
-        ev.callbacks.append(self._detected)
-
-    def _detected(self, ev: Timeout) -> None:
-        agent, epoch = ev._value
-        if agent.epoch == epoch and not agent.up:
-            self._mark(agent.view, up=False)
-        w = self.world
-        for task in agent.take_orphans():
-            self._forget(agent, task)
-            if task.fresh and task.attempts >= w.max_attempts:
-                w.abandon(task)
+    def on_suspect(self, sender: Actor, news: tuple[Actor, bool]) -> None:
+        """The detector reports that ``agent`` failed (and whether it is still down)."""
+        agent, down = news
+        view = self.views[agent.index]
+        if down:
+            self._mark(view, up=False)
+        ctx = self.ctx
+        for task in ctx.reclaim(agent):
+            self._forget(view, task)
+            if task.fresh and task.attempts >= ctx.max_attempts:
+                ctx.abandon(task)
             else:
                 self.reenter(task)
 
-    def repaired(self, agent: Agent) -> None:
-        if not agent.up:
+    def on_repaired(self, sender: Actor, payload: Any) -> None:
+        if not self.ctx._world.agents[sender.index].up:
             return  # failed again before the news arrived
-        self._mark(agent.view, up=True)
+        self._mark(self.views[sender.index], up=True)
         if self.pull:
             self.pump()
         else:
@@ -286,9 +262,6 @@ class Coordinator:
             view.up = up
             self.n_down += -1 if up else 1
             self._relist(view)
-
-    def live_tasks(self) -> list[Task]:
-        return list(self.queue)
 
 
 def _index(v: AgentState) -> int:

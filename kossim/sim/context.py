@@ -1,0 +1,220 @@
+"""An actor's only door to the world.
+
+A behaviour receives its context in ``on_start`` and acts only through it:
+``now``, its own random stream ``rng``, ``send`` (always through the
+network), ``after`` (a cancellable timer), ``log`` (the execution log) and,
+for an agent, the physical verbs on its own slots. What a behaviour knows of
+other actors is what their messages told it.
+
+``log`` costs nothing when the run is not traced, but building a reason
+string does: guard expensive reasons with ``if ctx.tracing:``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kossim.sim.kernel import Actor, Kernel, Timer
+from kossim.sim.streams import stream
+from kossim.sim.task import Task
+
+if TYPE_CHECKING:
+    from kossim.config.models import Scenario
+    from kossim.sim.agent import Agent, AgentState
+    from kossim.sim.world import World
+
+__all__ = ["AgentContext", "Context", "CoordinatorContext", "ServiceContext"]
+
+
+class Context:
+    """What every behaviour may do."""
+
+    #: ``send(to, kind, payload=None)``: deliver ``payload`` to actor ``to``'s
+    #: ``on_<kind>(sender, payload)``, paying the network path's latency.
+    send: Callable[..., None]
+    #: ``after(delay, kind, payload=None) -> Timer``: call this actor's
+    #: ``on_<kind>(None, payload)`` after ``delay``, unless the timer is cancelled.
+    after: Callable[..., Timer]
+
+    __slots__ = ("_rng", "_world", "actor", "after", "kernel", "send")
+
+    def __init__(self, world: World, actor: Actor) -> None:
+        self._world = world
+        self.kernel: Kernel = world.kernel
+        self.actor = actor
+        self._rng: np.random.Generator | None = None
+        # Bound once: these run on every message, so no extra call layer.
+        self.send = partial(world.kernel.send, actor)
+        self.after = partial(world.kernel.after, actor)
+
+    # -- identity and time ---------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.actor.name
+
+    @property
+    def node(self) -> str:
+        return self.actor.node
+
+    @property
+    def now(self) -> float:
+        return self.kernel.env._now
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """This actor's own stream: it depends only on the seed and the actor's name."""
+        if self._rng is None:
+            self._rng = stream(self._world.seed, f"actor:{self.actor.name}")
+        return self._rng
+
+    @property
+    def scenario(self) -> Scenario:
+        """The scenario as configured (static facts, never live state)."""
+        return self._world.exp.scenario
+
+    @property
+    def tracing(self) -> bool:
+        return self.kernel.log is not None
+
+    # -- acting ------------------------------------------------------------------------------
+    def log(self, kind: str, reason: str, task: Task | None = None, **fields: Any) -> None:
+        """Record a decision and its reason in the execution log (when tracing)."""
+        log = self.kernel.log
+        if log is not None:
+            log.record(self.kernel.env._now, kind, self.actor.name, reason, task, fields)
+
+    def component(self, kind: str) -> Any:
+        """The policy's component of ``kind`` for this run (one instance, shared)."""
+        return self._world.component(kind)
+
+    def actor_named(self, name: str) -> Actor:
+        return self.kernel.actors[name]
+
+    @property
+    def coordinator(self) -> Actor:
+        return self._world.coordinator_actor
+
+
+class ServiceContext(Context):
+    """A service actor's context (a failure detector, ...): the fleet directory."""
+
+    __slots__ = ()
+
+    @property
+    def agents(self) -> list[Actor]:
+        """Every agent actor, in index order."""
+        return self._world.agent_actors
+
+    def crash_epoch(self, agent: Actor) -> int:
+        """Oracles only: the number of the crash ``agent`` is down from, -1 while it is up."""
+        a = self._world.agents[agent.index]
+        return -1 if a.up else a.epoch
+
+
+class CoordinatorContext(Context):
+    """A coordinator's context: the fleet directory and the task's terminal verbs."""
+
+    __slots__ = ()
+
+    @property
+    def agents(self) -> list[Actor]:
+        """Every agent actor, in index order."""
+        return self._world.agent_actors
+
+    @property
+    def profiles(self) -> list[AgentState]:
+        """The static description of each agent (speed, capacity, skills, trust)."""
+        return self._world.profiles
+
+    @property
+    def task_skills(self) -> list[tuple[str, ...]]:
+        """The skill sets the workload's task types need."""
+        return [t.skills for t in self._world.task_types]
+
+    @property
+    def max_attempts(self) -> int:
+        return self._world.max_attempts
+
+    def abandon(self, task: Task) -> None:
+        """Give up on ``task`` (a terminal state)."""
+        self._world.abandon(task)
+
+    def reclaim(self, agent: Actor) -> list[Task]:
+        """Tasks lost with ``agent``'s crashes and not yet reclaimed (requeue semantics)."""
+        return self._world.agents[agent.index].take_orphans()
+
+    def progress(self, agent: Actor) -> None:
+        """Bring the remaining work of the tasks running on ``agent`` up to date.
+
+        An oracle shortcut kept for the preemptive pull coordinator, which picks
+        its victim among running tasks by their remaining work.
+        """
+        agent_ = self._world.agents[agent.index]
+        agent_._refresh(self.kernel.env._now)
+
+
+class AgentContext(Context):
+    """An agent's context: its own slots and the physical verbs on them."""
+
+    #: ``start(task)``: put ``task`` on a free slot (a new attempt if it is fresh).
+    start: Callable[[Task], None]
+    #: ``preempt(task)``: take running ``task`` off its slot, keeping its remaining work
+    #: (call :meth:`refresh` first).
+    preempt: Callable[[Task], None]
+
+    __slots__ = ("agent", "preempt", "start")
+
+    def __init__(self, world: World, actor: Actor, agent: Agent) -> None:
+        super().__init__(world, actor)
+        self.agent = agent
+        self.start = agent.start  # bound once: once per task
+        self.preempt = agent.preempt
+
+    @property
+    def up(self) -> bool:
+        return self.agent.up
+
+    @property
+    def running(self) -> list[Task]:
+        return self.agent.running
+
+    @property
+    def capacity(self) -> int:
+        return self.agent.capacity
+
+    @property
+    def free_slots(self) -> int:
+        agent = self.agent
+        return agent.capacity - len(agent.running)
+
+    @property
+    def profile(self) -> AgentState:
+        return self.agent.profile
+
+    @property
+    def failure_mode(self) -> str:
+        return self._world.failure_mode
+
+    @property
+    def max_attempts(self) -> int:
+        return self._world.max_attempts
+
+    def restart(self, task: Task) -> None:
+        """Forget the work ``task`` has done: it starts over as a new attempt."""
+        task.remaining = task.work
+        task.fresh = True
+
+    def refresh(self) -> None:
+        """Bring the remaining work of the running tasks up to date."""
+        self.agent._refresh(self.kernel.env._now)
+
+    def abandon(self, task: Task) -> None:
+        self._world.abandon(task)
+
+    def orphan(self, tasks: list[Task]) -> None:
+        """Tasks this agent held that are lost with it (reclaimed by the coordinator)."""
+        self.agent.orphan(tasks)

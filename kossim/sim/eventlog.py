@@ -1,0 +1,54 @@
+"""The execution log: every message and decision of a traced run, with its reason.
+
+Off unless the run is traced (``--trace``): the kernel then holds ``None``
+instead of a log and no row is built. A row is ``(time, kind, task, actor,
+src, dst, reason, fields)``; ``fields`` is a JSON object of whatever else
+the actor said.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kossim.sim.task import Task
+
+if TYPE_CHECKING:
+    from kossim.sim.kernel import Actor
+
+__all__ = ["EVENT_COLUMNS", "EventLog"]
+
+EVENT_COLUMNS = ("time", "kind", "task", "actor", "src", "dst", "reason", "fields")
+
+
+class EventLog:
+    """Rows of one run's execution log, in event order."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, str, int, str, str, str, str, str]] = []
+
+    def record(
+        self, now: float, kind: str, actor: str, reason: str, task: Task | None, fields: Any
+    ) -> None:
+        task_id = task.id if task is not None else -1
+        text = json.dumps(fields, sort_keys=True, default=str) if fields else ""
+        self.rows.append((now, kind, task_id, actor, "", "", reason, text))
+
+    def message(self, now: float, src: Actor, dst: Actor, kind: str, payload: Any) -> None:
+        task_id = payload.id if payload.__class__ is Task else -1
+        reason = f"{kind} {src.name} -> {dst.name}"
+        self.rows.append((now, "send:" + kind, task_id, src.name, src.name, dst.name, reason, ""))
+
+    def columns(self) -> dict[str, np.ndarray]:
+        cols = list(zip(*self.rows, strict=True)) if self.rows else [()] * len(EVENT_COLUMNS)
+        out: dict[str, np.ndarray] = {}
+        for name, values in zip(EVENT_COLUMNS, cols, strict=True):
+            if name == "time":
+                out[name] = np.asarray(values, dtype=np.float64)
+            elif name == "task":
+                out[name] = np.asarray(values, dtype=np.int64)
+            else:
+                out[name] = np.asarray(values, dtype=object)
+        return out

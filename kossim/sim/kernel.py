@@ -1,0 +1,150 @@
+"""The message-passing kernel: actors on nodes, messages over the network, timers.
+
+Every party that decides is an :class:`Actor` placed on a node, with a
+behaviour (a registered component) that acts only through its
+:class:`Context`. Actors talk only by messages: :meth:`Kernel.send` counts
+each message that crosses the network by kind and delivers it after the path
+delay, to the receiver's handler ``on_<kind>(sender, payload)``. Messages
+between actors on one node, and every message on an instant network (all
+latencies the constant 0), are delivered by a direct call: no SimPy event.
+
+The hot path is callbacks on :class:`simpy.events.Timeout`: a message with
+latency is one event, a timer is one event, and nothing here starts a SimPy
+process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from simpy import Environment
+from simpy.events import Timeout
+
+from kossim.sim.network import Net
+from kossim.sim.task import TRANSIT, Task
+
+if TYPE_CHECKING:
+    from kossim.sim.eventlog import EventLog
+
+__all__ = ["Actor", "Handlers", "Kernel", "Timer"]
+
+
+class Handlers(dict[str, Callable[[Any, Any], None]]):
+    """An actor's handlers by message kind, looked up once per kind: ``on_<kind>``."""
+
+    __slots__ = ("actor",)
+
+    def __init__(self, actor: Actor) -> None:
+        super().__init__()
+        self.actor = actor
+
+    def __missing__(self, kind: str) -> Callable[[Any, Any], None]:
+        handler = getattr(self.actor.behaviour, "on_" + kind, None)
+        if handler is None:
+            raise RuntimeError(
+                f"{self.actor.kind} {self.actor.name!r} ({type(self.actor.behaviour).__name__}) "
+                f"received a {kind!r} message but has no handler on_{kind}"
+            )
+        self[kind] = handler
+        return handler
+
+
+class Actor:
+    """A named party on a node: a behaviour and its context."""
+
+    __slots__ = ("behaviour", "ctx", "handlers", "index", "kind", "name", "node")
+
+    def __init__(self, kind: str, name: str, node: str, index: int = -1) -> None:
+        self.kind = kind
+        self.name = name
+        self.node = node
+        self.index = index
+        self.behaviour: Any = None
+        self.ctx: Any = None
+        self.handlers = Handlers(self)
+
+    def __repr__(self) -> str:
+        return f"Actor({self.kind} {self.name} on {self.node})"
+
+
+class Timer:
+    """A pending :meth:`Kernel.after`; :meth:`cancel` makes it never fire."""
+
+    __slots__ = ("cancelled", "when")
+
+    def __init__(self, when: float) -> None:
+        self.when = when
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Kernel:
+    """Delivers messages and timers between the actors of one run, and counts messages."""
+
+    def __init__(self, env: Environment, net: Net, log: EventLog | None) -> None:
+        self.env = env
+        self.net = net
+        self.log = log
+        self.instant = net.instant
+        self.messages = 0  # network messages in the measurement window
+        self.by_kind: dict[str, int] = {}
+        self.measure_from = 0.0
+        self.transit: set[Task] = set()  # tasks inside messages on the wire
+        self.actors: dict[str, Actor] = {}
+
+    def add(self, actor: Actor) -> Actor:
+        if actor.name in self.actors:
+            raise ValueError(f"two actors named {actor.name!r}")
+        self.actors[actor.name] = actor
+        return actor
+
+    def send(self, src: Actor, dst: Actor, kind: str, payload: Any = None) -> None:
+        """Deliver ``payload`` to ``dst.on_<kind>(src, payload)`` over the network."""
+        if src.node == dst.node:
+            dst.handlers[kind](src, payload)
+            return
+        env = self.env
+        if env._now >= self.measure_from:
+            self.messages += 1
+            by_kind = self.by_kind
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+        if self.log is not None:
+            self.log.message(env._now, src, dst, kind, payload)
+        if self.instant:
+            dst.handlers[kind](src, payload)
+            return
+        if payload.__class__ is Task and payload.end < 0:  # a live task travels in it
+            payload.state = TRANSIT
+            self.transit.add(payload)
+        ev = Timeout(env, self.net.delay(src.node, dst.node), (src, dst, kind, payload))
+        ev.callbacks.append(self._deliver)
+
+    def _deliver(self, ev: Timeout) -> None:
+        src, dst, kind, payload = ev._value
+        if payload.__class__ is Task:
+            self.transit.discard(payload)
+        dst.handlers[kind](src, payload)
+
+    def after(self, actor: Actor, delay: float, kind: str, payload: Any = None) -> Timer:
+        """Call ``actor``'s ``on_<kind>(None, payload)`` after ``delay``, unless cancelled."""
+        if delay < 0:
+            raise ValueError(f"negative timer delay {delay} from {actor.name!r}")
+        timer = Timer(self.env._now + delay)
+        ev = Timeout(self.env, delay, (actor, kind, payload, timer))
+        ev.callbacks.append(self._fire)
+        return timer
+
+    def _fire(self, ev: Timeout) -> None:
+        actor, kind, payload, timer = ev._value
+        if not timer.cancelled:
+            actor.handlers[kind](None, payload)
+
+    def restart_count(self, now: float) -> None:
+        """Measure messages from ``now`` on (the end of the warm-up)."""
+        self.measure_from = now
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.by_kind)

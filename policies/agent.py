@@ -1,0 +1,123 @@
+"""Agent behaviours: what an agent does with the tasks that reach it.
+
+An agent behaviour runs on one agent's actor. The engine calls it for the
+agent's messages (``on_task``: a task sent to it) and for the physics of its
+own slots: ``on_complete(task)`` when a task finishes service,
+``on_crash()`` when the agent goes down and ``on_repair(suspended)`` when it
+comes back. It acts on its slots only through its context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kossim.policy import Behaviour
+from kossim.registry import register
+from kossim.sim.task import ORPHANED, QUEUED, Task, TaskQueue, make_queue
+
+__all__ = ["Worker"]
+
+
+@register
+class Worker(Behaviour):
+    """Serve what arrives: start it on a free slot, else queue it in the policy's order.
+
+    With a preemptive queue discipline an arrival displaces the running task
+    with the largest key when its own key is smaller; the victim goes back to
+    the coordinator under pull dispatch, else to this agent's queue. Failures
+    follow the scenario's ``on_failure``: ``resume`` keeps the work done,
+    ``restart`` starts the attempt over (abandoning a task out of attempts),
+    ``requeue`` loses the running and queued tasks with the agent (the
+    coordinator reclaims them when it learns of the failure), and tasks sent
+    to a down agent come back undelivered.
+    """
+
+    kind = "agent"
+    id = "worker"
+    description = "start on a free slot, else queue locally; report every ending"
+
+    def on_start(self, ctx: Any) -> None:
+        super().on_start(ctx)
+        self.discipline = ctx.component("queue")
+        self.preemptive = bool(self.discipline.preemptive)
+        self.pull = bool(ctx.component("dispatch").pull)
+        self.local: TaskQueue = make_queue(self.discipline)
+        self.coordinator = ctx.coordinator
+        self.requeue = ctx.failure_mode == "requeue"
+        self.restarts = ctx.failure_mode == "restart"
+
+    def held(self) -> list[Task]:
+        """Tasks this agent holds that are not on a slot (for conservation checks)."""
+        return list(self.local)
+
+    # -- messages -------------------------------------------------------------------------
+    def on_task(self, sender: Any, task: Task) -> None:
+        """A task sent by the coordinator arrives here."""
+        ctx = self.ctx
+        if not ctx.up:
+            if self.requeue:  # unreachable: the sender learns it at once
+                task.state = ORPHANED
+                ctx.send(self.coordinator, "bounce", task)
+            else:
+                task.state = QUEUED
+                self.local.push(task)
+            return
+        if ctx.free_slots or (self.preemptive and self._preempt_for(task)):
+            ctx.start(task)
+        else:
+            task.state = QUEUED
+            self.local.push(task)
+
+    def _preempt_for(self, task: Task) -> bool:
+        ctx = self.ctx
+        ctx.refresh()
+        key = self.discipline.key
+        victim = max(ctx.running, key=lambda t: (key(t), t.id))
+        if not key(task) < key(victim):
+            return False
+        ctx.preempt(victim)
+        if ctx.tracing:
+            ctx.log(
+                "preempt",
+                f"task {task.id} (key {key(task)}) displaces task {victim.id} (key {key(victim)})",
+                victim,
+            )
+        if self.pull:
+            ctx.send(self.coordinator, "returned", victim)
+        else:
+            victim.state = QUEUED
+            self.local.push(victim)
+        return True
+
+    # -- physics of the agent's own slots ---------------------------------------------------
+    def on_complete(self, task: Task) -> None:
+        if self.local:
+            self._fill()
+        self.ctx.send(self.coordinator, "done", task)
+
+    def _fill(self) -> None:
+        local = self.local
+        ctx = self.ctx
+        while local and ctx.free_slots:
+            ctx.start(local.pop())
+
+    def on_crash(self) -> None:
+        if self.requeue:
+            ctx = self.ctx
+            running = ctx.running
+            for t in running:  # the attempt's work is lost with the agent
+                ctx.restart(t)
+            ctx.orphan(running + self.local.drain())
+
+    def on_repair(self, suspended: list[Task]) -> None:
+        ctx = self.ctx
+        for t in suspended:
+            if self.restarts:
+                if t.attempts >= ctx.max_attempts:  # out of attempts: abandoned, as under requeue
+                    ctx.abandon(t)
+                    ctx.send(self.coordinator, "done", t)
+                    continue
+                ctx.restart(t)
+            ctx.start(t)
+        self._fill()
+        ctx.send(self.coordinator, "repaired", None)
