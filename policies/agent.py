@@ -57,7 +57,7 @@ class Worker(Behaviour):
         if not ctx.up:
             if self.requeue:  # unreachable: the sender learns it at once
                 task.state = ORPHANED
-                ctx.send(self.coordinator, "bounce", task)
+                ctx.send(self.coordinator, "bounce", (task, ctx.incarnation), carries=task)
             else:
                 task.state = QUEUED
                 self.local.push(task)
@@ -120,4 +120,4 @@ class Worker(Behaviour):
                 ctx.restart(t)
             ctx.start(t)
         self._fill()
-        ctx.send(self.coordinator, "repaired", None)
+        ctx.send(self.coordinator, "repaired", ctx.incarnation)

@@ -47,6 +47,11 @@ class Queueing(Behaviour):
             for p in ctx.profiles
         ]
         self.send = ctx.send
+        # What messages told of each agent's failures: the last failure it recovered from
+        # (``repaired``) and the last one reported (``suspect``, ``bounce``). News of an
+        # older failure never overrides news of a newer one, whatever order it arrives in.
+        self.recovered = [0] * len(self.views)
+        self.failed = [0] * len(self.views)
         self.n_down = 0
         self._pumping = False
         self._skilled: dict[tuple[str, ...], list[AgentState]] = {}
@@ -216,11 +221,11 @@ class Queueing(Behaviour):
         self._forget(self.views[sender.index], task)
         self.reenter(task)
 
-    def on_bounce(self, sender: Actor, task: Task) -> None:
+    def on_bounce(self, sender: Actor, news: tuple[Task, int]) -> None:
         """A task sent to an agent that is down comes back undelivered."""
+        task, incarnation = news
         view = self.views[sender.index]
-        if not self.ctx._world.agents[sender.index].up:
-            self._mark(view, up=False)
+        self._down(view, incarnation)
         self._forget(view, task)
         self.reenter(task)
 
@@ -235,10 +240,9 @@ class Queueing(Behaviour):
     # -- failures -------------------------------------------------------------------
     def on_suspect(self, sender: Actor, news: tuple[Actor, bool]) -> None:
         """The detector reports that ``agent`` failed (and whether it is still down)."""
-        agent, down = news
+        agent, incarnation = news
         view = self.views[agent.index]
-        if down:
-            self._mark(view, up=False)
+        self._down(view, incarnation)
         ctx = self.ctx
         for task in ctx.reclaim(agent):
             self._forget(view, task)
@@ -247,15 +251,24 @@ class Queueing(Behaviour):
             else:
                 self.reenter(task)
 
-    def on_repaired(self, sender: Actor, payload: Any) -> None:
-        if not self.ctx._world.agents[sender.index].up:
-            return  # failed again before the news arrived
-        self._mark(self.views[sender.index], up=True)
+    def on_repaired(self, sender: Actor, incarnation: int) -> None:
+        i = sender.index
+        self.recovered[i] = max(self.recovered[i], incarnation)
+        if incarnation < self.failed[i]:
+            return  # a later failure has been reported since
+        self._mark(self.views[i], up=True)
         if self.pull:
             self.pump()
         else:
             for task in self.queue.drain():
                 self.route(task)
+
+    def _down(self, view: AgentState, incarnation: int) -> None:
+        """News that the agent failed (its ``incarnation``-th failure)."""
+        i = view.index
+        self.failed[i] = max(self.failed[i], incarnation)
+        if incarnation > self.recovered[i]:
+            self._mark(view, up=False)
 
     def _mark(self, view: AgentState, up: bool) -> None:
         if view.up != up:

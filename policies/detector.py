@@ -1,8 +1,9 @@
 """Failure detectors: when the coordinator comes to believe an agent is down.
 
 A detector is a service actor on the coordinator's node. It tells the
-coordinator ``suspect`` with ``(agent, down)``: the coordinator stops giving
-the agent work while ``down`` and reclaims the tasks lost with it.
+coordinator ``suspect`` with ``(agent, incarnation)``: the coordinator stops
+giving the agent work (unless it has heard since that the agent recovered
+from that failure) and reclaims the tasks lost with it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ class Oracle(Behaviour):
     """Perfect detection after a delay: every crash, and only crashes, is reported.
 
     The detector observes the crash itself (an oracle: no message), waits the
-    detection delay and reports the agent to the coordinator, saying whether
-    it is still down from that same crash.
+    detection delay and reports the crash to the coordinator.
     """
 
     kind = "detector"
@@ -57,13 +57,11 @@ class Oracle(Behaviour):
         self.ctx.after(delay, "detected", (agent, epoch))
 
     def on_detected(self, sender: Any, news: tuple[Actor, int]) -> None:
-        agent, epoch = news
-        down = self.ctx.crash_epoch(agent) == epoch
+        agent, incarnation = news
         if self.ctx.tracing:
             self.ctx.log(
                 "suspect",
-                f"oracle: crash of {agent.name} known after the delay",
+                f"oracle: crash {incarnation} of {agent.name}, known after the delay",
                 agent=agent.name,
-                still_down=down,
             )
-        self.ctx.send(self.coordinator, "suspect", (agent, down))
+        self.ctx.send(self.coordinator, "suspect", news)

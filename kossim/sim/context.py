@@ -33,8 +33,9 @@ __all__ = ["AgentContext", "Context", "CoordinatorContext", "ServiceContext"]
 class Context:
     """What every behaviour may do."""
 
-    #: ``send(to, kind, payload=None)``: deliver ``payload`` to actor ``to``'s
-    #: ``on_<kind>(sender, payload)``, paying the network path's latency.
+    #: ``send(to, kind, payload=None, carries=None)``: deliver ``payload`` to actor
+    #: ``to``'s ``on_<kind>(sender, payload)``, paying the network path's latency. A
+    #: message whose payload is a task, or that ``carries`` one, holds it in transit.
     send: Callable[..., None]
     #: ``after(delay, kind, payload=None) -> Timer``: call this actor's
     #: ``on_<kind>(None, payload)`` after ``delay``, unless the timer is cancelled.
@@ -108,11 +109,6 @@ class ServiceContext(Context):
     def agents(self) -> list[Actor]:
         """Every agent actor, in index order."""
         return self._world.agent_actors
-
-    def crash_epoch(self, agent: Actor) -> int:
-        """Oracles only: the number of the crash ``agent`` is down from, -1 while it is up."""
-        a = self._world.agents[agent.index]
-        return -1 if a.up else a.epoch
 
 
 class CoordinatorContext(Context):
@@ -194,6 +190,12 @@ class AgentContext(Context):
     @property
     def profile(self) -> AgentState:
         return self.agent.profile
+
+    @property
+    def incarnation(self) -> int:
+        """How many times this agent has failed: messages carry it so that news of an
+        older failure is never taken for news of a newer one."""
+        return self.agent.epoch
 
     @property
     def failure_mode(self) -> str:

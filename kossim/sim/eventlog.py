@@ -37,7 +37,7 @@ class EventLog:
         self.rows.append((now, kind, task_id, actor, "", "", reason, text))
 
     def message(self, now: float, src: Actor, dst: Actor, kind: str, payload: Any) -> None:
-        task_id = payload.id if payload.__class__ is Task else -1
+        task_id = payload.id if isinstance(payload, Task) else -1
         reason = f"{kind} {src.name} -> {dst.name}"
         self.rows.append((now, "send:" + kind, task_id, src.name, src.name, dst.name, reason, ""))
 

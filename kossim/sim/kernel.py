@@ -101,8 +101,14 @@ class Kernel:
         self.actors[actor.name] = actor
         return actor
 
-    def send(self, src: Actor, dst: Actor, kind: str, payload: Any = None) -> None:
-        """Deliver ``payload`` to ``dst.on_<kind>(src, payload)`` over the network."""
+    def send(
+        self, src: Actor, dst: Actor, kind: str, payload: Any = None, carries: Task | None = None
+    ) -> None:
+        """Deliver ``payload`` to ``dst.on_<kind>(src, payload)`` over the network.
+
+        A message that carries a live task (``payload`` itself, or ``carries``)
+        holds it while on the wire: the task is in transit, not lost.
+        """
         if src.node == dst.node:
             dst.handlers[kind](src, payload)
             return
@@ -112,20 +118,23 @@ class Kernel:
             by_kind = self.by_kind
             by_kind[kind] = by_kind.get(kind, 0) + 1
         if self.log is not None:
-            self.log.message(env._now, src, dst, kind, payload)
+            self.log.message(env._now, src, dst, kind, carries or payload)
         if self.instant:
             dst.handlers[kind](src, payload)
             return
-        if payload.__class__ is Task and payload.end < 0:  # a live task travels in it
-            payload.state = TRANSIT
-            self.transit.add(payload)
-        ev = Timeout(env, self.net.delay(src.node, dst.node), (src, dst, kind, payload))
+        task = carries if carries is not None else payload if payload.__class__ is Task else None
+        if task is not None and task.end < 0:
+            task.state = TRANSIT
+            self.transit.add(task)
+        else:
+            task = None
+        ev = Timeout(env, self.net.delay(src.node, dst.node), (src, dst, kind, payload, task))
         ev.callbacks.append(self._deliver)
 
     def _deliver(self, ev: Timeout) -> None:
-        src, dst, kind, payload = ev._value
-        if payload.__class__ is Task:
-            self.transit.discard(payload)
+        src, dst, kind, payload, task = ev._value
+        if task is not None:
+            self.transit.discard(task)
         dst.handlers[kind](src, payload)
 
     def after(self, actor: Actor, delay: float, kind: str, payload: Any = None) -> Timer:
