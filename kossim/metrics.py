@@ -9,7 +9,7 @@ engine bug, not a modelling outcome.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,6 +53,8 @@ class RunFacts:
     agent_capacity: list[int]
     messages: int
     type_names: list[str]
+    messages_by_kind: dict[str, int] = field(default_factory=dict)
+    """Network messages in the window per message kind (scope ``kind=K``)."""
 
 
 def _nan_stat(values: np.ndarray, fn: str, q: float = 0.0) -> float:
@@ -125,6 +127,8 @@ def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[Metric
     for i, name in enumerate(facts.type_names):
         sel = m & (tidx == i)
         rows.extend(_scope_rows(cols, sel, f"type={name}", span, end))
+    for kind, n in sorted(facts.messages_by_kind.items()):
+        rows.append(("messages", f"kind={kind}", float(n)))
     for name, u, b in zip(facts.agent_names, util, busy, strict=True):
         rows.append(("utilization", f"agent={name}", float(u)))
         rows.append(("busy_time", f"agent={name}", float(b)))

@@ -35,6 +35,7 @@ class Worker(Behaviour):
     kind = "agent"
     id = "worker"
     description = "start on a free slot, else queue locally; report every ending"
+    sends = ("done", "bounce", "returned", "repaired")
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)

@@ -35,6 +35,7 @@ class Queueing(Behaviour):
     kind = "coordinator"
     id = "queueing"
     description = "a waiting queue and per-agent views; dispatch, routing and queue components"
+    sends = ("task",)
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)
@@ -105,8 +106,7 @@ class Queueing(Behaviour):
         if not self.pull:
             self.route(task)
         elif self.listing and self.free and not self.queue:
-            free = self.free  # fast path: a free slot and nobody waiting
-            self._send(free[0] if len(free) == 1 else self._select(task, free), task)
+            self._send(self._select(task, self.free), task)  # a free slot and nobody waiting
         else:
             self.queue.push(task)
             self.pump()
@@ -122,9 +122,30 @@ class Queueing(Behaviour):
         self.send(self.agents[view.index], "task", task)
 
     def _select(self, task: Task, cands: list[AgentState]) -> AgentState:
-        if len(cands) == 1:
-            return cands[0]
-        return self.router.select(task, cands, self.ctx.now)
+        """The router's choice among ``cands``, which must be one of them.
+
+        The check costs O(1): a candidate is recognised by the properties that
+        put it on the list, not by a scan of the list.
+        """
+        chosen = self.router.select(task, cands, self.ctx.now)
+        if chosen is not cands[0] and not self._is_candidate(chosen, task):
+            raise RuntimeError(
+                f"routing component {type(self.router).id!r} chose {chosen!r} for task "
+                f"{task.id}, which is not among the {len(cands)} candidates it was offered"
+            )
+        return chosen
+
+    def _is_candidate(self, v: Any, task: Task) -> bool:
+        index = getattr(v, "index", None)
+        if not (isinstance(index, int) and 0 <= index < len(self.views)):
+            return False
+        if self.views[index] is not v or not v.up:
+            return False
+        if self.listing:
+            return bool(v.listed)
+        if v.proficiency(task.skills) <= 0:
+            return False
+        return v.queue_length < v.capacity if self.pull else True
 
     def route(self, task: Task) -> None:
         """Push dispatch: choose an agent now, or hold the task while none is up."""
@@ -210,7 +231,8 @@ class Queueing(Behaviour):
             view.work_outstanding = view.work_outstanding - task.svc if view.queue_length else 0.0
             if self.track:
                 view.tasks.discard(task)
-            self._send(view, self.queue.pop())
+            head = self.queue.pop()
+            self._send(self._select(head, [view]), head)
             return
         self._forget(view, task)
         if self.pull:

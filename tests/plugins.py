@@ -78,3 +78,37 @@ def dying_result(spec: RunSpec) -> RunResult:
     if spec.seed == 3:
         os._exit(17)
     return quick_result(spec)
+
+
+class Stray(Random):
+    """Random routing that, from the ``after``-th decision on, picks a down or foreign agent."""
+
+    kind = "routing"
+    id = "stray"
+    description = "routing that chooses outside its candidates (tests only)"
+    Params = ExplodingParams
+
+    def __init__(self, params: ExplodingParams, rng: np.random.Generator) -> None:
+        super().__init__(params, rng)
+        self._left = params.after
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        if self._left <= 0:
+            from kossim.sim.agent import AgentState
+
+            return AgentState(0, "impostor", "w", 1.0, 1, {}, 1.0)
+        self._left -= 1
+        return super().select(task, candidates, now)
+
+
+class Counting(Random):
+    """Random routing that counts its decisions and the candidates it was offered."""
+
+    kind = "routing"
+    id = "counting"
+    description = "random routing that records how often it is asked (tests only)"
+    calls: list[int] = []  # shared on purpose: the test reads it back
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        Counting.calls.append(len(candidates))
+        return super().select(task, candidates, now)

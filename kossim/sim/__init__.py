@@ -109,6 +109,7 @@ def _facts(world: World) -> RunFacts:
         agent_capacity=[a.capacity for a in world.agents],
         messages=world.kernel.messages,
         type_names=[t.name for t in world.task_types],
+        messages_by_kind=world.message_counts(),
     )
 
 

@@ -119,9 +119,19 @@ class World:
             actor.ctx = AgentContext(self, actor, a)
             self.agent_actors.append(actor)
         self._actors: list[Actor] = [coord, det, *self.agent_actors]
+        self._declared_kinds = sorted(
+            {kind for cls in {type(a.behaviour) for a in self._actors} for kind in cls.sends}
+        )
         for actor in self._actors:
             actor.behaviour.on_start(actor.ctx)
         self._arrive = coord.handlers["arrival"]
+
+    def message_counts(self) -> dict[str, int]:
+        """Messages in the window per kind: every kind the behaviours declare, seen or not
+        (so that each run of a policy has the same rows), and any other kind seen."""
+        counts = dict.fromkeys(self._declared_kinds, 0)
+        counts.update(self.kernel.by_kind)
+        return counts
 
     def crashed(self, agent: Agent) -> None:
         """Physics: ``agent`` went down; oracles learn of it at once."""

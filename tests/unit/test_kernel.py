@@ -1,0 +1,62 @@
+"""The kernel: actors, messages through the network, routing decisions checked, news ordered."""
+
+from __future__ import annotations
+
+import pytest
+
+from kossim.runspec import RunSpec
+from kossim.sim import simulate, simulate_world
+from tests.plugins import Counting
+from tests.unit.test_engine import config, constant, metrics
+
+
+def test_router_is_consulted_even_with_one_candidate() -> None:
+    """Every dispatch is the router's decision, also when only one agent is free."""
+    Counting.calls.clear()
+    cfg = config(tasks=5, policy={"dispatch": "central", "routing": "tests.plugins:Counting"})
+    run = simulate(RunSpec.make(cfg, "p", (), 0))
+    assert run.status == "ok", run.error
+    assert Counting.calls == [1, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("dispatch", ["central", "push"])
+def test_a_router_choosing_outside_its_candidates_fails_the_run(dispatch: str) -> None:
+    """The decision is checked against what was offered; the run fails naming the component."""
+    cfg = config(
+        tasks=10,
+        agents=[{"group": "w", "count": 3}],
+        policy={"dispatch": dispatch, "routing": {"id": "tests.plugins:Stray", "after": 3}},
+    )
+    result = simulate(RunSpec.make(cfg, "p", (), 0))
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "routing component 'stray' chose AgentView(impostor" in result.error
+    assert "not among the" in result.error
+
+
+def test_messages_are_counted_per_kind() -> None:
+    """Dispatches and completion reports each cross the network once per task."""
+    m = metrics(config(tasks=4, network={"latency": constant(0.1)}))
+    assert m[("messages", "all")] == 8
+    assert m[("messages", "kind=task")] == 4
+    assert m[("messages", "kind=done")] == 4
+
+
+def test_stale_repair_report_does_not_hide_a_later_failure() -> None:
+    """A repair report that arrives after the news of the next failure is ignored.
+
+    The agent is up 0.5, down 0.5 (failures at 0.5, 1.5, 2.5, ..., each known
+    at once to the oracle detector); its repair reports take 0.7, so each one
+    arrives after the next failure was reported. The coordinator never sees
+    the agent up, and the task arriving at 1.6 is never sent.
+    """
+    cfg = config(
+        interarrival=1.6,
+        horizon=5.0,
+        network={"latency": constant(0.7)},
+        failures={"agents": {"up": constant(0.5), "down": constant(0.5)}},
+    )
+    world, cols = simulate_world(RunSpec.make(cfg, "p", (), 0))
+    assert cols["arrival"].tolist() == pytest.approx([1.6, 3.2, 4.8])
+    assert (cols["start"] == -1).all()
+    assert world.kernel.by_kind == {"repaired": 4}  # repairs at 1, 2, 3, 4 (5 is the end)
