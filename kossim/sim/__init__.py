@@ -126,6 +126,7 @@ def _trace(world: World, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "end": nan_if_neg["end"],
         "agent": names[cols["agent"]],
         "attempts": cols["attempts"].astype(np.int64),
+        "hops": cols["hops"].astype(np.int64),
         "state": np.array(STATE_NAMES)[cols["state"]],
         "deadline": cols["deadline"],
         "measured": cols["measured"],

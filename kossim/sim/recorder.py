@@ -24,6 +24,7 @@ COLUMNS = (
     ("deadline", "d"),
     ("agent", "i"),
     ("attempts", "h"),
+    ("hops", "h"),
     ("state", "b"),
 )
 

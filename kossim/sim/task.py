@@ -53,10 +53,12 @@ class Task:
         "agent",
         "arrival",
         "attempts",
+        "copy",
         "deadline",
         "end",
         "ev",
         "fresh",
+        "hops",
         "id",
         "measured",
         "priority",
@@ -99,6 +101,8 @@ class Task:
         self.end = -1.0
         self.agent = -1
         self.attempts = 0
+        self.hops = 0  # hand-offs from agent to agent (delegation)
+        self.copy = 0  # 0: the original; k: its k-th duplicate
         self.fresh = True
         self.state = WAITING
         # ``ev``, ``seg``, ``rate`` and ``svc`` are set when the task is sent and started:
