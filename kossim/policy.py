@@ -137,7 +137,7 @@ class Behaviour(Component):
     ctx: Any
     #: The message kinds this behaviour sends over the network: each is a ``messages``
     #: row of scope ``kind=K`` in every run, also when none was sent.
-    sends: ClassVar[tuple[str, ...]] = ()
+    sends: tuple[str, ...] = ()
     #: An oracle detector is told of every crash as it happens (``on_crash(agent, epoch)``).
     observes_crashes: ClassVar[bool] = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ABANDONED",
+    "CANCELLED",
     "DONE",
     "ORPHANED",
     "QUEUED",
@@ -15,7 +16,7 @@ __all__ = [
     "WAITING",
 ]
 
-WAITING, TRANSIT, QUEUED, RUNNING, SUSPENDED, ORPHANED, DONE, ABANDONED = range(8)
+WAITING, TRANSIT, QUEUED, RUNNING, SUSPENDED, ORPHANED, DONE, ABANDONED, CANCELLED = range(9)
 STATE_NAMES = (
     "waiting",
     "transit",
@@ -25,5 +26,8 @@ STATE_NAMES = (
     "orphaned",
     "completed",
     "abandoned",
+    "cancelled",
 )
 TERMINAL = (DONE, ABANDONED)
+"""States that end a task. ``CANCELLED`` ends only a *copy* of a task (a duplicate whose
+sibling finished first): it is never recorded, the task's own ending is."""

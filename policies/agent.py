@@ -35,7 +35,7 @@ class Worker(Behaviour):
     kind = "agent"
     id = "worker"
     description = "start on a free slot, else queue locally; report every ending"
-    sends = ("done", "bounce", "returned", "repaired")
+    sends: tuple[str, ...] = ("done", "bounce", "returned", "repaired")
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)
@@ -46,6 +46,11 @@ class Worker(Behaviour):
         self.coordinator = ctx.coordinator
         self.requeue = ctx.failure_mode == "requeue"
         self.restarts = ctx.failure_mode == "restart"
+        self.interval = ctx.heartbeat_interval
+        if self.interval:  # heartbeats start at a random phase, so agents do not beat in step
+            self.sends = (*self.sends, "heartbeat")
+            self.detector = ctx.detector
+            ctx.after(float(ctx.rng.uniform(0.0, self.interval)), "beat")
 
     def held(self) -> list[Task]:
         """Tasks this agent holds that are not on a slot (for conservation checks)."""
@@ -90,11 +95,24 @@ class Worker(Behaviour):
             self.local.push(victim)
         return True
 
+    def on_beat(self, sender: None, payload: None) -> None:
+        """Every ``interval``: a heartbeat to the detector, carrying the incarnation (none
+        while the agent is down)."""
+        ctx = self.ctx
+        if ctx.up:
+            ctx.send(self.detector, "heartbeat", ctx.incarnation)
+        ctx.after(self.interval, "beat")
+
     # -- physics of the agent's own slots ---------------------------------------------------
     def on_complete(self, task: Task) -> None:
         if self.local:
             self._fill()
         self.ctx.send(self.coordinator, "done", task)
+
+    def on_discard(self, task: Task) -> None:
+        """A copy of a task that finished elsewhere first left this agent: its slot is free,
+        and the coordinator hears of it as of a completion."""
+        self.on_complete(task)
 
     def _fill(self) -> None:
         local = self.local

@@ -49,10 +49,14 @@ class Queueing(Behaviour):
         ]
         self.send = ctx.send
         # What messages told of each agent's failures: the last failure it recovered from
-        # (``repaired``) and the last one reported (``suspect``, ``bounce``). News of an
-        # older failure never overrides news of a newer one, whatever order it arrives in.
+        # (``repaired``, ``trust``) and the last one known for certain (an oracle's
+        # ``suspect``, ``bounce``). News of an older failure never overrides news of a newer
+        # one, whatever order it arrives in. A heartbeat detector's suspicion is a verdict
+        # of its own, held until it trusts the agent again.
         self.recovered = [0] * len(self.views)
         self.failed = [0] * len(self.views)
+        self.suspected = [False] * len(self.views)
+        self.requeue = ctx.failure_mode == "requeue"
         self.n_down = 0
         self._pumping = False
         self._skilled: dict[tuple[str, ...], list[AgentState]] = {}
@@ -63,8 +67,9 @@ class Queueing(Behaviour):
         # Pull + uniform skills: the free agents are kept listed (in index order) instead
         # of being found by a scan on every decision.
         self.listing = pull and self.uniform_skills
-        # Only a preemptive pull coordinator needs to know which task runs where.
-        self.track = pull and bool(discipline.preemptive)
+        # Which task was sent where: a preemptive pull coordinator picks its victim among
+        # them; under requeue, the tasks of a suspected agent are re-sent.
+        self.track = (pull and bool(discipline.preemptive)) or self.requeue
         self.free: list[AgentState] = []
         # Only agents with the (common) skills ever enter the free list.
         self._listable = {v.index for v in self._skilled_for(next(iter(kinds)))}
@@ -197,15 +202,15 @@ class Queueing(Behaviour):
     def _preempt(self, task: Task) -> bool:
         """Pull + preemptive discipline: displace the worst running task, if worse than ``task``."""
         key = self.discipline.key
-        worst: tuple[Any, int] | None = None
+        worst: tuple[Any, int, int] | None = None
         where: AgentState | None = None
         for view in self._skilled_for(task.skills):
             if not view.up:
                 continue
             self.ctx.progress(self.agents[view.index])
             for t in view.tasks:
-                if t.state == RUNNING and (worst is None or (key(t), t.id) > worst):
-                    worst, where = (key(t), t.id), view
+                if t.state == RUNNING and (worst is None or (key(t), t.id, t.copy) > worst):
+                    worst, where = (key(t), t.id, t.copy), view
         if where is None or worst is None or not key(task) < worst[0]:
             return False
         self.queue.pop()
@@ -214,23 +219,27 @@ class Queueing(Behaviour):
 
     # -- reports from agents ---------------------------------------------------------
     def _forget(self, view: AgentState, task: Task) -> None:
+        if self.track:
+            if task not in view.tasks:
+                return  # written off already, when the agent was suspected
+            view.tasks.discard(task)
         view.queue_length -= 1
         view.work_outstanding = view.work_outstanding - task.svc if view.queue_length else 0.0
-        view.tasks.discard(task)
         if self.listing and not view.listed:
             self._relist(view)
 
     def on_done(self, sender: Actor, task: Task) -> None:
-        """An agent reports ``task`` ended (completed, or abandoned out of attempts)."""
+        """An agent reports ``task`` ended (completed, abandoned, or a copy discarded)."""
         view = self.views[sender.index]
+        if self.track and task not in view.tasks:
+            return  # written off when the agent was suspected: the view forgot it then
         if self.listing and self.queue and view.up and not self.free and not self._pumping:
             # Hand-off: in a pull busy period the slot that just freed is the only free one
             # (a free slot and a waiting task never coexist after a pump), so the head goes
             # to it without listing and unlisting it: the same decision, cheaper.
             view.queue_length -= 1
             view.work_outstanding = view.work_outstanding - task.svc if view.queue_length else 0.0
-            if self.track:
-                view.tasks.discard(task)
+            view.tasks.discard(task)
             head = self.queue.pop()
             self._send(self._select(head, [view]), head)
             return
@@ -246,9 +255,10 @@ class Queueing(Behaviour):
     def on_bounce(self, sender: Actor, news: tuple[Task, int]) -> None:
         """A task sent to an agent that is down comes back undelivered."""
         task, incarnation = news
-        view = self.views[sender.index]
-        self._down(view, incarnation)
-        self._forget(view, task)
+        i = sender.index
+        self.failed[i] = max(self.failed[i], incarnation)
+        self._judge(i)
+        self._forget(self.views[i], task)
         self.reenter(task)
 
     def reenter(self, task: Task) -> None:
@@ -260,11 +270,52 @@ class Queueing(Behaviour):
             self.route(task)
 
     # -- failures -------------------------------------------------------------------
-    def on_suspect(self, sender: Actor, news: tuple[Actor, bool]) -> None:
-        """The detector reports that ``agent`` failed (and whether it is still down)."""
+    def on_suspect(self, sender: Actor, news: tuple[Actor, int, bool]) -> None:
+        """The detector suspects ``agent`` of its ``crash``-th failure (``certain``: a fact)."""
+        agent, crash, certain = news
+        i = agent.index
+        if certain:
+            self.failed[i] = max(self.failed[i], crash)
+        else:
+            self.suspected[i] = True
+        self._judge(i)
+        if certain or not self.requeue:
+            self._reclaim(agent)
+        else:
+            self._write_off(agent)
+
+    def on_trust(self, sender: Actor, news: tuple[Actor, int]) -> None:
+        """The detector heard from ``agent`` again, alive in ``incarnation``."""
         agent, incarnation = news
+        self.suspected[agent.index] = False
+        self._alive(agent, incarnation)
+
+    def on_repaired(self, sender: Actor, incarnation: int) -> None:
+        self._alive(sender, incarnation)
+
+    def _alive(self, agent: Actor, incarnation: int) -> None:
+        """News that ``agent`` is up in ``incarnation`` (after that many failures)."""
+        i = agent.index
+        if incarnation > max(self.failed[i], self.recovered[i]):
+            self.failed[i] = incarnation  # a failure nobody reported: the tasks lost in it
+            self._reclaim(agent)
+        self.recovered[i] = max(self.recovered[i], incarnation)
+        if self._judge(i):
+            if self.pull:
+                self.pump()
+            else:
+                for task in self.queue.drain():
+                    self.route(task)
+
+    def _judge(self, i: int) -> bool:
+        """Believe agent ``i`` up unless suspected or failed since it last recovered."""
+        up = not self.suspected[i] and self.failed[i] <= self.recovered[i]
+        self._mark(self.views[i], up)
+        return up
+
+    def _reclaim(self, agent: Actor) -> None:
+        """Take back the tasks lost with ``agent``: re-enter them, or abandon them."""
         view = self.views[agent.index]
-        self._down(view, incarnation)
         ctx = self.ctx
         for task in ctx.reclaim(agent):
             self._forget(view, task)
@@ -273,24 +324,25 @@ class Queueing(Behaviour):
             else:
                 self.reenter(task)
 
-    def on_repaired(self, sender: Actor, incarnation: int) -> None:
-        i = sender.index
-        self.recovered[i] = max(self.recovered[i], incarnation)
-        if incarnation < self.failed[i]:
-            return  # a later failure has been reported since
-        self._mark(self.views[i], up=True)
-        if self.pull:
-            self.pump()
-        else:
-            for task in self.queue.drain():
-                self.route(task)
+    def _write_off(self, agent: Actor) -> None:
+        """``requeue``, a suspected agent: re-send every task sent there and not reported.
 
-    def _down(self, view: AgentState, incarnation: int) -> None:
-        """News that the agent failed (its ``incarnation``-th failure)."""
-        i = view.index
-        self.failed[i] = max(self.failed[i], incarnation)
-        if incarnation > self.recovered[i]:
-            self._mark(view, up=False)
+        Whether a task was really lost only the engine knows: it re-sends the
+        task itself if so, else a copy (the first copy to finish wins).
+        """
+        view = self.views[agent.index]
+        ctx = self.ctx
+        for task in sorted(view.tasks, key=_lineage):
+            self._forget(view, task)
+            again = ctx.recover(task, agent)
+            if again is None:
+                continue
+            if again.fresh and again.attempts >= ctx.max_attempts:
+                ctx.abandon(again)
+            else:
+                self.reenter(again)
+        if ctx.tracing:
+            ctx.log("write_off", f"{agent.name} suspected: its tasks re-sent", agent=agent.name)
 
     def _mark(self, view: AgentState, up: bool) -> None:
         if view.up != up:
@@ -301,3 +353,7 @@ class Queueing(Behaviour):
 
 def _index(v: AgentState) -> int:
     return v.index
+
+
+def _lineage(t: Task) -> tuple[int, int]:
+    return (t.id, t.copy)

@@ -1,9 +1,15 @@
 """Failure detectors: when the coordinator comes to believe an agent is down.
 
-A detector is a service actor on the coordinator's node. It tells the
-coordinator ``suspect`` with ``(agent, incarnation)``: the coordinator stops
-giving the agent work (unless it has heard since that the agent recovered
-from that failure) and reclaims the tasks lost with it.
+A detector is a service actor on the coordinator's node. Through its
+context it tells the coordinator that it suspects an agent of a failure
+(``ctx.suspect``) or trusts it again (``ctx.trust``): the coordinator gives
+a suspected agent no new work and re-sends the tasks it had sent there
+(under ``requeue``). The engine judges every suspicion against the truth.
+
+``oracle`` sees crashes themselves; the heartbeat detectors see only the
+heartbeats agents send every ``interval`` over the network, so their
+suspicions can be false (a late heartbeat) and late (a lost crash is noticed
+only when the silence grows long).
 """
 
 from __future__ import annotations
@@ -57,11 +63,11 @@ class Oracle(Behaviour):
         self.ctx.after(delay, "detected", (agent, epoch))
 
     def on_detected(self, sender: Any, news: tuple[Actor, int]) -> None:
-        agent, incarnation = news
+        agent, crash = news
         if self.ctx.tracing:
             self.ctx.log(
                 "suspect",
-                f"oracle: crash {incarnation} of {agent.name}, known after the delay",
+                f"oracle: crash {crash} of {agent.name}, known after the delay",
                 agent=agent.name,
             )
-        self.ctx.send(self.coordinator, "suspect", news)
+        self.ctx.suspect(agent, crash, certain=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from simpy.events import Timeout
 
-from kossim.sim.task import ORPHANED, RUNNING, SUSPENDED, Task
+from kossim.sim.task import CANCELLED, ORPHANED, RUNNING, SUSPENDED, Task
 
 if TYPE_CHECKING:
     from kossim.sim.world import World
@@ -94,6 +94,7 @@ class Agent:
         "area0",
         "behaviour",
         "capacity",
+        "crash_times",
         "down",
         "epoch",
         "index",
@@ -120,6 +121,7 @@ class Agent:
         self.up = True
         self.down = 0  # overlapping causes (own clock, node) keep it down
         self.epoch = 0
+        self.crash_times: list[float] = []  # when each failure began (truth, for the ledger)
         self.area = 0.0  # integral of busy slots over time
         self.area0 = 0.0
         self.last = 0.0
@@ -133,6 +135,9 @@ class Agent:
     # -- work ---------------------------------------------------------------
     def start(self, task: Task) -> None:
         w = self.world
+        if task.state == CANCELLED:  # a copy whose sibling finished first: it goes no further
+            w.ledger.discard(self, task)
+            return
         now = w.env._now
         if self.up:  # inlined account(): this runs once per task
             self.area += len(self.running) * (now - self.last)
@@ -187,6 +192,7 @@ class Agent:
         self.account(now)
         self.up = False
         self.epoch += 1
+        self.crash_times.append(now)
         self._refresh(now)
         for t in self.running:
             t.ev = None

@@ -101,7 +101,7 @@ class Context:
 
 
 class ServiceContext(Context):
-    """A service actor's context (a failure detector, ...): the fleet directory."""
+    """A service actor's context (a failure detector, ...): the fleet directory and verdicts."""
 
     __slots__ = ()
 
@@ -109,6 +109,21 @@ class ServiceContext(Context):
     def agents(self) -> list[Actor]:
         """Every agent actor, in index order."""
         return self._world.agent_actors
+
+    def suspect(self, agent: Actor, crash: int, certain: bool = False) -> None:
+        """Tell the coordinator that ``agent`` is believed down from its ``crash``-th failure.
+
+        ``certain`` suspicions (an oracle's) are facts; the others are a
+        detector's verdict, withdrawn by :meth:`trust`. The engine judges each
+        suspicion against the truth (``false_suspicions``, ``detection_latency_mean``).
+        """
+        world = self._world
+        world.ledger.judge(world.agents[agent.index], crash, self.kernel.env._now)
+        self.send(world.coordinator_actor, "suspect", (agent, crash, certain))
+
+    def trust(self, agent: Actor, incarnation: int) -> None:
+        """Withdraw a suspicion: ``agent`` was heard from, alive in ``incarnation``."""
+        self.send(self._world.coordinator_actor, "trust", (agent, incarnation))
 
 
 class CoordinatorContext(Context):
@@ -139,9 +154,20 @@ class CoordinatorContext(Context):
         """Give up on ``task`` (a terminal state)."""
         self._world.abandon(task)
 
+    @property
+    def failure_mode(self) -> str:
+        return self._world.failure_mode
+
     def reclaim(self, agent: Actor) -> list[Task]:
         """Tasks lost with ``agent``'s crashes and not yet reclaimed (requeue semantics)."""
         return self._world.agents[agent.index].take_orphans()
+
+    def recover(self, task: Task, agent: Actor) -> Task | None:
+        """What to re-send for ``task``, sent to ``agent`` that is believed dead: the task
+        if it was lost there, a copy if it lives on (the first copy to finish wins, the
+        others are cancelled and counted as duplicates), ``None`` if it has ended."""
+        world = self._world
+        return world.ledger.recover(task, world.agents[agent.index])
 
     def progress(self, agent: Actor) -> None:
         """Bring the remaining work of the tasks running on ``agent`` up to date.
@@ -190,6 +216,15 @@ class AgentContext(Context):
     @property
     def profile(self) -> AgentState:
         return self.agent.profile
+
+    @property
+    def detector(self) -> Actor:
+        return self._world.detector_actor
+
+    @property
+    def heartbeat_interval(self) -> float | None:
+        """How often to send the detector a heartbeat (``None``: the detector needs none)."""
+        return self._world.heartbeat_interval
 
     @property
     def incarnation(self) -> int:

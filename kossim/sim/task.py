@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from kossim.states import (  # re-exported: the engine's task states
     ABANDONED,
+    CANCELLED,
     DONE,
     ORPHANED,
     QUEUED,
@@ -22,6 +23,7 @@ from kossim.states import (  # re-exported: the engine's task states
 
 __all__ = [
     "ABANDONED",
+    "CANCELLED",
     "DONE",
     "ORPHANED",
     "QUEUED",

@@ -26,10 +26,11 @@ from kossim.sim.agent import Agent, AgentState
 from kossim.sim.context import AgentContext, CoordinatorContext, ServiceContext
 from kossim.sim.eventlog import EventLog
 from kossim.sim.kernel import Actor, Kernel
+from kossim.sim.ledger import Ledger
 from kossim.sim.network import Net
 from kossim.sim.recorder import Recorder
 from kossim.sim.streams import stream
-from kossim.sim.task import ABANDONED, DONE, Task
+from kossim.sim.task import ABANDONED, CANCELLED, DONE, Task
 
 __all__ = ["World"]
 
@@ -82,6 +83,7 @@ class World:
         self.net = Net(self.env, sc.network, nodes, seed)
         self.kernel = Kernel(self.env, self.net, EventLog() if trace else None)
         self.transit = self.kernel.transit
+        self.ledger = Ledger(self)
         self._build_actors()
         self.recorder = Recorder()
         self._setup_run_length()
@@ -112,6 +114,7 @@ class World:
         self.detector = self._behaviour("detector", det)
         det.ctx = ServiceContext(self, det)
         self._crash_observers = [self.detector] if self.detector.observes_crashes else []
+        self.heartbeat_interval: float | None = getattr(self.detector, "heartbeat_interval", None)
         self.agent_actors: list[Actor] = []
         for a in self.agents:
             actor = k.add(Actor("agent", a.name, a.node, a.index))
@@ -119,11 +122,9 @@ class World:
             actor.ctx = AgentContext(self, actor, a)
             self.agent_actors.append(actor)
         self._actors: list[Actor] = [coord, det, *self.agent_actors]
-        self._declared_kinds = sorted(
-            {kind for cls in {type(a.behaviour) for a in self._actors} for kind in cls.sends}
-        )
         for actor in self._actors:
             actor.behaviour.on_start(actor.ctx)
+        self._declared_kinds = sorted({kind for a in self._actors for kind in a.behaviour.sends})
         self._arrive = coord.handlers["arrival"]
 
     def message_counts(self) -> dict[str, int]:
@@ -210,7 +211,14 @@ class World:
         self.finish(task)
 
     def finish(self, task: Task) -> None:
-        """Record a terminal task: ``DONE`` unless the caller set ``ABANDONED``."""
+        """Record a terminal task: ``DONE`` unless the caller set ``ABANDONED``.
+
+        A task with copies ends with the first copy that completes (or the last
+        one abandoned); the others are cancelled and never recorded.
+        """
+        families = self.ledger.families
+        if families and task.id in families and not self.ledger.ends_family(task):
+            return
         if task.state != ABANDONED:
             task.state = DONE
         task.end = self.env._now
@@ -322,4 +330,13 @@ class World:
         live: list[Task] = [*self.coordinator.held(), *self.transit]
         for a in self.agents:
             live.extend(a.live_tasks())
-        return live
+        if not self.ledger.has_copies:
+            return live
+        # With copies: one entry per task (the first copy found), never a cancelled copy.
+        seen: set[int] = set()
+        unique = []
+        for t in live:
+            if t.state != CANCELLED and t.id not in seen:
+                seen.add(t.id)
+                unique.append(t)
+        return unique
