@@ -37,6 +37,11 @@ CORE_METRICS = (
     "jain_fairness",
     "messages",
     "in_system_mean",
+    "suspicions",
+    "false_suspicions",
+    "detection_latency_mean",
+    "duplicates",
+    "duplicate_work",
 )
 
 
@@ -54,6 +59,8 @@ class RunFacts:
     messages: int
     type_names: list[str]
     messages_by_kind: dict[str, int] = field(default_factory=dict)
+    coordination: dict[str, float] = field(default_factory=dict)
+    """Figures of the failure detectors and task copies, by metric name (scope ``all``)."""
     """Network messages in the window per message kind (scope ``kind=K``)."""
 
 
@@ -121,6 +128,8 @@ def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[Metric
     overall["jain_fairness"] = _jain(util)
     overall["messages"] = float(facts.messages)
     overall["in_system_mean"] = _in_system_mean(cols, start, end)
+    for name in COORDINATION:
+        overall[name] = facts.coordination.get(name, float("nan"))
     rows.extend((k, "all", overall[k]) for k in CORE_METRICS)
     rows.extend(_sliced(cols, m, "priority", np.unique(cols["priority"][m]), span, end))
     tidx = cols["tidx"]
@@ -138,6 +147,15 @@ def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[Metric
         rows.append(("completed", f"agent={name}", float(counts[i]) if counts is not None else 0.0))
     return rows
 
+
+COORDINATION = (
+    "suspicions",
+    "false_suspicions",
+    "detection_latency_mean",
+    "duplicates",
+    "duplicate_work",
+)
+"""Metrics the engine's ledger measures (failure detection and task copies)."""
 
 SCOPED = (
     "arrived",

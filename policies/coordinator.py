@@ -187,7 +187,7 @@ class Queueing(Behaviour):
         """Skip the head: send the first waiting task some free, skilled agent can take."""
         queue = self.queue
         assert isinstance(queue, SplitQueue)
-        best: tuple[tuple[Any, int], Task, list[AgentState]] | None = None
+        best: tuple[tuple[Any, int, int], Task, list[AgentState]] | None = None
         for head in queue.heads():
             cands = self.candidates(head)
             if cands and (best is None or queue.order(head) < best[0]):

@@ -48,6 +48,11 @@ METRIC_DIRECTION: dict[str, int] = {
     "in_system_mean": -1,
     "warmup_time": 0,
     "busy_time": 0,
+    "suspicions": 0,
+    "false_suspicions": -1,
+    "detection_latency_mean": -1,
+    "duplicates": -1,
+    "duplicate_work": -1,
 }
 
 METRIC_LABEL: dict[str, tuple[str, str]] = {
@@ -71,6 +76,11 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "in_system_mean": ("mean tasks in system", "tasks"),
     "warmup_time": ("warm-up cut", TIME_UNIT),
     "busy_time": ("busy slot-time", TIME_UNIT),
+    "suspicions": ("suspicions raised", "suspicions"),
+    "false_suspicions": ("false suspicions", "suspicions"),
+    "detection_latency_mean": ("mean crash-to-suspicion time", TIME_UNIT),
+    "duplicates": ("task copies made", "copies"),
+    "duplicate_work": ("service time spent on losing copies", TIME_UNIT),
 }
 
 KEY_METRICS: tuple[str, ...] = (

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from simpy.events import Timeout
 
-from kossim.sim.task import CANCELLED, ORPHANED, RUNNING, SUSPENDED, Task
+from kossim.sim.task import ORPHANED, RUNNING, SUSPENDED, Task
 
 if TYPE_CHECKING:
     from kossim.sim.world import World
@@ -135,7 +135,7 @@ class Agent:
     # -- work ---------------------------------------------------------------
     def start(self, task: Task) -> None:
         w = self.world
-        if task.state == CANCELLED:  # a copy whose sibling finished first: it goes no further
+        if task.cancelled:  # a copy whose sibling finished first: it goes no further
             w.ledger.discard(self, task)
             return
         now = w.env._now

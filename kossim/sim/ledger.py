@@ -51,7 +51,7 @@ class Ledger:
 
         ``None`` when the task has ended already (its report is on the way).
         """
-        if task.end >= 0 or task.state == CANCELLED:
+        if task.end >= 0 or task.cancelled:
             return None
         if task.state == ORPHANED and task in agent.orphans:
             agent.orphans.remove(task)
@@ -94,6 +94,7 @@ class Ledger:
         family.remove(task)
         if task.state != RUNNING and family:  # abandoned, and a sibling lives on
             task.state = CANCELLED
+            task.cancelled = True
             return False
         del self.families[task.id]
         for other in family:
@@ -103,8 +104,9 @@ class Ledger:
     def cancel(self, task: Task) -> None:
         """Stop a copy that lost: at once if it runs, else when it next reaches a slot."""
         running = task.state == RUNNING
-        task.state = CANCELLED
+        task.cancelled = True
         if running:
+            task.state = CANCELLED
             agent = self.world.agents[task.agent]
             agent._refresh(self.world.env._now)
             agent.preempt(task)
@@ -117,6 +119,17 @@ class Ledger:
             self.duplicate_work += done / task.rate
         task.ev = None
         agent.behaviour.on_discard(task)
+
+    def figures(self) -> dict[str, float]:
+        """The ledger's metrics over the measurement window."""
+        lat = self.detection_latencies
+        return {
+            "suspicions": float(self.suspicions),
+            "false_suspicions": float(self.false_suspicions),
+            "detection_latency_mean": sum(lat) / len(lat) if lat else float("nan"),
+            "duplicates": float(self.duplicates),
+            "duplicate_work": self.duplicate_work,
+        }
 
     # -- suspicions ---------------------------------------------------------------------
     def judge(self, agent: Agent, crash: int, now: float) -> None:

@@ -55,6 +55,7 @@ class Task:
         "agent",
         "arrival",
         "attempts",
+        "cancelled",
         "copy",
         "deadline",
         "end",
@@ -105,6 +106,7 @@ class Task:
         self.attempts = 0
         self.hops = 0  # hand-offs from agent to agent (delegation)
         self.copy = 0  # 0: the original; k: its k-th duplicate
+        self.cancelled = False  # a copy whose sibling finished first
         self.fresh = True
         self.state = WAITING
         # ``ev``, ``seg``, ``rate`` and ``svc`` are set when the task is sent and started:
@@ -133,8 +135,8 @@ class FifoQueue(deque[Task]):
         return out
 
 
-class KeyedQueue(list[tuple[Any, int, Task]]):
-    """Smallest ``key(task)`` first, ties by arrival order (task id); a binary heap."""
+class KeyedQueue(list[tuple[Any, int, int, Task]]):
+    """Smallest ``key(task)`` first, ties by arrival order (task id, then copy); a binary heap."""
 
     __slots__ = ("_key",)
 
@@ -143,21 +145,21 @@ class KeyedQueue(list[tuple[Any, int, Task]]):
         self._key = key
 
     def push(self, task: Task) -> None:
-        heapq.heappush(self, (self._key(task), task.id, task))
+        heapq.heappush(self, (self._key(task), task.id, task.copy, task))
 
     def pop(self) -> Task:  # type: ignore[override]
-        return heapq.heappop(self)[2]
+        return heapq.heappop(self)[3]
 
     def peek(self) -> Task:
-        return self[0][2]
+        return self[0][3]
 
     def drain(self) -> list[Task]:
-        out = [entry[2] for entry in sorted(list.__iter__(self))]  # (key, id, task) order
+        out = [entry[3] for entry in sorted(list.__iter__(self))]  # (key, id, copy) order
         self.clear()
         return out
 
     def __iter__(self) -> Iterator[Task]:  # type: ignore[override]
-        return (entry[2] for entry in list.__iter__(self))
+        return (entry[3] for entry in list.__iter__(self))
 
 
 class TaskQueue(Protocol):
@@ -187,12 +189,12 @@ class SplitQueue:
         self._pushed = 0
         self.parts: dict[tuple[str, ...], TaskQueue] = {}
 
-    def order(self, task: Task) -> tuple[Any, int]:
+    def order(self, task: Task) -> tuple[Any, int, int]:
         """Position across parts, as one queue would have it: push order for FIFO
-        (a requeued task goes to the back), else (key, arrival order)."""
+        (a requeued task goes to the back), else (key, arrival order, copy)."""
         if self._discipline.fifo:
-            return (0, task.qseq)
-        return (self._discipline.key(task), task.id)
+            return (0, task.qseq, 0)
+        return (self._discipline.key(task), task.id, task.copy)
 
     def push(self, task: Task) -> None:
         task.qseq = self._pushed

@@ -30,7 +30,7 @@ from kossim.sim.ledger import Ledger
 from kossim.sim.network import Net
 from kossim.sim.recorder import Recorder
 from kossim.sim.streams import stream
-from kossim.sim.task import ABANDONED, CANCELLED, DONE, Task
+from kossim.sim.task import ABANDONED, DONE, Task
 
 __all__ = ["World"]
 
@@ -207,6 +207,8 @@ class World:
 
     # -- endings ----------------------------------------------------------------
     def abandon(self, task: Task) -> None:
+        if task.cancelled:
+            return  # a copy that lost its race: its task has ended already
         task.state = ABANDONED
         self.finish(task)
 
@@ -336,7 +338,7 @@ class World:
         seen: set[int] = set()
         unique = []
         for t in live:
-            if t.state != CANCELLED and t.id not in seen:
+            if not t.cancelled and t.id not in seen:
                 seen.add(t.id)
                 unique.append(t)
         return unique
