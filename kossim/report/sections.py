@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from kossim.report import metrics_meta as mm
 from kossim.report.figures import Figure, PlotWriter
+from kossim.report.headline import headline_table
 from kossim.report.load import ResultsData
 from kossim.report.plots_metrics import agent_utilisation_figure, bar_figure, sweep_figures
 from kossim.report.plots_time import ecdf_figure, gantt_figure, in_system_figure, seed_spread_figure
@@ -53,12 +54,33 @@ def _missing(data: ResultsData, attr: str, what: str) -> str:
     return f"{what} skipped: {reason}"
 
 
+def _headline(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    section = Section(
+        "headline",
+        "Headline",
+        "Who wins each key metric. A policy wins only where every other policy is "
+        "significantly worse (paired t test over seeds, 5 %); otherwise the policies within "
+        "noise of the best are named. The last columns give the named policy minus the "
+        f"baseline ({baseline}), in percent of the baseline's mean, with the 95 % interval "
+        "of the paired difference on the same scale, and its p-value (not adjusted for the "
+        "number of rows).",
+    )
+    table = headline_table(data, baseline)
+    if table is None:
+        section.notes.append(_missing(data, "metrics", "Headline"))
+    else:
+        section.tables.append(table)
+    return section
+
+
 def _metrics(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section(
         "metrics",
         "Key metrics",
-        "Mean ± 95 % CI half-width over seeds, scope `all`. "
-        "★ marks the best policy (per sweep point) in the metric's direction.",
+        "Mean ± 95 % CI half-width over seeds, scope `all`. ★ marks the best policy (per "
+        "sweep point) in the metric's direction, only where every other policy is "
+        "significantly worse (paired t test over seeds, 5 %); no ★ means the leaders are "
+        "within noise, or the metric is neutral.",
     )
     if data.summary is None:
         section.notes.append(_missing(data, "summary", "Metric tables"))
@@ -105,7 +127,8 @@ def _scopes(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section(
         "scopes",
         "Per priority tier and task type",
-        "Mean ± 95 % CI half-width per slice; ★ best policy per row.",
+        "Mean ± 95 % CI half-width per slice; ★ the best policy of a row where every other "
+        "is significantly worse (paired t test, 5 %).",
     )
     if data.summary is None:
         section.notes.append(_missing(data, "summary", "Per-scope tables"))
@@ -169,6 +192,7 @@ def _gantt(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
 
 
 BUILDERS: tuple[tuple[str, str, Builder], ...] = (
+    ("headline", "Headline", _headline),
     ("metrics", "Key metrics", _metrics),
     ("distributions", "Sojourn distribution", _distributions),
     ("bars", "Bar charts", _bars),
@@ -182,6 +206,7 @@ BUILDERS: tuple[tuple[str, str, Builder], ...] = (
 
 
 READS: dict[str, tuple[str, ...]] = {
+    "headline": ("metrics",),
     "metrics": ("summary",),
     "distributions": ("distributions", "metrics"),
     "paired": ("metrics",),

@@ -25,7 +25,8 @@ from kossim.report import METRIC_DIRECTION, METRIC_LABEL, render_comparison, ren
 from kossim.report.fmt import fmt_num
 from kossim.report.inference import paired_difference
 from kossim.report.load import load_results
-from kossim.report.tables import best_policies, paired_tables
+from kossim.report.tables import paired_tables
+from kossim.report.verdicts import Judge
 
 POLICIES = ["central", "random", "pod2"]
 RATE = "scenario.workload.arrivals.rate"
@@ -289,6 +290,24 @@ def test_best_mark_follows_metric_direction(rendered: tuple[Path, str]) -> None:
     assert not any("★" in cell for row in utilisation for cell in row)
 
 
+def test_headline_names_winners_with_percent_interval_and_p(rendered: tuple[Path, str]) -> None:
+    """The first section answers who wins: central (the baseline) on sojourn with pod2 next,
+    +0.4 / 2.1 = +19.0 % at rate 6; pod2 on throughput, +0.12 / 5.84 = +2.1 %."""
+    folder, html = rendered
+    markdown = (folder / "report.md").read_text()
+    assert markdown.index("## 1. Headline") < markdown.index("## 2. Key metrics")
+    (table,) = _tables(html, "")[:1]
+    header, *rows = table
+    cells = {(r[0], r[1]): dict(zip(header, r, strict=True)) for r in rows}
+    sojourn = cells[("sojourn_mean", "rate=6")]
+    assert sojourn["result (paired t test, 5 %)"] == "central (baseline) wins; next best pod2"
+    assert sojourn["policy"] == "pod2" and sojourn["vs central"] == "+19.0 %"
+    throughput = cells[("throughput", "rate=6")]
+    assert throughput["result (paired t test, 5 %)"] == "pod2 wins"
+    assert throughput["vs central"] == "+2.1 %" and throughput["p"] == "<0.0001"
+    assert not any(r[0] == "utilization" for r in rows)  # neutral: never judged
+
+
 def test_paired_difference_table(rendered: tuple[Path, str]) -> None:
     """random - central on sojourn_mean is 1.5 over all pairs, marked ** and 'worse'."""
     _, html = rendered
@@ -396,12 +415,8 @@ def test_paired_difference_matches_scipy() -> None:
     assert paired_difference(np.zeros(3)).stars == ""
 
 
-def test_best_policies_and_number_format() -> None:
-    """Ties for best are all marked; neutral metrics and full ties mark none; 4 digits shown."""
-    assert best_policies({"a": 1.0, "b": 2.0}, -1) == {"a"}
-    assert best_policies({"a": 1.0, "b": 2.0, "c": 2.0}, +1) == {"b", "c"}
-    assert best_policies({"a": 1.0, "b": 2.0}, 0) == set()
-    assert best_policies({"a": 1.0, "b": 1.0}, -1) == set()
+def test_number_format() -> None:
+    """4 significant digits, thousands separators, an en dash for NaN."""
     assert [fmt_num(x) for x in (1.23456, 0.000123456, 12345.6, -2.5, math.nan)] == [
         "1.235",
         "0.0001235",
@@ -409,6 +424,30 @@ def test_best_policies_and_number_format() -> None:
         "-2.5",
         "\u2013",
     ]
+
+
+def _judge(values: dict[str, list[float]]) -> Judge:
+    rows = [
+        {"policy": p, "seed": i, "point": "", "metric": "m", "scope": "all", "value": v}
+        for p, vs in values.items()
+        for i, v in enumerate(vs)
+    ]
+    return Judge(pd.DataFrame(rows), list(values))
+
+
+def test_a_winner_must_beat_the_runner_up_significantly() -> None:
+    """Best mean alone is not enough: a runner-up within noise (paired) means no winner;
+    a neutral metric never has one; a constant paired gap is a sure win."""
+    noisy = _judge({"a": [1.0, 2.0, 3.0, 4.0], "b": [1.2, 1.9, 3.3, 3.9], "c": [9.0] * 4})
+    standing = noisy.standing("m", "all", "", -1)
+    assert standing.best == "a" and standing.ties == ("b",) and standing.winner is None
+    assert noisy.winners("m", "all", "", -1) == set()
+    assert noisy.winners("m", "all", "", 0) == set()
+    sure = _judge({"a": [1.0, 2.0, 3.0, 4.0], "b": [1.5, 2.5, 3.5, 4.5]})
+    assert sure.winners("m", "all", "", -1) == {"a"}
+    assert sure.winners("m", "all", "", +1) == {"b"}
+    tied = _judge({"a": [5.0, 5.0, 5.0], "b": [5.0, 5.0, 5.0]})
+    assert tied.winners("m", "all", "", +1) == set()
 
 
 def test_metric_tables_cover_core_metrics() -> None:
