@@ -94,6 +94,10 @@ def run(
         precision,
         max_seeds,
     )
+    if outcome.plan.experiment.expect:
+        from kossim.check import check_folder
+
+        check_folder(outcome.out_dir, outcome.plan.experiment.expect, experiment.parent)
     if report:
         _render(outcome.out_dir)
     _print_headline(outcome.out_dir)
@@ -262,12 +266,19 @@ def check(
     executor: Annotated[ExecutorKind, typer.Option()] = ExecutorKind.local,
     resume: Annotated[bool, typer.Option(help="Skip runs already done.")] = False,
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+    report: Annotated[
+        bool, typer.Option(help="Write the report, with the expectations table.")
+    ] = True,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write the verdicts as JUnit XML here.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the verdicts as JSON here.")
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Evaluate the experiment's expect: block; exit 1 if any expectation fails."""
-    import pandas as pd
-
-    from kossim.check import evaluate, results_table
+    from kossim.check import check_folder, junit_xml, results_json, results_table
 
     if target.is_dir():
         folder, expectations, base = _stored_expectations(target)
@@ -278,15 +289,20 @@ def check(
     if not expectations:
         err.print("error: the experiment has no expect: block")
         raise typer.Exit(2)
-    results = evaluate(
-        expectations,
-        pd.read_parquet(folder / "metrics.parquet"),
-        pd.read_csv(folder / "summary.csv"),
-        base_dir=base,
-    )
+    results = check_folder(folder, expectations, base)
+    if report:
+        _render(folder)
     out.print(results_table(results))
     passed = sum(r.passed for r in results)
     out.print(f"{passed} of {len(results)} expectations passed", highlight=False)
+    for path, data in (
+        (junit, lambda: junit_xml(results, folder.name)),
+        (json_out, lambda: results_json(results, folder.name).encode()),
+    ):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data())
+            err.print(f"verdicts: {path}", highlight=False)
     if passed < len(results):
         raise typer.Exit(1)
 

@@ -153,3 +153,28 @@ def test_a_run_needs_no_test_extra(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "test-only package" not in done.stderr
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_the_ci_workflow_steps_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workflow installs the checkout as the quick start does, and its check step, run
+    as written in a checkout, passes and leaves the report and JUnit XML it uploads."""
+    from typer.testing import CliRunner
+
+    from kossim.cli import app
+
+    workflow, _ = load_yaml_text(next(b for b in blocks("yaml") if "policies.yml" in b))
+    steps = [step["run"] for step in workflow["jobs"]["check"]["steps"] if "run" in step]
+    install, command = steps
+    assert install == blocks("bash")[0].split(" && ")[0]  # what a run needs, from the checkout
+    upload = next(s for s in workflow["jobs"]["check"]["steps"] if "upload-artifact" in str(s))
+    (tmp_path / "experiments").mkdir()
+    quickstart = (ROOT / "experiments" / "quickstart.yaml").read_text()
+    (tmp_path / "experiments" / "quickstart.yaml").write_text(quickstart)
+    monkeypatch.chdir(tmp_path)
+    args = command.split()
+    assert args[0] == "kossim"
+    result = CliRunner().invoke(app, args[1:])
+    assert result.exit_code == 0, result.output
+    uploaded = tmp_path / upload["with"]["path"]
+    assert (uploaded / "check.xml").is_file()
+    assert "Expectations" in (uploaded / "quickstart" / "report.html").read_text()

@@ -10,7 +10,7 @@ with the 95 % interval of the paired difference scaled the same way.
 from __future__ import annotations
 
 from kossim.report import metrics_meta as mm
-from kossim.report.fmt import MISSING, fmt_p
+from kossim.report.fmt import MISSING, fmt_num, fmt_p
 from kossim.report.inference import PairedDifference
 from kossim.report.load import ResultsData
 from kossim.report.tables import Cell, Table
@@ -55,6 +55,8 @@ def _verdict(standing: Standing, baseline: str) -> tuple[str, str, str]:
             runner_up = standing.runner_up or ""
             return f"{named} wins; next best {runner_up}", "better", runner_up
         return f"{named} wins", "better", best
+    if len(set(standing.means.values())) == 1:
+        return f"all policies equal ({fmt_num(standing.means[best])})", "", best
     if len(standing.ties) == len(standing.means) - 1:
         return "no significant difference between policies", "", best
     leaders = ", ".join([best, *standing.ties])

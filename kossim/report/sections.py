@@ -19,7 +19,7 @@ from kossim.report.headline import headline_table
 from kossim.report.load import ResultsData
 from kossim.report.plots_metrics import agent_utilisation_figure, bar_figure, sweep_figures
 from kossim.report.plots_time import ecdf_figure, gantt_figure, in_system_figure, seed_spread_figure
-from kossim.report.tables import Table, metric_tables, paired_tables, scope_tables
+from kossim.report.tables import Cell, Table, metric_tables, paired_tables, scope_tables
 
 __all__ = ["Section", "build_sections"]
 
@@ -69,6 +69,40 @@ def _headline(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     if table is None:
         section.notes.append(_missing(data, "metrics", "Headline"))
     else:
+        section.tables.append(table)
+    return section
+
+
+def _expectations(data: ResultsData, writer: PlotWriter, baseline: str) -> Section | None:
+    from kossim.check import RESULTS_FILE, read_results
+
+    checked = [s for s in data.sources if (s.manifest.get("config") or {}).get("expect")]
+    if not checked:
+        return None
+    section = Section(
+        "expectations",
+        "Expectations",
+        "The experiment's `expect:` block, as judged by the last `kossim run` or "
+        "`kossim check` of this folder.",
+    )
+    for source in checked:
+        results = read_results(source.path)
+        if results is None:
+            section.notes.append(
+                f"{RESULTS_FILE} is absent from {source.path}: run `kossim check "
+                f"{source.path}` to judge the expectations."
+            )
+            continue
+        passed = sum(r.passed for r in results)
+        title = f"{passed} of {len(results)} expectations passed"
+        table = Table(
+            f"{source.label}: {title}" if len(data.sources) > 1 else title,
+            ["result", "expectation", "detail"],
+            n_labels=3,
+        )
+        for res in results:
+            verdict = Cell("PASS", css="better") if res.passed else Cell("FAIL", css="worse")
+            table.rows.append([verdict, Cell(res.expectation), Cell(res.detail)])
         section.tables.append(table)
     return section
 
@@ -193,6 +227,7 @@ def _gantt(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
 
 BUILDERS: tuple[tuple[str, str, Builder], ...] = (
     ("headline", "Headline", _headline),
+    ("expectations", "Expectations", _expectations),
     ("metrics", "Key metrics", _metrics),
     ("distributions", "Sojourn distribution", _distributions),
     ("bars", "Bar charts", _bars),

@@ -186,6 +186,39 @@ def test_check_fails_with_a_table_naming_the_expectation(tmp_path: Path) -> None
     assert "throughput" in table
 
 
+def test_check_writes_report_junit_and_json(tmp_path: Path) -> None:
+    """`kossim check` writes the report with its expectations table, and with --junit and
+    --json the verdicts in forms CI systems read: one test case per expectation."""
+    import xml.etree.ElementTree as ET
+
+    experiment = write(tmp_path, "tiny.yaml", TINY + BROKEN_EXPECTATION)
+    out = tmp_path / "results"
+    junit, json_file = tmp_path / "ci" / "check.xml", tmp_path / "check.json"
+    result = invoke("check", experiment, "--out", out, *FAST, "--no-progress",
+                    "--junit", junit, "--json", json_file)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    cases = suite.findall("testcase")
+    assert [c.find("failure") is None for c in cases] == [True, False]
+    assert "throughput" in cases[1].get("name", "")
+    body = json.loads(json_file.read_text())
+    assert (body["passed"], body["failed"]) == (1, 1)
+    assert [e["passed"] for e in body["expectations"]] == [True, False]
+    html = (out / "report.html").read_text()
+    assert "1 of 2 expectations passed" in html
+    assert html.index('id="expectations"') < html.index('id="metrics"')
+
+
+def test_run_shows_expectations_in_the_report(results: Path) -> None:
+    """`kossim run` of an experiment with expect: puts the verdicts in its report."""
+    markdown = (results / "report.md").read_text()
+    assert "## 2. Expectations" in markdown
+    assert "1 of 1 expectations passed" in markdown
+    assert "| PASS | lost" in markdown
+
+
 def test_check_of_a_stored_folder_fails_on_its_broken_expectation(tmp_path: Path) -> None:
     """``kossim check DIR`` reads the expectations from the folder's manifest."""
     experiment = write(tmp_path, "tiny.yaml", TINY + BROKEN_EXPECTATION)
