@@ -101,12 +101,19 @@ def run(
     if report:
         _render(outcome.out_dir)
     _print_headline(outcome.out_dir)
-    n_failed = json.loads((outcome.out_dir / "manifest.json").read_text()).get("n_failed", 0)
+    from kossim.precision import shortfall
+
+    manifest = json.loads((outcome.out_dir / "manifest.json").read_text())
+    n_failed = manifest.get("n_failed", 0)
     if n_failed:
         err.print(
             f"[bold red]{n_failed} run(s) failed[/]: tracebacks in "
             f"{outcome.out_dir / 'manifest.json'} and the report"
         )
+    short = shortfall(manifest)
+    if short:
+        err.print(f"[bold red]error:[/] {short}", highlight=False)
+    if n_failed or short:
         raise typer.Exit(1)
 
 

@@ -164,6 +164,38 @@ def test_report_on_a_folder_without_results_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "report.html").exists()
 
 
+def test_precision_not_met_says_so_and_exits_1(tmp_path: Path) -> None:
+    """A target the seed cap cannot reach: exit 1, the half-width reached, the seeds needed
+    (beyond the cap), and run counts that add up to every run executed."""
+    experiment = write(tmp_path, "tiny.yaml", TINY)
+    out = tmp_path / "results"
+    result = invoke("run", experiment, "--out", out, *FAST, "--no-report", "--no-progress",
+                    "--precision", "sojourn_mean:0.001", "--max-seeds", "6")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    text = one_line(result.stderr)
+    assert "precision round 1: 3 seeds" in text
+    assert (
+        "precision round 2: adding 3 seeds (6 in all; the runs of the first 3 are reused)" in text
+    )
+    assert "precision target not met: sojourn_mean reached a 95 % half-width of" in text
+    precision = json.loads((out / "manifest.json").read_text())["precision"]
+    assert precision["met"] is False
+    last = precision["rounds"][-1]
+    assert last["seeds"] == 6 and last["required"] > 6
+    assert f"about {last['required']} seeds would meet it" in text
+    assert "12 ok, 0 failed, 0 resumed" in text  # 2 policies x 6 seeds, all run here
+
+
+def test_precision_on_an_unknown_metric_is_an_input_error(tmp_path: Path) -> None:
+    """The metric is checked before the first round: exit 2 with a did-you-mean."""
+    experiment = write(tmp_path, "tiny.yaml", TINY)
+    result = invoke("run", experiment, "--out", tmp_path / "r", *FAST, "--precision",
+                    "sojourn_maen:0.05")  # fmt: skip
+    assert result.exit_code == 2
+    assert "did you mean 'sojourn_mean'?" in one_line(result.stderr)
+    assert not (tmp_path / "r").exists()
+
+
 # --- checking expectations -----------------------------------------------------------------
 
 
