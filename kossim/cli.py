@@ -101,6 +101,7 @@ def run(
     if report:
         _render(outcome.out_dir)
     _print_headline(outcome.out_dir)
+    _print_load(outcome.out_dir)
     from kossim.precision import shortfall
 
     manifest = json.loads((outcome.out_dir / "manifest.json").read_text())
@@ -201,6 +202,22 @@ def _print_headline(folder: Path) -> None:
     out.print(table)
 
 
+def _print_load(folder: Path | None, load: dict[str, Any] | None = None) -> None:
+    """Offered load per sweep point, then the overload warnings (of the manifest)."""
+    if load is None:
+        assert folder is not None
+        load = json.loads((folder / "manifest.json").read_text()).get("load") or {}
+    points = load.get("points") or []
+    if points:
+        text = ", ".join(
+            f"{p['label']}: {p['offered_load']:.2f}" if p["label"] else f"{p['offered_load']:.2f}"
+            for p in points
+        )
+        out.print(f"offered load: {text}", highlight=False)
+    for warning in load.get("warnings") or []:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+
+
 @app.command()
 def validate(experiment: ExpArg, set_: SetOpt = None) -> None:
     """Check an experiment file (and every sweep point) without running it."""
@@ -217,6 +234,10 @@ def validate(experiment: ExpArg, set_: SetOpt = None) -> None:
         f"{len(plan.seeds)} seeds = {len(plan.specs)} runs; expectations: {len(exp.expect)}",
         highlight=False,
     )
+    from kossim.overload import overload_warnings, point_loads
+
+    points = point_loads(plan)
+    _print_load(None, {"points": points, "warnings": overload_warnings(points)})
 
 
 @app.command()
@@ -299,6 +320,7 @@ def check(
     results = check_folder(folder, expectations, base)
     if report:
         _render(folder)
+    _print_load(folder)
     out.print(results_table(results))
     passed = sum(r.passed for r in results)
     out.print(f"{passed} of {len(results)} expectations passed", highlight=False)

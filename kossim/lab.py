@@ -26,6 +26,7 @@ from rich.progress import (
 
 from kossim.config.experiment import LoadedExperiment
 from kossim.executors import Executor, make_executor
+from kossim.overload import assess as assess_load
 from kossim.plan import Plan, make_plan
 from kossim.runspec import RunResult, RunSpec
 from kossim.sim import simulate
@@ -104,6 +105,7 @@ def run_experiment(
     counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
     wall_time = time.perf_counter() - started
     store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
+    assess_load(plan, out)
     skipped = len(plan.specs) - len(todo)
     return RunOutcome(out, plan, counts["ok"], counts["failed"], skipped, wall_time)
 

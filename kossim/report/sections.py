@@ -19,6 +19,7 @@ from kossim.report.headline import headline_table
 from kossim.report.load import ResultsData
 from kossim.report.plots_metrics import agent_utilisation_figure, bar_figure, sweep_figures
 from kossim.report.plots_time import ecdf_figure, gantt_figure, in_system_figure, seed_spread_figure
+from kossim.report.scenario import config_yaml, offered_load_table
 from kossim.report.tables import Cell, Table, metric_tables, paired_tables, scope_tables
 
 __all__ = ["Section", "build_sections"]
@@ -36,6 +37,9 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     folded: list[Table] = field(default_factory=list)
     folded_title: str = ""
+    code: str = ""
+    """A preformatted block (the resolved configuration), shown folded."""
+    code_title: str = ""
 
     def add_figure(self, figure: Figure | None, note: str) -> None:
         """The figure, or (when its input is missing) a one-line note saying why not."""
@@ -54,6 +58,39 @@ def _missing(data: ResultsData, attr: str, what: str) -> str:
     return f"{what} skipped: {reason}"
 
 
+def _load_warnings(data: ResultsData) -> list[str]:
+    prefix = len(data.sources) > 1
+    return [
+        f"⚠ {source.label}: {w}" if prefix else f"⚠ {w}"
+        for source in data.sources
+        for w in (source.manifest.get("load") or {}).get("warnings") or []
+    ]
+
+
+def _scenario(data: ResultsData, writer: PlotWriter, baseline: str) -> Section | None:
+    section = Section(
+        "scenario",
+        "Scenario as run",
+        "Offered load = arrival rate x mean work / service capacity (agents able to serve, "
+        "x speed x proficiency x availability under failures); per skill pool where task "
+        "types need different skills, and the largest over unions of pools. At or above 1 "
+        "queues grow without bound. The configuration below is the one simulated, with "
+        "`--set` overrides and the sweep.",
+    )
+    for source in data.sources:
+        load = source.manifest.get("load") or {}
+        points = load.get("points") or []
+        if points:
+            section.tables.append(offered_load_table(points, source.label, len(data.sources)))
+        config = source.manifest.get("config")
+        if isinstance(config, dict) and config:
+            section.code += ("" if not section.code else "\n") + config_yaml(config)
+    section.code_title = "Resolved configuration"
+    if not section.tables and not section.code:
+        return None
+    return section
+
+
 def _headline(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section(
         "headline",
@@ -65,6 +102,7 @@ def _headline(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
         "of the paired difference on the same scale, and its p-value (not adjusted for the "
         "number of rows).",
     )
+    section.notes += _load_warnings(data)
     table = headline_table(data, baseline)
     if table is None:
         section.notes.append(_missing(data, "metrics", "Headline"))
@@ -228,6 +266,7 @@ def _gantt(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
 BUILDERS: tuple[tuple[str, str, Builder], ...] = (
     ("headline", "Headline", _headline),
     ("expectations", "Expectations", _expectations),
+    ("scenario", "Scenario as run", _scenario),
     ("metrics", "Key metrics", _metrics),
     ("distributions", "Sojourn distribution", _distributions),
     ("bars", "Bar charts", _bars),

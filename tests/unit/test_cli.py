@@ -164,6 +164,24 @@ def test_report_on_a_folder_without_results_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "report.html").exists()
 
 
+def test_overload_is_shown_in_console_and_report(tmp_path: Path) -> None:
+    """A --set that overloads the tiny system (rate 10 on 4 agents: 2.5) is called so in the
+    console and at the top of the report, which also holds the configuration as run."""
+    experiment = write(tmp_path, "tiny.yaml", TINY)
+    out = tmp_path / "results"
+    result = invoke("run", experiment, "--out", out, *FAST, "--no-progress",
+                    "--set", "scenario.workload.arrivals.rate=10")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "offered load: 2.50" in result.stdout
+    assert "warning: offered load 2.50 >= 1" in one_line(result.stderr)
+    markdown = (out / "report.md").read_text()
+    headline = markdown[markdown.index("## 1. Headline") : markdown.index("## 2.")]
+    assert "⚠ offered load 2.50 >= 1" in headline
+    scenario = markdown[markdown.index("Scenario as run") :]
+    assert "| 2.5 | overloaded |" in scenario
+    assert "      rate: 10\n" in scenario  # the resolved configuration, override applied
+
+
 def test_precision_not_met_says_so_and_exits_1(tmp_path: Path) -> None:
     """A target the seed cap cannot reach: exit 1, the half-width reached, the seeds needed
     (beyond the cap), and run counts that add up to every run executed."""
