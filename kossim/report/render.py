@@ -171,6 +171,28 @@ def _duration(seconds: Any) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def _warmup_text(manifest: dict[str, Any]) -> str:
+    """The warm-up as set; for ``auto``, the cuts MSER-5 chose over the runs."""
+    warmup = manifest.get("warmup", MISSING)
+    if warmup != "auto":
+        return str(warmup)
+    cuts = sorted(
+        float(r["warmup"])
+        for r in manifest.get("runs") or []
+        if isinstance(r, dict) and isinstance(r.get("warmup"), int | float)
+    )
+    if not cuts:
+        return "auto (MSER-5 per run)"
+    none = sum(c == 0 for c in cuts)
+    spread = (
+        f"{fmt_num(cuts[0])} to {fmt_num(cuts[-1])}" if cuts[0] != cuts[-1] else fmt_num(cuts[0])
+    )
+    return (
+        f"auto (MSER-5 per run): cut at {spread}, median {fmt_num(cuts[len(cuts) // 2])}; "
+        f"no cut in {none} of {len(cuts)} runs"
+    )
+
+
 def _source_facts(source: Source, data: ResultsData) -> dict[str, Any]:
     """Header of one folder: name, description and a list of (label, value) facts."""
     m = source.manifest
@@ -192,7 +214,7 @@ def _source_facts(source: Source, data: ResultsData) -> dict[str, Any]:
         ("runs", f"{_run_count(m)} ({n_failed} failed)"),
         ("wall time", _duration(m.get("wall_time"))),
         ("executor", executor),
-        ("horizon / warm-up", f"{m.get('horizon', MISSING)} / {m.get('warmup', MISSING)}"),
+        ("horizon / warm-up", f"{m.get('horizon', MISSING)} / {_warmup_text(m)}"),
         ("sweep", sweep_text),
         ("created", m.get("created", MISSING)),
     ]
