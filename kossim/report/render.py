@@ -89,6 +89,8 @@ def _render(
     writer = PlotWriter(out_dir / "plots", ecdf_axis)
     sections = build_sections(data, writer, base)
     _remove_stale_plots(out_dir / "plots", sections)
+    # The headline answers the question, so it opens the report, above the provenance.
+    headline = next((sec for sec in sections if sec.id == "headline"), None)
     context = {
         "title": title,
         "sources": [_source_facts(s, data) for s in data.sources],
@@ -96,7 +98,8 @@ def _render(
         "n_runs": sum(_run_count(s.manifest) for s in data.sources),
         "policies": data.policies,
         "baseline": base,
-        "sections": sections,
+        "headline": headline,
+        "sections": [sec for sec in sections if sec is not headline],
         "manifest_note": data.notes.get("manifest", ""),
     }
     env = jinja2.Environment(

@@ -157,6 +157,7 @@ def _metrics(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     if data.summary is None:
         section.notes.append(_missing(data, "summary", "Metric tables"))
         return section
+    section.notes += [w for w in _load_warnings(data) if "still in flight" in w]
     present = mm.order_metrics(data.summary["metric"].unique())
     key = [m for m in mm.KEY_METRICS if m in present]
     other = [m for m in present if m not in key]

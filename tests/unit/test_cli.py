@@ -175,7 +175,7 @@ def test_overload_is_shown_in_console_and_report(tmp_path: Path) -> None:
     assert "offered load: 2.50" in result.stdout
     assert "warning: offered load 2.50 >= 1" in one_line(result.stderr)
     markdown = (out / "report.md").read_text()
-    headline = markdown[markdown.index("## 1. Headline") : markdown.index("## 2.")]
+    headline = markdown[markdown.index("## Headline") : markdown.index("## tiny")]
     assert "⚠ offered load 2.50 >= 1" in headline
     scenario = markdown[markdown.index("Scenario as run") :]
     assert "| 2.5 | overloaded |" in scenario
@@ -258,13 +258,15 @@ def test_check_writes_report_junit_and_json(tmp_path: Path) -> None:
     assert [e["passed"] for e in body["expectations"]] == [True, False]
     html = (out / "report.html").read_text()
     assert "1 of 2 expectations passed" in html
-    assert html.index('id="expectations"') < html.index('id="metrics"')
+    assert (
+        html.index('id="headline"') < html.index('id="expectations"') < html.index('id="metrics"')
+    )
 
 
 def test_run_shows_expectations_in_the_report(results: Path) -> None:
     """`kossim run` of an experiment with expect: puts the verdicts in its report."""
     markdown = (results / "report.md").read_text()
-    assert "## 2. Expectations" in markdown
+    assert "## 1. Expectations" in markdown
     assert "1 of 1 expectations passed" in markdown
     assert "| PASS | lost" in markdown
 
