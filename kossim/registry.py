@@ -189,7 +189,9 @@ def locate(ident: str, folder: Path) -> str:
         path = Path(spec.origin)
     else:
         path = path.with_suffix(".py")
-    return f"{path}:{attr}" if path.is_file() else ident
+    if not path.is_file() or _package_root(path) != (source, module):
+        return ident  # e.g. a namespace package: the file alone would not import as ``module``
+    return f"{path}:{attr}"
 
 
 def _lookup(kind: str, ident: str) -> type[Component]:
