@@ -456,16 +456,23 @@ def test_ecdf_axis_is_log_when_asked_or_when_spread_wide(tmp_path: Path) -> None
     """`ecdf_axis="log"` draws a log x axis and says so; `auto` keeps the synthetic folder
     linear (largest p99 / smallest median = 3.5 x 4.6 / (2 x 0.69), about 12 < 30) and
     turns log once one policy is 100 times slower."""
-    folder = build_results(tmp_path / "log")
-    render_report(folder, ecdf_axis="log")
-    assert "logarithmic x axis" in (folder / "report.md").read_text()
-    render_report(folder)
-    assert "x axis cut at the largest 99th percentile" in (folder / "report.md").read_text()
-    dist = pd.read_parquet(folder / "distributions.parquet")
-    dist.loc[dist["policy"] == "random", "value"] *= 100
-    dist.to_parquet(folder / "distributions.parquet")
-    render_report(folder)
-    assert "logarithmic x axis" in (folder / "report.md").read_text()
+    from kossim.report.figures import PlotWriter
+    from kossim.report.plots_time import ecdf_figure
+
+    data = load_results(build_results(tmp_path / "log"))
+
+    def caption(axis: str) -> str:
+        figure = ecdf_figure(data, PlotWriter(tmp_path / "plots", axis))
+        assert figure is not None
+        return figure.caption
+
+    assert "logarithmic x axis" in caption("log")
+    assert "x axis cut at the largest 99th percentile" in caption("auto")
+    assert data.distributions is not None
+    slow = data.distributions["policy"] == "random"
+    data.distributions.loc[slow, "value"] *= 100
+    assert "logarithmic x axis" in caption("auto")
+    assert "x axis cut at the largest 99th percentile" in caption("linear")
 
 
 def test_number_format() -> None:
