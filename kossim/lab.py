@@ -105,7 +105,7 @@ def run_experiment(
     counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
     wall_time = time.perf_counter() - started
     store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
-    assess_load(plan, out)
+    assess_load(plan, out, loaded.overrides)
     skipped = len(plan.specs) - len(todo)
     return RunOutcome(out, plan, counts["ok"], counts["failed"], skipped, wall_time)
 

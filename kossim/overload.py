@@ -253,12 +253,14 @@ def overload_warnings(points: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def assess(plan: Plan, out_dir: Path) -> LoadReport:
-    """Offered load of every sweep point and the overload warnings, recorded in the manifest."""
+def assess(plan: Plan, out_dir: Path, overrides: Iterable[str] = ()) -> LoadReport:
+    """Offered load of every sweep point and the overload warnings, recorded in the manifest
+    (with the ``--set`` overrides the run applied, so the report can name them)."""
     points = point_loads(plan)
     report = LoadReport(points, overload_warnings(points) + _symptoms(out_dir, plan))
     path = out_dir / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["load"] = report.as_dict()
+    manifest["overrides"] = list(overrides)
     atomic_write(path, json.dumps(manifest, indent=2, default=str).encode())
     return report

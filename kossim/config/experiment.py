@@ -30,6 +30,8 @@ class LoadedExperiment:
     data: dict[str, Any]
     source: SourceMap
     path: Path | None
+    overrides: tuple[str, ...] = ()
+    """The ``--set path=value`` expressions applied, in order (the report lists them)."""
 
 
 def validate_data(
@@ -63,7 +65,7 @@ def load_experiment(path: Path | str, overrides: list[str] | None = None) -> Loa
         _absolute_components(data, path.parent)
     with searching(path.parent):
         exp = validate_data(data, source, str(path))
-    return LoadedExperiment(exp, data, source, path)
+    return LoadedExperiment(exp, data, source, path, tuple(overrides or ()))
 
 
 def _absolute_components(data: dict[str, Any], base: Path) -> None:

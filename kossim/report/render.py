@@ -219,6 +219,7 @@ def _source_facts(source: Source, data: ResultsData) -> dict[str, Any]:
         ("executor", executor),
         ("horizon / warm-up", f"{m.get('horizon', MISSING)} / {_warmup_text(m)}"),
         ("sweep", sweep_text),
+        ("--set overrides", " ".join(m.get("overrides") or []) or "none"),
         ("created", m.get("created", MISSING)),
     ]
     return {

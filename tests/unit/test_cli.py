@@ -180,6 +180,7 @@ def test_overload_is_shown_in_console_and_report(tmp_path: Path) -> None:
     scenario = markdown[markdown.index("Scenario as run") :]
     assert "| 2.5 | overloaded |" in scenario
     assert "      rate: 10\n" in scenario  # the resolved configuration, override applied
+    assert "- **--set overrides**: scenario.workload.arrivals.rate=10" in markdown
 
 
 def test_precision_not_met_says_so_and_exits_1(tmp_path: Path) -> None:
