@@ -84,6 +84,7 @@ def run_experiment(
     trace: bool = False,
     progress: bool = True,
     seeds: list[int] | None = None,
+    announce: bool = True,
 ) -> RunOutcome:
     """Simulate every run of the experiment into ``out_dir`` and aggregate the results.
 
@@ -99,7 +100,7 @@ def run_experiment(
     ids = [spec.run_id for spec in plan.specs]
     done = store.completed_ids(ids, traced=trace)
     todo = [spec for spec in plan.specs if spec.run_id not in done] if resume else plan.specs
-    if progress:
+    if progress and announce:  # --precision says what its later rounds reuse itself
         _announce(console, out, resume, len(done), len(plan.specs))
     started = time.perf_counter()
     counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))

@@ -123,7 +123,7 @@ def run_to_precision(
     n_ok = n_failed = 0
     first: RunOutcome | None = None
     while True:
-        outcome = run(loaded, seeds=seeds, resume=resume, **options)
+        outcome = run(loaded, seeds=seeds, resume=resume, announce=not rounds, **options)
         first = first or outcome
         n_ok, n_failed = n_ok + outcome.n_ok, n_failed + outcome.n_failed
         metrics = pd.read_parquet(outcome.out_dir / "metrics.parquet")

@@ -203,6 +203,7 @@ def test_precision_not_met_says_so_and_exits_1(tmp_path: Path) -> None:
     assert last["seeds"] == 6 and last["required"] > 6
     assert f"about {last['required']} seeds would meet it" in text
     assert "12 ok, 0 failed, 0 resumed" in text  # 2 policies x 6 seeds, all run here
+    assert "resuming" not in text  # no --resume was given: later rounds say what they reuse
 
 
 def test_precision_on_an_unknown_metric_is_an_input_error(tmp_path: Path) -> None:
