@@ -30,7 +30,10 @@ HEADLINE_METRICS: tuple[str, ...] = (
 
 
 def _pct(value: float) -> str:
-    return MISSING if value != value else f"{value:+.1f} %"
+    """Signed percent: one decimal, two below 1 % so small effects do not read as zero."""
+    if value != value:
+        return MISSING
+    return f"{value:+.2f} %" if abs(value) < 1 else f"{value:+.1f} %"
 
 
 def _effect(result: PairedDifference | None, base_mean: float) -> list[Cell]:
@@ -47,20 +50,29 @@ def _effect(result: PairedDifference | None, base_mean: float) -> list[Cell]:
 
 
 def _verdict(standing: Standing, baseline: str) -> tuple[str, str, str]:
-    """(sentence, css class, policy compared with the baseline) for one standing."""
+    """(sentence, css class, policy compared with the baseline) for one standing.
+
+    The compared policy is the best one, or the runner-up when the best is the
+    baseline itself, so the effect columns always say something.
+    """
     best = standing.best or ""
-    named = f"{best} (baseline)" if best == baseline else best
+    compared = (standing.runner_up or "") if best == baseline else best
     if standing.winner is not None:
         if best == baseline:
-            runner_up = standing.runner_up or ""
-            return f"{named} wins; next best {runner_up}", "better", runner_up
-        return f"{named} wins", "better", best
+            return f"{best} (baseline) wins; next best {compared}", "better", compared
+        return f"{best} wins", "better", best
     if len(set(standing.means.values())) == 1:
         return f"all policies equal ({fmt_num(standing.means[best])})", "", best
     if len(standing.ties) == len(standing.means) - 1:
-        return "no significant difference between policies", "", best
+        return "no difference both significant and over 1 %", "", compared
     leaders = ", ".join([best, *standing.ties])
-    return f"no single winner: {leaders} within noise", "", best
+    return f"no single winner: {leaders} within noise or 1 %", "", compared
+
+
+def _all_equal(standings: list[Standing]) -> bool:
+    """Every point has one value shared by all policies, the same at every point."""
+    values = {v for s in standings for v in s.means.values()}
+    return bool(standings) and all(s.best is not None for s in standings) and len(values) == 1
 
 
 def headline_table(data: ResultsData, baseline: str, judge: Judge | None = None) -> Table | None:
@@ -79,8 +91,14 @@ def headline_table(data: ResultsData, baseline: str, judge: Judge | None = None)
         sign = mm.direction(metric, data.metrics_meta)
         if metric not in present or sign == 0:
             continue
-        for point in data.points or [""]:
-            standing = judge.standing(metric, "all", point, sign)
+        standings = [judge.standing(metric, "all", pt, sign) for pt in data.points or [""]]
+        if data.swept and _all_equal(standings):  # one row says it for every point
+            first = standings[0]
+            lead = [Cell(metric), Cell("all points")]
+            text = f"all policies equal ({fmt_num(first.means[first.best or ''])})"
+            table.rows.append([*lead, Cell(text), Cell(first.best or ""), *_effect(None, 0.0)])
+            continue
+        for point, standing in zip(data.points or [""], standings, strict=True):
             if standing.best is None:
                 continue
             text, css, compared = _verdict(standing, baseline)

@@ -220,7 +220,8 @@ def _paired(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
         f"Paired differences against {baseline}",
         "Per-seed differences (policy minus baseline), paired by seed and sweep point: mean, 95 % "
         "Student-t interval, paired t-test p-value (* p < 0.05, ** p < 0.01). Verdict applies "
-        "the metric's direction.",
+        "the metric's direction; a significant difference under 1 % of the baseline's mean "
+        "is negligible.",
     )
     if data.metrics is None:
         section.notes.append(_missing(data, "metrics", "Paired differences"))

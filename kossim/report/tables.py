@@ -16,7 +16,7 @@ from kossim.report import metrics_meta as mm
 from kossim.report.fmt import MINUS, MISSING, fmt_ci, fmt_num, fmt_p
 from kossim.report.inference import PairedDifference, paired_difference
 from kossim.report.load import ResultsData
-from kossim.report.verdicts import Judge
+from kossim.report.verdicts import MIN_EFFECT, Judge
 
 __all__ = [
     "PAIRED_METRICS",
@@ -167,17 +167,22 @@ def scope_tables(
     return tables
 
 
-def _verdict(result: PairedDifference, sign: int) -> Cell:
-    """Better / worse (significant at 5 % in the metric's direction) or n.s."""
+def _verdict(result: PairedDifference, sign: int, base_mean: float) -> Cell:
+    """Better / worse (significant at 5 % in the metric's direction, and more than 1 % of
+    the baseline's mean), negligible (significant but smaller), or n.s."""
     if not result.stars:
         return Cell("n.s." if result.p_value == result.p_value else MISSING)
+    if abs(result.mean) <= MIN_EFFECT * abs(base_mean):
+        return Cell("negligible")
     if sign == 0:
         return Cell("differs")
     good = sign * result.mean > 0
     return Cell("better" if good else "worse", css="better" if good else "worse")
 
 
-def _paired_row(label: list[str], result: PairedDifference, sign: int) -> list[Cell]:
+def _paired_row(
+    label: list[str], result: PairedDifference, sign: int, base_mean: float
+) -> list[Cell]:
     interval = f"[{fmt_num(result.ci_low)}, {fmt_num(result.ci_high)}]"
     return [Cell(t) for t in label] + [
         Cell(str(result.n)),
@@ -185,7 +190,7 @@ def _paired_row(label: list[str], result: PairedDifference, sign: int) -> list[C
         Cell(interval if result.n > 1 else MISSING),
         Cell(fmt_p(result.p_value)),
         Cell(result.stars),
-        _verdict(result, sign),
+        _verdict(result, sign, base_mean),
     ]
 
 
@@ -196,7 +201,8 @@ def _policy_paired_rows(
     wide: pd.DataFrame, policy: str, baseline: str, data: ResultsData, sign: int
 ) -> list[list[Cell]]:
     """Rows of one policy: pooled over points ("all points") first, then per point."""
-    diffs = (wide[policy] - wide[baseline]).dropna()
+    paired = wide[[policy, baseline]].dropna()
+    diffs = paired[policy] - paired[baseline]
     if not data.swept:
         groups: list[tuple[list[str], pd.Series]] = [([policy], diffs)]
     else:
@@ -208,7 +214,8 @@ def _policy_paired_rows(
     for label, values in groups:
         result = paired_difference(values.to_numpy(float))
         if result.n:
-            rows.append(_paired_row(label, result, sign))
+            base_mean = float(paired.loc[values.index, baseline].mean())
+            rows.append(_paired_row(label, result, sign, base_mean))
     return rows
 
 

@@ -3,8 +3,9 @@
 Under common random numbers every policy sees the same workload per seed, so
 policies are compared by their per-seed differences (paired t test). A policy
 *leads* a metric at a sweep point when it has the best mean in the metric's
-direction and every other policy is significantly worse than it; when the
-runner-up is within noise, no one leads and the report says so. A neutral
+direction and every other policy is significantly worse than it, by more
+than 1 % of the best mean; when the runner-up is within noise (or within
+1 %), no one leads and the report says so. A neutral
 metric (direction 0, such as utilisation) never has a leader.
 
 The p-values are per comparison, not adjusted for the number of metrics and
@@ -21,10 +22,13 @@ import pandas as pd
 
 from kossim.report.inference import PairedDifference, paired_difference
 
-__all__ = ["ALPHA", "Judge", "Standing"]
+__all__ = ["ALPHA", "MIN_EFFECT", "Judge", "Standing", "percent"]
 
 ALPHA = 0.05
 """Significance level of every verdict in the report (two-sided paired t test)."""
+MIN_EFFECT = 0.01
+"""Smallest difference, relative to the best mean, that can make a winner: a 0.03 %
+throughput gap can be significant over many seeds yet means nothing."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,8 @@ class Judge:
             result = paired_difference((values[other] - values[best]).to_numpy(float))
             if runner_result is None:
                 runner_result = result
-            worse = sign * result.mean < 0 and result.p_value < ALPHA
+            material = abs(result.mean) > MIN_EFFECT * abs(means[best])
+            worse = sign * result.mean < 0 and result.p_value < ALPHA and material
             if not worse:
                 ties.append(other)
         return Standing(metric, point, sign, means, best, tuple(ties), order[1], runner_result)

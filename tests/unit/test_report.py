@@ -510,6 +510,20 @@ def test_a_winner_must_beat_the_runner_up_significantly() -> None:
     assert tied.winners("m", "all", "", +1) == set()
 
 
+def test_a_significant_but_tiny_gap_is_not_a_win() -> None:
+    """A constant 0.5 gap on means near 101 is certain (p = 0) but under 1 %: no winner in
+    the tables, and 'negligible' rather than better or worse in the paired verdicts."""
+    from kossim.report.inference import PairedDifference
+    from kossim.report.tables import _verdict
+
+    judge = _judge({"a": [100.0, 101.0, 102.0, 103.0], "b": [100.5, 101.5, 102.5, 103.5]})
+    assert judge.standing("m", "all", "", -1).ties == ("b",)
+    assert judge.winners("m", "all", "", -1) == set()
+    certain = PairedDifference(4, 0.5, 0.5, 0.5, 0.0)
+    assert _verdict(certain, -1, 101.5).text == "negligible"
+    assert _verdict(certain, -1, 10.0).text == "worse"
+
+
 def test_metric_tables_cover_core_metrics() -> None:
     """Every core metric has a direction and a label."""
     assert set(METRIC_DIRECTION) == set(METRIC_LABEL)
