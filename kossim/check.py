@@ -14,9 +14,11 @@ models embed them without importing pandas); this module judges them.
 
 from __future__ import annotations
 
+import json
 import math
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
+from kossim.atomic import atomic_write
 from kossim.expectations import (
     METRIC_DIRECTION,
     BaselineExpectation,
@@ -37,15 +40,23 @@ from kossim.stats import canonical, compare_summaries, paired_difference, summar
 
 __all__ = [
     "METRIC_DIRECTION",
+    "RESULTS_FILE",
     "BaselineExpectation",
     "BetterExpectation",
     "BoundsExpectation",
     "CheckResult",
     "Expectation",
     "WithinExpectation",
+    "check_folder",
     "evaluate",
     "format_table",
+    "junit_xml",
+    "read_results",
+    "results_json",
 ]
+
+RESULTS_FILE = "expectations.json"
+"""The verdicts of the last check of a results folder, which its report shows."""
 
 _SHOWN = 6  # points listed in a detail before "... and N more"
 
@@ -287,3 +298,63 @@ def format_table(results: Sequence[CheckResult], width: int = 120) -> str:
     passed = sum(r.passed for r in results)
     console.print(f"{passed} of {len(results)} expectations passed")
     return buffer.getvalue()
+
+
+def check_folder(
+    folder: Path, expectations: Sequence[BaseModel], base_dir: Path | str
+) -> list[CheckResult]:
+    """Judge ``expectations`` on a results folder and record the verdicts in it.
+
+    The verdicts go to :data:`RESULTS_FILE` in ``folder``, where the report
+    finds them; relative baseline files are read from ``base_dir`` (the
+    experiment file's folder).
+    """
+    results = evaluate(
+        expectations,
+        pd.read_parquet(folder / "metrics.parquet"),
+        pd.read_csv(folder / "summary.csv"),
+        base_dir=base_dir,
+    )
+    atomic_write(folder / RESULTS_FILE, results_json(results, folder.name).encode())
+    return results
+
+
+def results_json(results: Sequence[CheckResult], name: str) -> str:
+    """Verdicts as JSON: counts, then one object per expectation."""
+    passed = sum(r.passed for r in results)
+    body = {
+        "experiment": name,
+        "passed": passed,
+        "failed": len(results) - passed,
+        "expectations": [asdict(r) for r in results],
+    }
+    return json.dumps(body, indent=2) + "\n"
+
+
+def read_results(folder: Path) -> list[CheckResult] | None:
+    """The verdicts recorded in ``folder``, or ``None`` when it was never checked."""
+    try:
+        body = json.loads((folder / RESULTS_FILE).read_text())
+        return [CheckResult(**item) for item in body["expectations"]]
+    except FileNotFoundError:
+        return None
+
+
+def junit_xml(results: Sequence[CheckResult], name: str) -> bytes:
+    """Verdicts as JUnit XML (one test case per expectation), which CI systems display."""
+    failures = sum(not r.passed for r in results)
+    suites = ET.Element("testsuites", name="kossim check", tests=str(len(results)))
+    suites.set("failures", str(failures))
+    suite = ET.SubElement(
+        suites, "testsuite", name=name, tests=str(len(results)), failures=str(failures)
+    )
+    suite.set("errors", "0")
+    for res in results:
+        case = ET.SubElement(suite, "testcase", classname=f"kossim.{name}", name=res.expectation)
+        if res.passed:
+            ET.SubElement(case, "system-out").text = res.detail
+        else:
+            failure = ET.SubElement(case, "failure", message=res.detail[:500])
+            failure.text = res.detail
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"

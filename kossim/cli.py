@@ -37,6 +37,12 @@ class ExecutorKind(StrEnum):
     dask = "dask"
 
 
+class EcdfAxis(StrEnum):
+    auto = "auto"
+    linear = "linear"
+    log = "log"
+
+
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a value: --set scenario.workload.arrivals.rate=7.5"),
@@ -94,15 +100,27 @@ def run(
         precision,
         max_seeds,
     )
+    if outcome.plan.experiment.expect:
+        from kossim.check import check_folder
+
+        check_folder(outcome.out_dir, outcome.plan.experiment.expect, experiment.parent)
     if report:
         _render(outcome.out_dir)
     _print_headline(outcome.out_dir)
-    n_failed = json.loads((outcome.out_dir / "manifest.json").read_text()).get("n_failed", 0)
+    _print_load(outcome.out_dir)
+    from kossim.precision import shortfall
+
+    manifest = json.loads((outcome.out_dir / "manifest.json").read_text())
+    n_failed = manifest.get("n_failed", 0)
     if n_failed:
         err.print(
             f"[bold red]{n_failed} run(s) failed[/]: tracebacks in "
             f"{outcome.out_dir / 'manifest.json'} and the report"
         )
+    short = shortfall(manifest)
+    if short:
+        err.print(f"[bold red]error:[/] {short}", highlight=False)
+    if n_failed or short:
         raise typer.Exit(1)
 
 
@@ -153,10 +171,10 @@ def _run(
     return outcome
 
 
-def _render(folder: Path, baseline: str | None = None) -> Path:
+def _render(folder: Path, baseline: str | None = None, ecdf_axis: str = "auto") -> Path:
     from kossim.report import render_report
 
-    path = render_report(folder, baseline=baseline)
+    path = render_report(folder, baseline=baseline, ecdf_axis=ecdf_axis)
     err.print(f"report: {path}", highlight=False)
     return path
 
@@ -190,6 +208,22 @@ def _print_headline(folder: Path) -> None:
     out.print(table)
 
 
+def _print_load(folder: Path | None, load: dict[str, Any] | None = None) -> None:
+    """Offered load per sweep point, then the overload warnings (of the manifest)."""
+    if load is None:
+        assert folder is not None
+        load = json.loads((folder / "manifest.json").read_text()).get("load") or {}
+    points = load.get("points") or []
+    if points:
+        text = ", ".join(
+            f"{p['label']}: {p['offered_load']:.2f}" if p["label"] else f"{p['offered_load']:.2f}"
+            for p in points
+        )
+        out.print(f"offered load: {text}", highlight=False)
+    for warning in load.get("warnings") or []:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+
+
 @app.command()
 def validate(experiment: ExpArg, set_: SetOpt = None) -> None:
     """Check an experiment file (and every sweep point) without running it."""
@@ -206,6 +240,10 @@ def validate(experiment: ExpArg, set_: SetOpt = None) -> None:
         f"{len(plan.seeds)} seeds = {len(plan.specs)} runs; expectations: {len(exp.expect)}",
         highlight=False,
     )
+    from kossim.overload import overload_warnings, point_loads
+
+    points = point_loads(plan)
+    _print_load(None, {"points": points, "warnings": overload_warnings(points)})
 
 
 @app.command()
@@ -229,12 +267,15 @@ def policies() -> None:
 def report(
     folder: Annotated[Path, typer.Argument(help="Results folder.")],
     baseline: Annotated[str | None, typer.Option(help="Policy to compare against.")] = None,
+    ecdf_axis: Annotated[
+        EcdfAxis, typer.Option(help="x axis of sojourn ECDFs (auto: log when spread wide).")
+    ] = EcdfAxis.auto,
 ) -> None:
     """Re-render report.html / report.md / plots from a results folder alone."""
     if not (folder / "manifest.json").is_file():
         err.print(f"error: {folder} is not a kossim results folder (no manifest.json)")
         raise typer.Exit(2)
-    _render(folder, baseline)
+    _render(folder, baseline, ecdf_axis.value)
 
 
 @app.command()
@@ -262,12 +303,19 @@ def check(
     executor: Annotated[ExecutorKind, typer.Option()] = ExecutorKind.local,
     resume: Annotated[bool, typer.Option(help="Skip runs already done.")] = False,
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+    report: Annotated[
+        bool, typer.Option(help="Write the report, with the expectations table.")
+    ] = True,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write the verdicts as JUnit XML here.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the verdicts as JSON here.")
+    ] = None,
     set_: SetOpt = None,
 ) -> None:
     """Evaluate the experiment's expect: block; exit 1 if any expectation fails."""
-    import pandas as pd
-
-    from kossim.check import evaluate, results_table
+    from kossim.check import check_folder, junit_xml, results_json, results_table
 
     if target.is_dir():
         folder, expectations, base = _stored_expectations(target)
@@ -278,15 +326,21 @@ def check(
     if not expectations:
         err.print("error: the experiment has no expect: block")
         raise typer.Exit(2)
-    results = evaluate(
-        expectations,
-        pd.read_parquet(folder / "metrics.parquet"),
-        pd.read_csv(folder / "summary.csv"),
-        base_dir=base,
-    )
+    results = check_folder(folder, expectations, base)
+    if report:
+        _render(folder)
+    _print_load(folder)
     out.print(results_table(results))
     passed = sum(r.passed for r in results)
     out.print(f"{passed} of {len(results)} expectations passed", highlight=False)
+    for path, data in (
+        (junit, lambda: junit_xml(results, folder.name)),
+        (json_out, lambda: results_json(results, folder.name).encode()),
+    ):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data())
+            err.print(f"verdicts: {path}", highlight=False)
     if passed < len(results):
         raise typer.Exit(1)
 

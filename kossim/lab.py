@@ -26,6 +26,7 @@ from rich.progress import (
 
 from kossim.config.experiment import LoadedExperiment
 from kossim.executors import Executor, make_executor
+from kossim.overload import assess as assess_load
 from kossim.plan import Plan, make_plan
 from kossim.runspec import RunResult, RunSpec
 from kossim.sim import simulate
@@ -83,6 +84,7 @@ def run_experiment(
     trace: bool = False,
     progress: bool = True,
     seeds: list[int] | None = None,
+    announce: bool = True,
 ) -> RunOutcome:
     """Simulate every run of the experiment into ``out_dir`` and aggregate the results.
 
@@ -98,12 +100,13 @@ def run_experiment(
     ids = [spec.run_id for spec in plan.specs]
     done = store.completed_ids(ids, traced=trace)
     todo = [spec for spec in plan.specs if spec.run_id not in done] if resume else plan.specs
-    if progress:
+    if progress and announce:  # --precision says what its later rounds reuse itself
         _announce(console, out, resume, len(done), len(plan.specs))
     started = time.perf_counter()
     counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
     wall_time = time.perf_counter() - started
     store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
+    assess_load(plan, out, loaded.overrides)
     skipped = len(plan.specs) - len(todo)
     return RunOutcome(out, plan, counts["ok"], counts["failed"], skipped, wall_time)
 

@@ -4,14 +4,28 @@ Ids come from three places: the built-ins in :mod:`policies` (registered when
 that package is imported), ``module:Class`` references for user code, and
 plugins in the entry-point group ``kossim.policies`` (each entry point names a
 module whose import registers components, or a component class).
+
+A ``module:Class`` reference is found the way ``python script.py`` finds a
+sibling module: in the experiment file's folder first, then in the working
+directory, then among installed packages. ``path/to/file.py:Class`` names a
+file directly; the loader rewrites references found in a folder to that form
+(absolute), so worker processes, whatever their working directory, load the
+same file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
+import sys
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
+from importlib.machinery import PathFinder
 from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -20,7 +34,16 @@ from pydantic import ValidationError
 from kossim.errors import FieldError
 from kossim.policy import Component
 
-__all__ = ["KINDS", "ComponentSpec", "available", "build", "register", "resolve"]
+__all__ = [
+    "KINDS",
+    "ComponentSpec",
+    "available",
+    "build",
+    "locate",
+    "register",
+    "resolve",
+    "searching",
+]
 
 DECISION_KINDS = ("dispatch", "routing", "queue")
 """Kinds whose components decide from views (what :mod:`kossim.conformance` checks)."""
@@ -32,6 +55,7 @@ ENTRY_POINT_GROUP = "kossim.policies"
 
 _REGISTRY: dict[str, dict[str, type[Component]]] = {k: {} for k in KINDS}
 _loaded = False
+_search: ContextVar[tuple[Path, ...]] = ContextVar("kossim_component_search", default=())
 
 
 @dataclass(frozen=True)
@@ -75,11 +99,111 @@ def available(kind: str) -> dict[str, type[Component]]:
     return dict(_REGISTRY.get(kind, {}))
 
 
+@contextlib.contextmanager
+def searching(*folders: Path) -> Iterator[None]:
+    """Look for ``module:Class`` modules in ``folders`` (then the working directory)."""
+    token = _search.set(tuple(Path(f).resolve() for f in folders))
+    try:
+        yield
+    finally:
+        _search.reset(token)
+
+
+def _folders(extra: Sequence[Path] = ()) -> list[Path]:
+    """Where user modules are looked for, in order: ``extra``, the context's, the cwd."""
+    out: list[Path] = []
+    for folder in [*extra, *_search.get(), Path.cwd()]:
+        folder = Path(folder).resolve()
+        if folder not in out:
+            out.append(folder)
+    return out
+
+
+def _package_root(file: Path) -> tuple[Path, str]:
+    """The folder to import ``file`` from, and its dotted module name (packages walked up)."""
+    names = [file.stem] if file.name != "__init__.py" else []
+    folder = file.parent
+    while (folder / "__init__.py").is_file():
+        names.insert(0, folder.name)
+        folder = folder.parent
+    return folder, ".".join(names)
+
+
+def _import_from(folder: Path, module: str) -> ModuleType:
+    """Import ``module`` with ``folder`` first on ``sys.path`` for the import alone."""
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module(module)
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(str(folder))
+
+
+def _source(module: str, folders: Sequence[Path]) -> Path | None:
+    """The first folder of ``folders`` holding ``module``'s top-level package or file."""
+    top = module.partition(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is not None:
+        origin = getattr(loaded, "__file__", None)
+        if origin is None:
+            return None
+        root, _ = _package_root(Path(origin))
+        return root if root in folders else None
+    for folder in folders:
+        if PathFinder.find_spec(top, [str(folder)]) is not None:
+            return folder
+    return None
+
+
+def _import(module: str) -> ModuleType:
+    if module.endswith(".py"):
+        file = Path(module).resolve()
+        if not file.is_file():
+            raise ImportError(f"no file {file}")
+        return _import_from(*_package_root(file))
+    folders = _folders()
+    folder = _source(module, folders)
+    if folder is not None:
+        return _import_from(folder, module)
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        where = ", ".join(str(f) for f in folders)
+        raise ImportError(f"{exc} (looked in {where} and the installed packages)") from None
+
+
+def locate(ident: str, folder: Path) -> str:
+    """``ident`` with a module found in ``folder`` or the cwd as an absolute file reference.
+
+    ``"my_policies:Trusted"`` beside the experiment becomes
+    ``"/abs/dir/my_policies.py:Trusted"``; ids, file references and installed modules
+    come back unchanged, and so does a module found nowhere (resolving it reports why).
+    """
+    module, sep, attr = ident.partition(":")
+    if not sep or module.endswith(".py"):
+        return ident
+    source = _source(module, _folders([folder]))
+    if source is None:
+        return ident
+    spec = PathFinder.find_spec(module.partition(".")[0], [str(source)])
+    parts = module.split(".")
+    path = source.joinpath(*parts)
+    if (path / "__init__.py").is_file():
+        path = path / "__init__.py"
+    elif len(parts) == 1 and spec is not None and spec.origin:
+        path = Path(spec.origin)
+    else:
+        path = path.with_suffix(".py")
+    if not path.is_file() or _package_root(path) != (source, module):
+        return ident  # e.g. a namespace package: the file alone would not import as ``module``
+    return f"{path}:{attr}"
+
+
 def _lookup(kind: str, ident: str) -> type[Component]:
     if ":" in ident:
-        module, _, attr = ident.partition(":")
+        module, _, attr = ident.rpartition(":")
         try:
-            cls = getattr(importlib.import_module(module), attr)
+            cls = getattr(_import(module), attr)
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"cannot load {kind} component {ident!r}: {exc}") from None
         if not (isinstance(cls, type) and issubclass(cls, Component) and cls.kind == kind):

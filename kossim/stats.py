@@ -12,6 +12,7 @@ never runs a simulation.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ __all__ = [
     "canonical",
     "compare_summaries",
     "mser5",
+    "nearest_index",
     "paired_difference",
     "paired_t",
     "required_seeds",
@@ -275,6 +277,18 @@ def mser5(
     sse = np.maximum(suffix_sq[d] - suffix_sum[d] ** 2 / m, 0.0)
     best = int(np.argmin(sse / m**2))
     return 5 * best, _time_at(times, 5 * best)
+
+
+def nearest_index(grid: Sequence[float], value: float) -> int:
+    """Index of the point of the ascending ``grid`` nearest to ``value`` (the earlier on a tie)."""
+    if not grid:
+        raise ValueError("nearest_index needs a non-empty grid")
+    i = bisect.bisect_left(grid, value)
+    if i >= len(grid):
+        return len(grid) - 1
+    if i > 0 and value - grid[i - 1] <= grid[i] - value:
+        return i - 1
+    return i
 
 
 def _time_at(times: Sequence[float] | np.ndarray | None, index: int) -> float | None:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from kossim.config.loader import SourceMap, load_yaml, parse_set, set_path, validation_problems
 from kossim.config.models import Experiment
 from kossim.errors import KossimInputError
+from kossim.registry import locate, searching
 
 __all__ = ["LoadedExperiment", "load_experiment", "validate_data"]
 
@@ -29,6 +30,8 @@ class LoadedExperiment:
     data: dict[str, Any]
     source: SourceMap
     path: Path | None
+    overrides: tuple[str, ...] = ()
+    """The ``--set path=value`` expressions applied, in order (the report lists them)."""
 
 
 def validate_data(
@@ -59,8 +62,24 @@ def load_experiment(path: Path | str, overrides: list[str] | None = None) -> Loa
         source = source.with_origin(set_path(data, key, value), "--set")
     if isinstance(data, dict):
         _absolute_files(data, path.parent)
-    exp = validate_data(data, source, str(path))
-    return LoadedExperiment(exp, data, source, path)
+        _absolute_components(data, path.parent)
+    with searching(path.parent):
+        exp = validate_data(data, source, str(path))
+    return LoadedExperiment(exp, data, source, path, tuple(overrides or ()))
+
+
+def _absolute_components(data: dict[str, Any], base: Path) -> None:
+    """Make ``module:Class`` references found beside the experiment (or in the working
+    directory) absolute file references, so workers load the same code wherever they run."""
+    policies = data.get("policies")
+    for policy in policies if isinstance(policies, list) else []:
+        if not isinstance(policy, dict):
+            continue
+        for kind, ref in policy.items():
+            if isinstance(ref, str) and ":" in ref:
+                policy[kind] = locate(ref, base)
+            elif isinstance(ref, dict) and isinstance(ref.get("id"), str) and ":" in ref["id"]:
+                ref["id"] = locate(ref["id"], base)
 
 
 def _absolute_files(node: Any, base: Path) -> None:

@@ -1,15 +1,18 @@
 """Shared plotting machinery: one colour per policy, facet choice, saving.
 
-Every figure of a report colours a policy the same way (its index in the
-manifest's policy order picks from a fixed palette), so a reader learns the
-legend once. Figures are written to ``plots/`` and kept as base64 data URIs so
-the HTML needs no other file.
+Every figure colours a policy the same way, and so does every report: the
+colour follows the policy's name (a stable hash picks from a fixed palette;
+only a clash within one report moves a policy to the next free colour), so a
+reader learns the legend once. Task types use greys, never a policy colour.
+Figures are written to ``plots/`` as PNG and SVG, and the PNG is kept as a
+base64 data URI so the HTML needs no other file.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from matplotlib.lines import Line2D
 
 __all__ = [
     "DPI",
+    "ECDF_AXES",
     "MAX_PANELS",
     "Figure",
     "PlotWriter",
@@ -35,9 +39,11 @@ __all__ = [
     "policy_colours",
     "policy_legend",
     "present",
+    "type_colours",
 ]
 
 DPI = 110
+ECDF_AXES = ("auto", "linear", "log")
 MAX_PANELS = 6
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -52,17 +58,43 @@ class Figure:
     data_uri: str
 
 
+_HUES = (0, 1, 2, 3, 4, 5, 6, 8, 9)  # tab10 without its grey: greys mark task types and rules
+
+
+def _palette() -> list[Any]:
+    """tab10 without grey, then the same hues light from tab20: 18 distinguishable colours."""
+    tab10, tab20 = colormaps["tab10"], colormaps["tab20"]
+    return [tab10(i) for i in _HUES] + [tab20(2 * i + 1) for i in _HUES]
+
+
 def policy_colours(policies: list[str]) -> dict[str, Any]:
-    """Fixed colour per policy by position: tab10, then tab20, then an even hue wheel."""
-    n = len(policies)
-    if n <= 10:
-        cmap = colormaps["tab10"]
-        return {p: cmap(i) for i, p in enumerate(policies)}
-    if n <= 20:
-        cmap = colormaps["tab20"]
-        return {p: cmap(i) for i, p in enumerate(policies)}
-    wheel = colormaps["hsv"]
-    return {p: wheel(i / n) for i, p in enumerate(policies)}
+    """A colour per policy fixed by its name; a clash takes the next free hue (names in
+    alphabetical order keep theirs first), so reordering policies changes nothing.
+
+    Beyond 18 policies the palette cannot keep them apart, so an even hue wheel
+    by position is used instead.
+    """
+    palette = _palette()
+    if len(policies) > len(palette):
+        wheel = colormaps["hsv"]
+        return {p: wheel(i / len(policies)) for i, p in enumerate(policies)}
+    n = len(_HUES)
+    taken: set[int] = set()
+    colours = {}
+    for policy in sorted(policies):  # by name, so file order does not move colours
+        home = zlib.crc32(policy.encode()) % n
+        ring = [(home + k) % n for k in range(n)] + [n + (home + k) % n for k in range(n)]
+        index = next(i for i in ring if i not in taken)  # saturated hues before light ones
+        taken.add(index)
+        colours[policy] = palette[index]
+    return {p: colours[p] for p in policies}
+
+
+def type_colours(types: list[str]) -> dict[str, Any]:
+    """Task types in greys, light to dark, so they are never mistaken for a policy."""
+    greys = colormaps["Greys"]
+    n = max(len(types), 1)
+    return {t: greys(0.25 + 0.6 * i / max(n - 1, 1)) for i, t in enumerate(types)}
 
 
 def facet_points(points: list[str], limit: int = MAX_PANELS) -> list[str]:
@@ -123,16 +155,22 @@ def policy_legend(
 class PlotWriter:
     """Saves figures to ``plots_dir`` and remembers them as :class:`Figure` records."""
 
-    def __init__(self, plots_dir: Path) -> None:
+    def __init__(self, plots_dir: Path, ecdf_axis: str = "auto") -> None:
+        if ecdf_axis not in ECDF_AXES:
+            raise ValueError(f"ecdf_axis is one of {', '.join(ECDF_AXES)} (got {ecdf_axis!r})")
         self.plots_dir = plots_dir
+        self.ecdf_axis = ecdf_axis
+        """x axis of sojourn ECDFs: ``linear``, ``log``, or ``auto`` (log when spread wide)."""
         plots_dir.mkdir(parents=True, exist_ok=True)
 
     def save(self, fig: MplFigure, name: str, caption: str) -> Figure:
-        """Write ``fig`` as PNG, close it (figures leak memory otherwise), return the record."""
+        """Write ``fig`` as PNG and SVG, close it (figures leak memory), return the record."""
         stem = _SAFE.sub("_", name).strip("_") or "figure"
         path = self.plots_dir / f"{stem}.png"
         try:
             fig.savefig(path, dpi=DPI, metadata={"Software": None})
+            # SVG for papers and slides; no date or tool stamp, so reruns give the same bytes
+            fig.savefig(path.with_suffix(".svg"), metadata={"Date": None, "Creator": None})
         finally:
             plt.close(fig)
         encoded = base64.b64encode(path.read_bytes()).decode("ascii")

@@ -26,7 +26,18 @@ from kossim.report.figures import (
 from kossim.report.fmt import fmt_value
 from kossim.report.load import ResultsData, short_names
 
-__all__ = ["agent_utilisation_figure", "bar_figure", "sweep_figures"]
+__all__ = ["SWEEP_METRICS", "agent_utilisation_figure", "bar_figure", "sweep_figures"]
+
+SWEEP_METRICS: tuple[str, ...] = (
+    "sojourn_mean",
+    "sojourn_p95",
+    "sojourn_p99",
+    "wait_mean",
+    "throughput",
+    "utilization",
+    "deadline_miss_rate",
+)
+"""Metrics drawn against swept parameters: the bar metrics plus the sojourn tail."""
 
 
 def _scope_all(data: ResultsData) -> pd.DataFrame:
@@ -125,9 +136,15 @@ def _x_positions(frame: pd.DataFrame, path: str) -> tuple[dict[Any, float], list
 
 
 def _sweep_panel(
-    ax: Any, rows: pd.DataFrame, data: ResultsData, path: str, colours: dict[str, Any]
+    ax: Any,
+    rows: pd.DataFrame,
+    data: ResultsData,
+    path: str,
+    colours: dict[str, Any],
+    loads: dict[str, float] | None,
 ) -> dict[str, Any]:
-    """Mean line with a shaded 95 % band per policy, against one swept path."""
+    """Mean line with a shaded 95 % band per policy, against one swept path (or, with
+    ``loads``, against the offered load of each point)."""
     xmap, ticks = _x_positions(rows, path)
     held_all: dict[str, Any] = {}
     for policy in data.policies:
@@ -135,36 +152,57 @@ def _sweep_panel(
         if mine.empty:
             continue
         held_all.update(held)
-        x = mine[path].map(xmap).to_numpy(float)
+        x = (mine["point"].map(loads) if loads else mine[path].map(xmap)).to_numpy(float)
         order = np.argsort(x)
         mean, low, high = (mine[c].to_numpy(float)[order] for c in ("mean", "ci_low", "ci_high"))
         ax.plot(x[order], mean, marker="o", ms=4, color=colours[policy], label=policy)
         ax.fill_between(x[order], low, high, color=colours[policy], alpha=0.18, lw=0)
-    if ticks is not None:
+    if ticks is not None and not loads:
         ax.set_xticks(range(len(ticks)), [str(t) for t in ticks])
+    if loads and max(loads.values()) >= 1.0:
+        ax.axvline(1.0, color="grey", ls="--", lw=1)
     ax.grid(alpha=0.3)
     return held_all
 
 
+def _offered_loads(data: ResultsData, frame: pd.DataFrame, path: str) -> dict[str, float] | None:
+    """Offered load by point label when ``path`` changes it (a load sweep), else ``None``."""
+    if len(data.sources) != 1:
+        return None
+    points = (data.manifest.get("load") or {}).get("points") or []
+    loads = {str(p.get("label")): float(p["offered_load"]) for p in points}
+    held, _ = _held_rows(frame, path, data.swept)
+    here = [loads.get(str(pt)) for pt in pd.unique(held["point"])]
+    if any(v is None or not np.isfinite(v) for v in here) or len(set(here)) < 2:
+        return None
+    return loads
+
+
 def sweep_figures(data: ResultsData, writer: PlotWriter) -> list[Figure]:
-    """For each swept path, key metrics against it; other swept paths held at their first value."""
+    """For each swept path, key and tail metrics against it; other swept paths held at their
+    first value. A path that changes the offered load is drawn against the offered load."""
     frame = _scope_all(data)
-    metrics = _present(frame, mm.BAR_METRICS)
+    metrics = _present(frame, SWEEP_METRICS)
     colours = policy_colours(data.policies)
     names = short_names(data.swept)
     figures = []
     for path in data.swept:
         if not metrics or frame[path].dropna().nunique() < 2:
             continue
+        loads = _offered_loads(data, frame, path)
         fig, axes = panel_grid(len(metrics), width=5.6, height=3.6)
         held: dict[str, Any] = {}
+        xlabel = f"offered load (varying {names[path]})" if loads else path
         for ax, metric in zip(axes, metrics, strict=True):
-            held.update(_sweep_panel(ax, frame[frame["metric"] == metric], data, path, colours))
+            rows = frame[frame["metric"] == metric]
+            held.update(_sweep_panel(ax, rows, data, path, colours, loads))
             text, unit = mm.label(metric, data.metrics_meta)
-            ax.set(title=text, ylabel=unit, xlabel=path)
+            ax.set(title=text, ylabel=unit, xlabel=xlabel)
         policy_legend(fig, present(data.policies, frame["policy"]), colours)
         fixed = ", ".join(f"{names[k]}={fmt_value(v)}" for k, v in held.items())
-        caption = f"Mean and 95 % band against {path}." + (f" Held: {fixed}." if fixed else "")
+        dashed = "; dashed: load 1" if loads and max(loads.values()) >= 1.0 else ""
+        against = f"offered load (set by {path}{dashed})" if loads else path
+        caption = f"Mean and 95 % band against {against}." + (f" Held: {fixed}." if fixed else "")
         figures.append(writer.save(fig, f"sweep_{names[path]}", caption))
     return figures
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 
@@ -26,6 +25,7 @@ from kossim.report.figures import (
     policy_colours,
     policy_legend,
     present,
+    type_colours,
 )
 from kossim.report.load import ResultsData
 
@@ -48,6 +48,34 @@ def _panel_title(point: str) -> str:
     return point or "all runs"
 
 
+LOG_SPREAD = 30.0
+"""``auto`` ECDF axis turns logarithmic when the largest 99th percentile exceeds the
+smallest median by this factor (one slow policy would squeeze the others to the left)."""
+
+
+def _log_axis(curves: pd.DataFrame, axis: str) -> bool:
+    if axis != "auto":
+        return axis == "log"
+    p99 = curves[curves["quantile"].round(2) == 0.99].groupby(["policy", "point"])["value"].max()
+    p50 = curves[curves["quantile"].round(2) == 0.5].groupby(["policy", "point"])["value"].max()
+    if p99.empty or p50.empty or not (p50 > 0).all():
+        return False
+    return bool(p99.max() > LOG_SPREAD * p50.min())
+
+
+def _ecdf_limits(ax: Any, here: pd.DataFrame, log: bool) -> None:
+    high = here[here["quantile"] <= 0.99].groupby("policy")["value"].max()
+    if high.empty or not np.isfinite(high.max()) or high.max() <= 0:
+        return
+    if log:
+        low = here[(here["quantile"] >= 0.01) & (here["value"] > 0)]["value"]
+        ax.set_xscale("log")
+        if not low.empty:
+            ax.set_xlim(left=float(low.min()) * 0.8, right=float(high.max()) * 1.2)
+    else:
+        ax.set_xlim(left=0.0, right=float(high.max()) * 1.05)
+
+
 def ecdf_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
     """Sojourn ECDF per policy: the quantile function averaged over seeds, one panel per point."""
     frame = data.distributions
@@ -62,6 +90,7 @@ def ecdf_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
     all_points = present(data.points, curves["point"])
     points = facet_points(all_points)
     colours = policy_colours(data.policies)
+    log = _log_axis(curves, writer.ecdf_axis)
     fig, axes = panel_grid(len(points), width=5.6, height=3.6)
     for ax, point in zip(axes, points, strict=True):
         here = curves[curves["point"] == point]
@@ -71,22 +100,26 @@ def ecdf_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
                 ax.plot(
                     mine["value"], mine["quantile"], color=colours[policy], label=policy, lw=1.6
                 )
-        high = here[here["quantile"] <= 0.99].groupby("policy")["value"].max()
-        if not high.empty and np.isfinite(high.max()) and high.max() > 0:
-            ax.set_xlim(left=0.0, right=float(high.max()) * 1.05)
+        _ecdf_limits(ax, here, log)
         ax.set(
-            xlabel=f"sojourn [{mm.TIME_UNIT}]",
+            xlabel=f"sojourn [{mm.TIME_UNIT}]" + (", log scale" if log else ""),
             ylabel="fraction of tasks ≤ x",
             title=_panel_title(point),
         )
         ax.set_ylim(0, 1.0)
         ax.grid(alpha=0.3)
     policy_legend(fig, present(data.policies, curves["policy"]), colours, lw=2)
+    axis = (
+        "logarithmic x axis (the policies' sojourn times differ by more than "
+        f"{LOG_SPREAD:g}x; `kossim report --ecdf-axis linear` for a linear one)"
+        if log
+        else "x axis cut at the largest 99th percentile"
+    )
     return writer.save(
         fig,
         "sojourn_ecdf",
         "Sojourn-time ECDF per policy (quantile functions averaged over seeds); "
-        "x axis cut at the largest 99th percentile." + facet_note(len(points), len(all_points)),
+        f"{axis}." + facet_note(len(points), len(all_points)),
     )
 
 
@@ -191,12 +224,6 @@ def _gantt_window(tasks: pd.DataFrame, warmup: float) -> tuple[float, float]:
     return t0, max(t1, t0 + 1e-9)
 
 
-def _type_colours(types: list[str]) -> dict[str, Any]:
-    """Task types in Set2 colours (distinct from the policy palette); beyond 8, grey."""
-    cmap = colormaps["Set2"]
-    return {t: (cmap(i) if i < 8 else (0.6, 0.6, 0.6, 1.0)) for i, t in enumerate(types)}
-
-
 def _gantt_panel(
     ax: Any, tasks: pd.DataFrame, window: tuple[float, float], colours: dict[str, Any]
 ) -> None:
@@ -251,7 +278,7 @@ def gantt_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
     traced = present(data.policies, shown["policy"])
     policies = traced[:6]
     types = sorted(pd.unique(shown["type"].astype(str)), key=natural_key)
-    colours = _type_colours(types)
+    colours = type_colours(types)
     n_agents = shown["agent"].nunique()
     fig, axes = panel_grid(len(policies), width=6.2, height=min(7.0, 1.2 + 0.22 * n_agents))
     for ax, policy in zip(axes, policies, strict=True):

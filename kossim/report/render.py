@@ -29,23 +29,27 @@ _TEMPLATES = Path(__file__).with_name("templates")
 
 
 def render_report(
-    results_dir: Path, *, baseline: str | None = None, out_dir: Path | None = None
+    results_dir: Path,
+    *,
+    baseline: str | None = None,
+    out_dir: Path | None = None,
+    ecdf_axis: str = "auto",
 ) -> Path:
     """Write ``report.html``, ``report.md`` and ``plots/*.png`` for one results folder.
 
     ``baseline`` names the policy the others are paired against (default: the
-    first policy in file order); ``out_dir`` defaults to the results folder.
-    Returns the path of ``report.html``.
+    first policy in file order); ``out_dir`` defaults to the results folder;
+    ``ecdf_axis`` is ``auto``, ``linear`` or ``log``. Returns the path of
+    ``report.html``.
     """
     data = load_results(Path(results_dir))
     name = str(data.manifest.get("name") or Path(results_dir).resolve().name)
-    return _render(
-        data, Path(out_dir) if out_dir else Path(results_dir), baseline, f"kossim report: {name}"
-    )
+    out = Path(out_dir) if out_dir else Path(results_dir)
+    return _render(data, out, baseline, f"kossim report: {name}", ecdf_axis)
 
 
 def render_comparison(
-    results_dirs: list[Path], out_dir: Path, *, baseline: str | None = None
+    results_dirs: list[Path], out_dir: Path, *, baseline: str | None = None, ecdf_axis: str = "auto"
 ) -> Path:
     """One report across several results folders; policies are labelled ``<folder>/<policy>``.
 
@@ -56,7 +60,7 @@ def render_comparison(
         raise ValueError("render_comparison needs at least one results folder (got none)")
     data = load_comparison([Path(d) for d in results_dirs])
     title = "kossim comparison: " + " vs ".join(s.label for s in data.sources)
-    return _render(data, Path(out_dir), baseline, title)
+    return _render(data, Path(out_dir), baseline, title, ecdf_axis)
 
 
 def _resolve_baseline(data: ResultsData, baseline: str | None) -> str:
@@ -77,12 +81,16 @@ def _resolve_baseline(data: ResultsData, baseline: str | None) -> str:
     )
 
 
-def _render(data: ResultsData, out_dir: Path, baseline: str | None, title: str) -> Path:
+def _render(
+    data: ResultsData, out_dir: Path, baseline: str | None, title: str, ecdf_axis: str = "auto"
+) -> Path:
     base = _resolve_baseline(data, baseline)
     out_dir.mkdir(parents=True, exist_ok=True)
-    writer = PlotWriter(out_dir / "plots")
+    writer = PlotWriter(out_dir / "plots", ecdf_axis)
     sections = build_sections(data, writer, base)
     _remove_stale_plots(out_dir / "plots", sections)
+    # The headline answers the question, so it opens the report, above the provenance.
+    headline = next((sec for sec in sections if sec.id == "headline"), None)
     context = {
         "title": title,
         "sources": [_source_facts(s, data) for s in data.sources],
@@ -90,7 +98,8 @@ def _render(data: ResultsData, out_dir: Path, baseline: str | None, title: str) 
         "n_runs": sum(_run_count(s.manifest) for s in data.sources),
         "policies": data.policies,
         "baseline": base,
-        "sections": sections,
+        "headline": headline,
+        "sections": [sec for sec in sections if sec is not headline],
         "manifest_note": data.notes.get("manifest", ""),
     }
     env = jinja2.Environment(
@@ -110,11 +119,12 @@ def _render(data: ResultsData, out_dir: Path, baseline: str | None, title: str) 
 
 
 def _remove_stale_plots(plots_dir: Path, sections: list[Section]) -> None:
-    """Drop PNGs a previous report left behind, so ``plots/`` matches this report."""
+    """Drop figures a previous report left behind, so ``plots/`` matches this report."""
     current = {f.rel_path.removeprefix("plots/") for s in sections for f in s.figures}
-    for png in plots_dir.glob("*.png"):
-        if png.name not in current:
-            png.unlink()
+    stems = {Path(name).stem for name in current}
+    for plot in [*plots_dir.glob("*.png"), *plots_dir.glob("*.svg")]:
+        if plot.stem not in stems:
+            plot.unlink()
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -164,6 +174,28 @@ def _duration(seconds: Any) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+def _warmup_text(manifest: dict[str, Any]) -> str:
+    """The warm-up as set; for ``auto``, the cuts MSER-5 chose over the runs."""
+    warmup = manifest.get("warmup", MISSING)
+    if warmup != "auto":
+        return str(warmup)
+    cuts = sorted(
+        float(r["warmup"])
+        for r in manifest.get("runs") or []
+        if isinstance(r, dict) and isinstance(r.get("warmup"), int | float)
+    )
+    if not cuts:
+        return "auto (MSER-5 per run)"
+    none = sum(c == 0 for c in cuts)
+    spread = (
+        f"{fmt_num(cuts[0])} to {fmt_num(cuts[-1])}" if cuts[0] != cuts[-1] else fmt_num(cuts[0])
+    )
+    return (
+        f"auto (MSER-5 per run): cut at {spread}, median {fmt_num(cuts[len(cuts) // 2])}; "
+        f"no cut in {none} of {len(cuts)} runs"
+    )
+
+
 def _source_facts(source: Source, data: ResultsData) -> dict[str, Any]:
     """Header of one folder: name, description and a list of (label, value) facts."""
     m = source.manifest
@@ -185,8 +217,9 @@ def _source_facts(source: Source, data: ResultsData) -> dict[str, Any]:
         ("runs", f"{_run_count(m)} ({n_failed} failed)"),
         ("wall time", _duration(m.get("wall_time"))),
         ("executor", executor),
-        ("horizon / warm-up", f"{m.get('horizon', MISSING)} / {m.get('warmup', MISSING)}"),
+        ("horizon / warm-up", f"{m.get('horizon', MISSING)} / {_warmup_text(m)}"),
         ("sweep", sweep_text),
+        ("--set overrides", " ".join(m.get("overrides") or []) or "none"),
         ("created", m.get("created", MISSING)),
     ]
     return {

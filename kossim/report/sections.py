@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 from kossim.report import metrics_meta as mm
 from kossim.report.figures import Figure, PlotWriter
+from kossim.report.headline import headline_table
 from kossim.report.load import ResultsData
 from kossim.report.plots_metrics import agent_utilisation_figure, bar_figure, sweep_figures
 from kossim.report.plots_time import ecdf_figure, gantt_figure, in_system_figure, seed_spread_figure
-from kossim.report.tables import Table, metric_tables, paired_tables, scope_tables
+from kossim.report.scenario import config_yaml, offered_load_table
+from kossim.report.tables import Cell, Table, metric_tables, paired_tables, scope_tables
 
 __all__ = ["Section", "build_sections"]
 
@@ -35,6 +37,9 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     folded: list[Table] = field(default_factory=list)
     folded_title: str = ""
+    code: str = ""
+    """A preformatted block (the resolved configuration), shown folded."""
+    code_title: str = ""
 
     def add_figure(self, figure: Figure | None, note: str) -> None:
         """The figure, or (when its input is missing) a one-line note saying why not."""
@@ -53,16 +58,106 @@ def _missing(data: ResultsData, attr: str, what: str) -> str:
     return f"{what} skipped: {reason}"
 
 
+def _load_warnings(data: ResultsData) -> list[str]:
+    prefix = len(data.sources) > 1
+    return [
+        f"⚠ {source.label}: {w}" if prefix else f"⚠ {w}"
+        for source in data.sources
+        for w in (source.manifest.get("load") or {}).get("warnings") or []
+    ]
+
+
+def _scenario(data: ResultsData, writer: PlotWriter, baseline: str) -> Section | None:
+    section = Section(
+        "scenario",
+        "Scenario as run",
+        "Offered load = arrival rate x mean work / service capacity (agents able to serve, "
+        "x speed x proficiency x availability under failures); per skill pool where task "
+        "types need different skills, and the largest over unions of pools. At or above 1 "
+        "queues grow without bound. The configuration below is the one simulated, with "
+        "`--set` overrides and the sweep.",
+    )
+    for source in data.sources:
+        load = source.manifest.get("load") or {}
+        points = load.get("points") or []
+        if points:
+            section.tables.append(offered_load_table(points, source.label, len(data.sources)))
+        config = source.manifest.get("config")
+        if isinstance(config, dict) and config:
+            section.code += ("" if not section.code else "\n") + config_yaml(config)
+    section.code_title = "Resolved configuration"
+    if not section.tables and not section.code:
+        return None
+    return section
+
+
+def _headline(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    section = Section(
+        "headline",
+        "Headline",
+        "Who wins each key metric. A policy wins only where every other policy is "
+        "significantly worse (paired t test over seeds, 5 %); otherwise the policies within "
+        "noise of the best are named. The last columns give the named policy minus the "
+        f"baseline ({baseline}), in percent of the baseline's mean, with the 95 % interval "
+        "of the paired difference on the same scale, and its p-value (not adjusted for the "
+        "number of rows).",
+    )
+    section.notes += _load_warnings(data)
+    table = headline_table(data, baseline)
+    if table is None:
+        section.notes.append(_missing(data, "metrics", "Headline"))
+    else:
+        section.tables.append(table)
+    return section
+
+
+def _expectations(data: ResultsData, writer: PlotWriter, baseline: str) -> Section | None:
+    from kossim.check import RESULTS_FILE, read_results
+
+    checked = [s for s in data.sources if (s.manifest.get("config") or {}).get("expect")]
+    if not checked:
+        return None
+    section = Section(
+        "expectations",
+        "Expectations",
+        "The experiment's `expect:` block, as judged by the last `kossim run` or "
+        "`kossim check` of this folder.",
+    )
+    for source in checked:
+        results = read_results(source.path)
+        if results is None:
+            section.notes.append(
+                f"{RESULTS_FILE} is absent from {source.path}: run `kossim check "
+                f"{source.path}` to judge the expectations."
+            )
+            continue
+        passed = sum(r.passed for r in results)
+        title = f"{passed} of {len(results)} expectations passed"
+        table = Table(
+            f"{source.label}: {title}" if len(data.sources) > 1 else title,
+            ["result", "expectation", "detail"],
+            n_labels=3,
+        )
+        for res in results:
+            verdict = Cell("PASS", css="better") if res.passed else Cell("FAIL", css="worse")
+            table.rows.append([verdict, Cell(res.expectation), Cell(res.detail)])
+        section.tables.append(table)
+    return section
+
+
 def _metrics(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section(
         "metrics",
         "Key metrics",
-        "Mean ± 95 % CI half-width over seeds, scope `all`. "
-        "★ marks the best policy (per sweep point) in the metric's direction.",
+        "Mean ± 95 % CI half-width over seeds, scope `all`. ★ marks the best policy (per "
+        "sweep point) in the metric's direction, only where every other policy is "
+        "significantly worse (paired t test over seeds, 5 %); no ★ means the leaders are "
+        "within noise, or the metric is neutral.",
     )
     if data.summary is None:
         section.notes.append(_missing(data, "summary", "Metric tables"))
         return section
+    section.notes += [w for w in _load_warnings(data) if "still in flight" in w]
     present = mm.order_metrics(data.summary["metric"].unique())
     key = [m for m in mm.KEY_METRICS if m in present]
     other = [m for m in present if m not in key]
@@ -105,7 +200,8 @@ def _scopes(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section(
         "scopes",
         "Per priority tier and task type",
-        "Mean ± 95 % CI half-width per slice; ★ best policy per row.",
+        "Mean ± 95 % CI half-width per slice; ★ the best policy of a row where every other "
+        "is significantly worse (paired t test, 5 %).",
     )
     if data.summary is None:
         section.notes.append(_missing(data, "summary", "Per-scope tables"))
@@ -124,7 +220,8 @@ def _paired(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
         f"Paired differences against {baseline}",
         "Per-seed differences (policy minus baseline), paired by seed and sweep point: mean, 95 % "
         "Student-t interval, paired t-test p-value (* p < 0.05, ** p < 0.01). Verdict applies "
-        "the metric's direction.",
+        "the metric's direction; a significant difference under 1 % of the baseline's mean "
+        "is negligible.",
     )
     if data.metrics is None:
         section.notes.append(_missing(data, "metrics", "Paired differences"))
@@ -169,6 +266,9 @@ def _gantt(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
 
 
 BUILDERS: tuple[tuple[str, str, Builder], ...] = (
+    ("headline", "Headline", _headline),
+    ("expectations", "Expectations", _expectations),
+    ("scenario", "Scenario as run", _scenario),
     ("metrics", "Key metrics", _metrics),
     ("distributions", "Sojourn distribution", _distributions),
     ("bars", "Bar charts", _bars),
@@ -182,6 +282,7 @@ BUILDERS: tuple[tuple[str, str, Builder], ...] = (
 
 
 READS: dict[str, tuple[str, ...]] = {
+    "headline": ("metrics",),
     "metrics": ("summary",),
     "distributions": ("distributions", "metrics"),
     "paired": ("metrics",),

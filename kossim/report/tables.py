@@ -16,12 +16,12 @@ from kossim.report import metrics_meta as mm
 from kossim.report.fmt import MINUS, MISSING, fmt_ci, fmt_num, fmt_p
 from kossim.report.inference import PairedDifference, paired_difference
 from kossim.report.load import ResultsData
+from kossim.report.verdicts import MIN_EFFECT, Judge
 
 __all__ = [
     "PAIRED_METRICS",
     "Cell",
     "Table",
-    "best_policies",
     "metric_tables",
     "paired_tables",
     "scope_tables",
@@ -61,15 +61,6 @@ class Table:
     """Leading columns that label a row (left-aligned); the rest hold numbers."""
 
 
-def best_policies(means: Mapping[str, float], sign: int) -> set[str]:
-    """Policies whose mean is best in direction ``sign``; none when neutral or all tied."""
-    valid = {p: v for p, v in means.items() if v == v}  # drops NaN
-    if sign == 0 or len(valid) < 2 or len(set(valid.values())) == 1:
-        return set()
-    target = min(valid.values()) if sign < 0 else max(valid.values())
-    return {p for p, v in valid.items() if v == target}
-
-
 def _stats(summary: pd.DataFrame, scope: str) -> dict[tuple[str, str, str], Stat]:
     """``(policy, point, metric) -> (mean, ci_low, ci_high)`` for one scope."""
     rows = summary[summary["scope"] == scope]
@@ -83,13 +74,13 @@ def _policy_cells(
     policies: list[str],
     point: str,
     metric: str,
-    sign: int,
+    winners: set[str],
 ) -> list[Cell]:
-    """Mean ± half-width per policy, best one(s) marked."""
+    """Mean ± half-width per policy, the significant winner (if any) marked."""
     found = {p: stats[(p, point, metric)] for p in policies if (p, point, metric) in stats}
-    best = best_policies({p: s[0] for p, s in found.items()}, sign)
     return [
-        Cell(fmt_ci(*found[p]), best=p in best) if p in found else Cell(MISSING) for p in policies
+        Cell(fmt_ci(*found[p]), best=p in winners) if p in found else Cell(MISSING)
+        for p in policies
     ]
 
 
@@ -97,22 +88,27 @@ def _direction_text(sign: int) -> str:
     return {-1: "lower is better", 1: "higher is better"}.get(sign, "no best (neutral)")
 
 
-def metric_tables(data: ResultsData, metrics: Iterable[str], title: str = "") -> list[Table]:
+def metric_tables(
+    data: ResultsData, metrics: Iterable[str], title: str = "", judge: Judge | None = None
+) -> list[Table]:
     """Mean ± 95 % CI half-width per policy at scope ``all``.
 
     Without a sweep, one table with a row per metric; with one, a table per
-    metric with a row per sweep point, so the best policy is marked per point.
+    metric with a row per sweep point, so the winner is marked per point (only
+    where it beats every other policy significantly: :class:`Judge`).
     """
     assert data.summary is not None
     stats = _stats(data.summary, "all")
     meta = data.metrics_meta
+    judge = judge or Judge(data.metrics, data.policies)
     metrics = [m for m in metrics if any(k[2] == m for k in stats)]
     if not data.swept:
         table = Table(title, ["metric", "meaning", *data.policies], n_labels=2)
         for metric in metrics:
             sign = mm.direction(metric, meta)
             head = [Cell(metric), Cell(f"{mm.axis_label(metric, meta)}; {_direction_text(sign)}")]
-            table.rows.append(head + _policy_cells(stats, data.policies, "", metric, sign))
+            winners = judge.winners(metric, "all", "", sign)
+            table.rows.append(head + _policy_cells(stats, data.policies, "", metric, winners))
         return [table] if metrics else []
     tables = []
     for metric in metrics:
@@ -122,7 +118,8 @@ def metric_tables(data: ResultsData, metrics: Iterable[str], title: str = "") ->
             ["sweep point", *data.policies],
         )
         for point in data.points:
-            cells = _policy_cells(stats, data.policies, point, metric, sign)
+            winners = judge.winners(metric, "all", point, sign)
+            cells = _policy_cells(stats, data.policies, point, metric, winners)
             if any(c.text != MISSING for c in cells):
                 table.rows.append([Cell(point), *cells])
         tables.append(table)
@@ -138,10 +135,13 @@ def _scope_sort_key(scope: str) -> tuple[int, float, str]:
         return (1, 0.0, value)
 
 
-def scope_tables(data: ResultsData, prefix: str, what: str) -> list[Table]:
+def scope_tables(
+    data: ResultsData, prefix: str, what: str, judge: Judge | None = None
+) -> list[Table]:
     """Per-slice tables (``priority=`` or ``type=``) of the scope metrics."""
     if data.summary is None:
         return []
+    judge = judge or Judge(data.metrics, data.policies)
     scopes = [s for s in pd.unique(data.summary["scope"]) if str(s).startswith(prefix)]
     scopes = sorted((str(s) for s in scopes), key=_scope_sort_key)
     by_scope = {scope: _stats(data.summary, scope) for scope in scopes}
@@ -156,7 +156,8 @@ def scope_tables(data: ResultsData, prefix: str, what: str) -> list[Table]:
         )
         for point in data.points:
             for scope in scopes:
-                cells = _policy_cells(by_scope[scope], data.policies, point, metric, sign)
+                winners = judge.winners(metric, scope, point, sign)
+                cells = _policy_cells(by_scope[scope], data.policies, point, metric, winners)
                 if all(c.text == MISSING for c in cells):
                     continue
                 lead = ([Cell(point)] if data.swept else []) + [Cell(scope.split("=", 1)[1])]
@@ -166,17 +167,22 @@ def scope_tables(data: ResultsData, prefix: str, what: str) -> list[Table]:
     return tables
 
 
-def _verdict(result: PairedDifference, sign: int) -> Cell:
-    """Better / worse (significant at 5 % in the metric's direction) or n.s."""
+def _verdict(result: PairedDifference, sign: int, base_mean: float) -> Cell:
+    """Better / worse (significant at 5 % in the metric's direction, and more than 1 % of
+    the baseline's mean), negligible (significant but smaller), or n.s."""
     if not result.stars:
         return Cell("n.s." if result.p_value == result.p_value else MISSING)
+    if abs(result.mean) <= MIN_EFFECT * abs(base_mean):
+        return Cell("negligible")
     if sign == 0:
         return Cell("differs")
     good = sign * result.mean > 0
     return Cell("better" if good else "worse", css="better" if good else "worse")
 
 
-def _paired_row(label: list[str], result: PairedDifference, sign: int) -> list[Cell]:
+def _paired_row(
+    label: list[str], result: PairedDifference, sign: int, base_mean: float
+) -> list[Cell]:
     interval = f"[{fmt_num(result.ci_low)}, {fmt_num(result.ci_high)}]"
     return [Cell(t) for t in label] + [
         Cell(str(result.n)),
@@ -184,7 +190,7 @@ def _paired_row(label: list[str], result: PairedDifference, sign: int) -> list[C
         Cell(interval if result.n > 1 else MISSING),
         Cell(fmt_p(result.p_value)),
         Cell(result.stars),
-        _verdict(result, sign),
+        _verdict(result, sign, base_mean),
     ]
 
 
@@ -195,7 +201,8 @@ def _policy_paired_rows(
     wide: pd.DataFrame, policy: str, baseline: str, data: ResultsData, sign: int
 ) -> list[list[Cell]]:
     """Rows of one policy: pooled over points ("all points") first, then per point."""
-    diffs = (wide[policy] - wide[baseline]).dropna()
+    paired = wide[[policy, baseline]].dropna()
+    diffs = paired[policy] - paired[baseline]
     if not data.swept:
         groups: list[tuple[list[str], pd.Series]] = [([policy], diffs)]
     else:
@@ -207,7 +214,8 @@ def _policy_paired_rows(
     for label, values in groups:
         result = paired_difference(values.to_numpy(float))
         if result.n:
-            rows.append(_paired_row(label, result, sign))
+            base_mean = float(paired.loc[values.index, baseline].mean())
+            rows.append(_paired_row(label, result, sign, base_mean))
     return rows
 
 

@@ -7,7 +7,6 @@ builds its own hot-path objects from them.
 
 from __future__ import annotations
 
-import bisect
 import time
 import traceback
 
@@ -41,12 +40,15 @@ def simulate_world(spec: RunSpec) -> tuple[World, dict[str, np.ndarray]]:
 
 
 def _auto_truncate(world: World, cols: dict[str, np.ndarray]) -> None:
-    """MSER-5 on sojourn times in arrival order; measure from the next sample time on.
+    """MSER-5 on sojourn times in arrival order; measure from the nearest sample time on.
 
     Snapping to the sampling grid keeps busy-time and message counts exact at
-    the cut (they are recorded there), at the cost of at most one grid step.
+    the cut (they are recorded there), at the cost of at most half a grid step.
+    The start of the run is a grid point too: a cut nearer to it than to the
+    first sample drops nothing, and ``warmup_time`` is then 0 (MSER-5 found no
+    warm-up worth a grid step), never the first step by default.
     """
-    from kossim.stats import mser5  # scipy and pandas: imported only when a run needs them
+    from kossim.stats import mser5, nearest_index  # scipy and pandas: only when a run needs them
 
     done = cols["state"] == DONE
     sojourn = (cols["end"] - cols["arrival"])[done]
@@ -54,7 +56,9 @@ def _auto_truncate(world: World, cols: dict[str, np.ndarray]) -> None:
     times = [s[0] for s in world.snapshots]
     if cut is None or not times:
         return
-    index = min(bisect.bisect_left(times, cut), len(times) - 1)
+    index = nearest_index([0.0, *times], cut) - 1  # -1: the start, before any snapshot
+    if index < 0:
+        return
     world.truncate_at(index)
     cols["measured"] = cols["id"] >= world._warmup_tasks
 

@@ -164,6 +164,58 @@ def test_report_on_a_folder_without_results_exits_2(tmp_path: Path) -> None:
     assert not (tmp_path / "report.html").exists()
 
 
+def test_overload_is_shown_in_console_and_report(tmp_path: Path) -> None:
+    """A --set that overloads the tiny system (rate 10 on 4 agents: 2.5) is called so in the
+    console and at the top of the report, which also holds the configuration as run."""
+    experiment = write(tmp_path, "tiny.yaml", TINY)
+    out = tmp_path / "results"
+    result = invoke("run", experiment, "--out", out, *FAST, "--no-progress",
+                    "--set", "scenario.workload.arrivals.rate=10")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "offered load: 2.50" in result.stdout
+    assert "warning: offered load 2.50 >= 1" in one_line(result.stderr)
+    markdown = (out / "report.md").read_text()
+    headline = markdown[markdown.index("## Headline") : markdown.index("## tiny")]
+    assert "⚠ offered load 2.50 >= 1" in headline
+    scenario = markdown[markdown.index("Scenario as run") :]
+    assert "| 2.5 | overloaded |" in scenario
+    assert "      rate: 10\n" in scenario  # the resolved configuration, override applied
+    assert "- **--set overrides**: scenario.workload.arrivals.rate=10" in markdown
+
+
+def test_precision_not_met_says_so_and_exits_1(tmp_path: Path) -> None:
+    """A target the seed cap cannot reach: exit 1, the half-width reached, the seeds needed
+    (beyond the cap), and run counts that add up to every run executed."""
+    experiment = write(tmp_path, "tiny.yaml", TINY)
+    out = tmp_path / "results"
+    result = invoke("run", experiment, "--out", out, *FAST, "--no-report", "--no-progress",
+                    "--precision", "sojourn_mean:0.001", "--max-seeds", "6")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    text = one_line(result.stderr)
+    assert "precision round 1: 3 seeds" in text
+    assert (
+        "precision round 2: adding 3 seeds (6 in all; the runs of the first 3 are reused)" in text
+    )
+    assert "precision target not met: sojourn_mean reached a 95 % half-width of" in text
+    precision = json.loads((out / "manifest.json").read_text())["precision"]
+    assert precision["met"] is False
+    last = precision["rounds"][-1]
+    assert last["seeds"] == 6 and last["required"] > 6
+    assert f"about {last['required']} seeds would meet it" in text
+    assert "12 ok, 0 failed, 0 resumed" in text  # 2 policies x 6 seeds, all run here
+    assert "resuming" not in text  # no --resume was given: later rounds say what they reuse
+
+
+def test_precision_on_an_unknown_metric_is_an_input_error(tmp_path: Path) -> None:
+    """The metric is checked before the first round: exit 2 with a did-you-mean."""
+    experiment = write(tmp_path, "tiny.yaml", TINY)
+    result = invoke("run", experiment, "--out", tmp_path / "r", *FAST, "--precision",
+                    "sojourn_maen:0.05")  # fmt: skip
+    assert result.exit_code == 2
+    assert "did you mean 'sojourn_mean'?" in one_line(result.stderr)
+    assert not (tmp_path / "r").exists()
+
+
 # --- checking expectations -----------------------------------------------------------------
 
 
@@ -184,6 +236,41 @@ def test_check_fails_with_a_table_naming_the_expectation(tmp_path: Path) -> None
     assert "PASS" in table  # lost <= 0 still holds
     assert "FAIL" in table
     assert "throughput" in table
+
+
+def test_check_writes_report_junit_and_json(tmp_path: Path) -> None:
+    """`kossim check` writes the report with its expectations table, and with --junit and
+    --json the verdicts in forms CI systems read: one test case per expectation."""
+    import xml.etree.ElementTree as ET
+
+    experiment = write(tmp_path, "tiny.yaml", TINY + BROKEN_EXPECTATION)
+    out = tmp_path / "results"
+    junit, json_file = tmp_path / "ci" / "check.xml", tmp_path / "check.json"
+    result = invoke("check", experiment, "--out", out, *FAST, "--no-progress",
+                    "--junit", junit, "--json", json_file)  # fmt: skip
+    assert result.exit_code == 1, result.output
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    cases = suite.findall("testcase")
+    assert [c.find("failure") is None for c in cases] == [True, False]
+    assert "throughput" in cases[1].get("name", "")
+    body = json.loads(json_file.read_text())
+    assert (body["passed"], body["failed"]) == (1, 1)
+    assert [e["passed"] for e in body["expectations"]] == [True, False]
+    html = (out / "report.html").read_text()
+    assert "1 of 2 expectations passed" in html
+    assert (
+        html.index('id="headline"') < html.index('id="expectations"') < html.index('id="metrics"')
+    )
+
+
+def test_run_shows_expectations_in_the_report(results: Path) -> None:
+    """`kossim run` of an experiment with expect: puts the verdicts in its report."""
+    markdown = (results / "report.md").read_text()
+    assert "## 1. Expectations" in markdown
+    assert "1 of 1 expectations passed" in markdown
+    assert "| PASS | lost" in markdown
 
 
 def test_check_of_a_stored_folder_fails_on_its_broken_expectation(tmp_path: Path) -> None:

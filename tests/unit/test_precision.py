@@ -24,9 +24,15 @@ def test_parse_target() -> None:
     assert parse_target("wait_mean@priority=0:0.1", 40) == PrecisionTarget(
         "wait_mean", 0.1, "priority=0", 40
     )
-    for bad in ("sojourn_mean", "sojourn_mean:2", ":0.1", "x:abc"):
+    for bad in ("sojourn_mean", "sojourn_mean:2", ":0.1", "x:abc", "sojourn_mean@tier=1:0.1"):
         with pytest.raises(KossimInputError):
             parse_target(bad)
+
+
+def test_an_unknown_metric_is_refused_before_any_run() -> None:
+    """A misspelt metric is an input error naming the nearest metric, not an empty round."""
+    with pytest.raises(KossimInputError, match="did you mean 'sojourn_mean'"):
+        parse_target("sojurn_mean:0.05")
 
 
 def test_adds_seeds_until_every_group_meets_the_target(
@@ -58,4 +64,5 @@ def test_adds_seeds_until_every_group_meets_the_target(
         mean, low, high = t_interval(part["value"].to_numpy())
         if manifest["precision"]["met"]:
             assert (high - low) / 2 <= 0.08 * mean
-    assert outcome.n_skipped > 0  # later rounds reuse the runs already done
+    # Later rounds reuse the runs already done: each run executed exactly once.
+    assert outcome.n_ok == soj["policy"].nunique() * final_n and outcome.n_skipped == 0

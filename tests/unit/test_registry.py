@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +68,55 @@ def test_bad_parameter_is_placed_at_the_parameter() -> None:
         registry.resolve("routing", {"id": "power_of_d", "d": 0})
     assert info.value.at == ("d",)
     assert "parameters: d" in info.value.message
+
+
+ROUTER = """
+from kossim.policy import Component
+
+
+class First(Component):
+    kind = "routing"
+    id = "test_first_{tag}"
+    description = "first candidate"
+
+    def select(self, task, candidates, now):
+        return candidates[0]
+"""
+
+
+def test_module_beside_the_experiment_wins_and_becomes_a_file_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The experiment's folder is searched before the working directory; the reference is
+    rewritten to the file, which then loads from anywhere; a package keeps its dotted name."""
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "exp" / "kossim_test_router.py").write_text(ROUTER.format(tag="exp"))
+    (tmp_path / "cwd" / "kossim_test_router.py").write_text(ROUTER.format(tag="cwd"))
+    (tmp_path / "exp" / "kossim_test_pkg").mkdir()
+    (tmp_path / "exp" / "kossim_test_pkg" / "__init__.py").write_text("")
+    (tmp_path / "exp" / "kossim_test_pkg" / "rt.py").write_text(ROUTER.format(tag="pkg"))
+    monkeypatch.chdir(tmp_path / "cwd")
+    for name in ("kossim_test_router", "kossim_test_pkg", "kossim_test_pkg.rt"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    try:
+        ref = registry.locate("kossim_test_router:First", tmp_path / "exp")
+        assert ref == f"{tmp_path / 'exp' / 'kossim_test_router.py'}:First"
+        assert registry.resolve("routing", ref).id == "test_first_exp"
+        pkg = registry.locate("kossim_test_pkg.rt:First", tmp_path / "exp")
+        assert pkg == f"{tmp_path / 'exp' / 'kossim_test_pkg' / 'rt.py'}:First"
+        assert registry.resolve("routing", pkg).cls.__module__ == "kossim_test_pkg.rt"
+        assert registry.locate("jsq", tmp_path / "exp") == "jsq"  # ids stay ids
+    finally:
+        for name in ("kossim_test_router", "kossim_test_pkg", "kossim_test_pkg.rt"):
+            sys.modules.pop(name, None)
+
+
+def test_a_module_found_nowhere_says_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    """The error names the experiment's folder, the working directory and installed packages."""
+    where = re.escape(f"looked in {tmp_path / 'exp'}, {tmp_path} and the installed packages")
+    with registry.searching(tmp_path / "exp"), pytest.raises(ValueError, match=where):
+        registry.resolve("routing", "kossim_no_such_module:Thing")

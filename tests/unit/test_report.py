@@ -25,7 +25,8 @@ from kossim.report import METRIC_DIRECTION, METRIC_LABEL, render_comparison, ren
 from kossim.report.fmt import fmt_num
 from kossim.report.inference import paired_difference
 from kossim.report.load import load_results
-from kossim.report.tables import best_policies, paired_tables
+from kossim.report.tables import paired_tables
+from kossim.report.verdicts import Judge
 
 POLICIES = ["central", "random", "pod2"]
 RATE = "scenario.workload.arrivals.rate"
@@ -153,6 +154,13 @@ def _manifest(name: str) -> dict[str, object]:
         "warmup": 2.0,
         "horizon": 20.0,
         "metrics_meta": {},
+        "load": {
+            "points": [
+                {"point": {RATE: r}, "label": f"rate={r:g}", "offered_load": r / 8, "pools": {}}
+                for r in RATES
+            ],
+            "warnings": [],
+        },
     }
 
 
@@ -261,6 +269,7 @@ def test_writes_html_markdown_and_plots(rendered: tuple[Path, str]) -> None:
     ):
         assert name in plots
         assert f"](plots/{name})" in markdown
+        assert (folder / "plots" / name).with_suffix(".svg").is_file()  # vector copy
 
 
 def test_html_is_self_contained(rendered: tuple[Path, str]) -> None:
@@ -287,6 +296,24 @@ def test_best_mark_follows_metric_direction(rendered: tuple[Path, str]) -> None:
             assert starred == [winner]
     (utilisation,) = _tables(html, "utilization: utilisation")
     assert not any("★" in cell for row in utilisation for cell in row)
+
+
+def test_headline_names_winners_with_percent_interval_and_p(rendered: tuple[Path, str]) -> None:
+    """The first section answers who wins: central (the baseline) on sojourn with pod2 next,
+    +0.4 / 2.1 = +19.0 % at rate 6; pod2 on throughput, +0.12 / 5.84 = +2.1 %."""
+    folder, html = rendered
+    markdown = (folder / "report.md").read_text()
+    assert markdown.index("## Headline") < markdown.index("## synthetic")  # above provenance
+    (table,) = _tables(html, "")[:1]
+    header, *rows = table
+    cells = {(r[0], r[1]): dict(zip(header, r, strict=True)) for r in rows}
+    sojourn = cells[("sojourn_mean", "rate=6")]
+    assert sojourn["result (paired t test, 5 %)"] == "central (baseline) wins; next best pod2"
+    assert sojourn["policy"] == "pod2" and sojourn["vs central"] == "+19.0 %"
+    throughput = cells[("throughput", "rate=6")]
+    assert throughput["result (paired t test, 5 %)"] == "pod2 wins"
+    assert throughput["vs central"] == "+2.1 %" and throughput["p"] == "<0.0001"
+    assert not any(r[0] == "utilization" for r in rows)  # neutral: never judged
 
 
 def test_paired_difference_table(rendered: tuple[Path, str]) -> None:
@@ -396,12 +423,60 @@ def test_paired_difference_matches_scipy() -> None:
     assert paired_difference(np.zeros(3)).stars == ""
 
 
-def test_best_policies_and_number_format() -> None:
-    """Ties for best are all marked; neutral metrics and full ties mark none; 4 digits shown."""
-    assert best_policies({"a": 1.0, "b": 2.0}, -1) == {"a"}
-    assert best_policies({"a": 1.0, "b": 2.0, "c": 2.0}, +1) == {"b", "c"}
-    assert best_policies({"a": 1.0, "b": 2.0}, 0) == set()
-    assert best_policies({"a": 1.0, "b": 1.0}, -1) == set()
+def test_load_sweep_is_drawn_against_offered_load_with_the_tail(
+    rendered: tuple[Path, str],
+) -> None:
+    """The rate sweep changes the offered load (6/8, 7.2/8), so its figure uses it as x axis
+    and draws the 95th and 99th percentile sojourn beside the means."""
+    folder, _ = rendered
+    markdown = (folder / "report.md").read_text()
+    assert "Mean and 95 % band against offered load (set by " + RATE + ")." in markdown
+    svg = (folder / "plots" / "sweep_rate.svg").read_text()
+    assert "offered load (varying rate)" in svg
+    assert "95th percentile sojourn" in svg
+
+
+def test_policy_colours_follow_names_and_task_types_are_grey() -> None:
+    """A policy keeps its colour whatever the order and company; task types are greys,
+    which no policy gets."""
+    from kossim.report.figures import policy_colours, type_colours
+
+    four = policy_colours(["central", "random", "jsq", "pod2"])
+    assert four == policy_colours(["pod2", "jsq", "random", "central"])
+    assert policy_colours(["jsq", "pod2"]) == {p: four[p] for p in ("jsq", "pod2")}
+    assert len(set(four.values())) == 4
+    greys = type_colours(["etl", "chat", "batch"])
+    assert all(r == g == b for r, g, b, _ in greys.values())
+    assert not any(
+        r == g == b for r, g, b, _ in policy_colours([f"p{i}" for i in range(18)]).values()
+    )
+
+
+def test_ecdf_axis_is_log_when_asked_or_when_spread_wide(tmp_path: Path) -> None:
+    """`ecdf_axis="log"` draws a log x axis and says so; `auto` keeps the synthetic folder
+    linear (largest p99 / smallest median = 3.5 x 4.6 / (2 x 0.69), about 12 < 30) and
+    turns log once one policy is 100 times slower."""
+    from kossim.report.figures import PlotWriter
+    from kossim.report.plots_time import ecdf_figure
+
+    data = load_results(build_results(tmp_path / "log"))
+
+    def caption(axis: str) -> str:
+        figure = ecdf_figure(data, PlotWriter(tmp_path / "plots", axis))
+        assert figure is not None
+        return figure.caption
+
+    assert "logarithmic x axis" in caption("log")
+    assert "x axis cut at the largest 99th percentile" in caption("auto")
+    assert data.distributions is not None
+    slow = data.distributions["policy"] == "random"
+    data.distributions.loc[slow, "value"] *= 100
+    assert "logarithmic x axis" in caption("auto")
+    assert "x axis cut at the largest 99th percentile" in caption("linear")
+
+
+def test_number_format() -> None:
+    """4 significant digits, thousands separators, an en dash for NaN."""
     assert [fmt_num(x) for x in (1.23456, 0.000123456, 12345.6, -2.5, math.nan)] == [
         "1.235",
         "0.0001235",
@@ -409,6 +484,44 @@ def test_best_policies_and_number_format() -> None:
         "-2.5",
         "\u2013",
     ]
+
+
+def _judge(values: dict[str, list[float]]) -> Judge:
+    rows = [
+        {"policy": p, "seed": i, "point": "", "metric": "m", "scope": "all", "value": v}
+        for p, vs in values.items()
+        for i, v in enumerate(vs)
+    ]
+    return Judge(pd.DataFrame(rows), list(values))
+
+
+def test_a_winner_must_beat_the_runner_up_significantly() -> None:
+    """Best mean alone is not enough: a runner-up within noise (paired) means no winner;
+    a neutral metric never has one; a constant paired gap is a sure win."""
+    noisy = _judge({"a": [1.0, 2.0, 3.0, 4.0], "b": [1.2, 1.9, 3.3, 3.9], "c": [9.0] * 4})
+    standing = noisy.standing("m", "all", "", -1)
+    assert standing.best == "a" and standing.ties == ("b",) and standing.winner is None
+    assert noisy.winners("m", "all", "", -1) == set()
+    assert noisy.winners("m", "all", "", 0) == set()
+    sure = _judge({"a": [1.0, 2.0, 3.0, 4.0], "b": [1.5, 2.5, 3.5, 4.5]})
+    assert sure.winners("m", "all", "", -1) == {"a"}
+    assert sure.winners("m", "all", "", +1) == {"b"}
+    tied = _judge({"a": [5.0, 5.0, 5.0], "b": [5.0, 5.0, 5.0]})
+    assert tied.winners("m", "all", "", +1) == set()
+
+
+def test_a_significant_but_tiny_gap_is_not_a_win() -> None:
+    """A constant 0.5 gap on means near 101 is certain (p = 0) but under 1 %: no winner in
+    the tables, and 'negligible' rather than better or worse in the paired verdicts."""
+    from kossim.report.inference import PairedDifference
+    from kossim.report.tables import _verdict
+
+    judge = _judge({"a": [100.0, 101.0, 102.0, 103.0], "b": [100.5, 101.5, 102.5, 103.5]})
+    assert judge.standing("m", "all", "", -1).ties == ("b",)
+    assert judge.winners("m", "all", "", -1) == set()
+    certain = PairedDifference(4, 0.5, 0.5, 0.5, 0.0)
+    assert _verdict(certain, -1, 101.5).text == "negligible"
+    assert _verdict(certain, -1, 10.0).text == "worse"
 
 
 def test_metric_tables_cover_core_metrics() -> None:

@@ -220,3 +220,19 @@ def test_compare_summaries_statuses() -> None:
     out = compare_summaries(stored, new)
     assert out["status"].tolist() == ["agree", "differs", "missing"]
     assert compare_summaries(stored, new, rel=5.0)["status"].tolist()[:2] == ["agree", "agree"]
+
+
+def test_nearest_index_rounds_to_the_closer_grid_point() -> None:
+    """Nearest point of an ascending grid, the earlier on a tie, clamped at both ends."""
+    from kossim.stats import nearest_index
+
+    grid = [0.0, 10.0, 20.0, 30.0]
+    assert [nearest_index(grid, v) for v in (-3, 0.4, 4.9, 5.0, 5.1, 26, 99)] == [
+        0,
+        0,
+        0,
+        0,
+        1,
+        3,
+        3,
+    ]
