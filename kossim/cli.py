@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,6 +44,26 @@ SetOpt = Annotated[
     typer.Option("--set", help="Override a value: --set scenario.workload.arrivals.rate=7.5"),
 ]
 ExpArg = Annotated[Path, typer.Argument(help="Experiment YAML file.")]
+
+
+@contextmanager
+def _stoppable() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the command: finished runs are kept, and the exit code
+    is 130 or 143 (see :mod:`kossim.interrupt`)."""
+    from kossim.interrupt import exit_code, stop_on_signals
+
+    with stop_on_signals():
+        try:
+            yield
+        except KeyboardInterrupt as exc:
+            detail = str(exc) if str(exc).startswith("interrupted:") else ""
+            err.print(
+                detail or "interrupted: finished runs are kept; rerun with --resume",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(exit_code(exc)) from None
 
 
 def _fail_input(exc: KossimInputError) -> None:
@@ -80,30 +102,31 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Simulate every policy x sweep point x seed and write results, summary and report."""
-    outcome = _run(
-        experiment,
-        out_dir,
-        jobs,
-        executor,
-        address,
-        resume,
-        trace,
-        seeds,
-        progress,
-        set_,
-        precision,
-        max_seeds,
-    )
-    if report:
-        _render(outcome.out_dir)
-    _print_headline(outcome.out_dir)
-    n_failed = json.loads((outcome.out_dir / "manifest.json").read_text()).get("n_failed", 0)
-    if n_failed:
-        err.print(
-            f"[bold red]{n_failed} run(s) failed[/]: tracebacks in "
-            f"{outcome.out_dir / 'manifest.json'} and the report"
+    with _stoppable():
+        outcome = _run(
+            experiment,
+            out_dir,
+            jobs,
+            executor,
+            address,
+            resume,
+            trace,
+            seeds,
+            progress,
+            set_,
+            precision,
+            max_seeds,
         )
-        raise typer.Exit(1)
+        if report:
+            _render(outcome.out_dir)
+        _print_headline(outcome.out_dir)
+        n_failed = json.loads((outcome.out_dir / "manifest.json").read_text()).get("n_failed", 0)
+        if n_failed:
+            err.print(
+                f"[bold red]{n_failed} run(s) failed[/]: tracebacks in "
+                f"{outcome.out_dir / 'manifest.json'} and the report"
+            )
+            raise typer.Exit(1)
 
 
 def _run(
@@ -142,9 +165,6 @@ def _run(
             outcome = run_experiment(loaded, out_dir, seeds=seed_list, **options)
     except KossimInputError as exc:
         _fail_input(exc)
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: finished runs are kept; rerun with --resume")
-        raise typer.Exit(130) from None
     err.print(
         f"{outcome.n_ok} ok, {outcome.n_failed} failed, {outcome.n_skipped} resumed "
         f"in {outcome.wall_time:.1f} s -> {outcome.out_dir}",
@@ -272,7 +292,10 @@ def check(
     if target.is_dir():
         folder, expectations, base = _stored_expectations(target)
     else:
-        outcome = _run(target, out_dir, jobs, executor, None, resume, False, None, progress, set_)
+        with _stoppable():
+            outcome = _run(
+                target, out_dir, jobs, executor, None, resume, False, None, progress, set_
+            )
         folder = outcome.out_dir
         expectations, base = outcome.plan.experiment.expect, target.parent
     if not expectations:

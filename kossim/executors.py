@@ -11,8 +11,11 @@ Runs travel in chunks: a short run costs less than the round trip of handing
 it to a worker, so several runs share one dispatch. An error outside ``fn``
 (a worker process that died, a lost Dask worker) turns the runs of its chunk
 into failed results with the traceback; the sweep goes on and ``--resume``
-re-runs them. Ctrl-C (``KeyboardInterrupt``) cancels what has not started,
+re-runs them. Ctrl-C (``KeyboardInterrupt``, also raised for SIGTERM by
+:mod:`kossim.interrupt`) cancels what has not started, keeps what finished,
 stops the workers and propagates, so the caller can say how to resume.
+Local workers end by themselves when the sweep process dies
+(:mod:`kossim.lifeline`), even after ``kill -9``.
 """
 
 from __future__ import annotations
@@ -21,15 +24,15 @@ import logging
 import math
 import multiprocessing
 import os
-import signal
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from multiprocessing import forkserver
 from typing import Any, Protocol
 
 from kossim.errors import KossimInputError
+from kossim.result_stream import Collector, Inbox, failed_result, init_worker, stream_chunk
 from kossim.runspec import RunResult, RunSpec
 
 __all__ = [
@@ -85,11 +88,6 @@ def run_chunk(specs: Sequence[RunSpec], fn: RunFn) -> list[RunResult]:
     return [fn(spec) for spec in specs]
 
 
-def failed_result(spec: RunSpec, error: str) -> RunResult:
-    """A failed result for a run that could not report one itself."""
-    return RunResult(spec.run_id, spec.policy, spec.point, spec.seed, "failed", 0.0, error=error)
-
-
 def chunk_size(n_specs: int, workers: int, largest: int = MAX_CHUNK) -> int:
     """Runs per dispatch: about ``CHUNKS_PER_WORKER`` chunks per worker, at most ``largest``."""
     return max(1, min(largest, math.ceil(n_specs / (max(1, workers) * CHUNKS_PER_WORKER))))
@@ -121,12 +119,6 @@ class SerialExecutor:
             on_result(fn(spec))
 
 
-def _ignore_sigint() -> None:
-    """Worker initialiser: Ctrl-C is the parent's to handle, so workers do not each
-    print a traceback; the parent stops them."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _mp_context(preload: Sequence[str] = PRELOAD) -> multiprocessing.context.BaseContext:
     """A fork server preloaded with the engine where available, else spawn.
 
@@ -143,7 +135,12 @@ def _mp_context(preload: Sequence[str] = PRELOAD) -> multiprocessing.context.Bas
 
 
 class LocalExecutor:
-    """Runs in ``jobs`` worker processes on this machine."""
+    """Runs in ``jobs`` worker processes on this machine.
+
+    Chunks go out through a process pool; each result comes back on its own
+    the moment its run ends (:mod:`kossim.result_stream`), so a finished run is
+    stored even when the rest of its chunk never completes.
+    """
 
     name = "local"
 
@@ -157,17 +154,28 @@ class LocalExecutor:
         chunks = chunked(specs, self.chunk or chunk_size(len(specs), self.jobs))
         if not chunks:
             return
+        ctx = _mp_context()
+        inbox = Inbox(ctx)
         pool = ProcessPoolExecutor(
-            min(self.jobs, len(chunks)), mp_context=_mp_context(), initializer=_ignore_sigint
+            min(self.jobs, len(chunks)),
+            mp_context=ctx,
+            initializer=init_worker,
+            initargs=(os.getpid(), inbox.writer, inbox.lock),
         )
-        futures: dict[Future[list[RunResult]], list[RunSpec]] = {}
+        collector = Collector(inbox, on_result)
         try:
-            futures = {pool.submit(run_chunk, chunk, fn): chunk for chunk in chunks}
-            for future in as_completed(futures):
-                _deliver(future.result, futures[future], on_result)
+            for chunk in chunks:
+                collector.add(pool.submit(stream_chunk, chunk, fn), chunk)
+            collector.collect()
         except BaseException:
-            _stop_pool(pool, futures)
+            try:
+                if not collector.in_callback:  # keep what finished, unless storing failed
+                    collector.drain()
+            finally:
+                _stop_pool(pool, collector.pending)
+                inbox.close()
             raise
+        inbox.close()
         pool.shutdown(wait=True)
 
 

@@ -52,7 +52,8 @@ class RunOutcome:
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a sweep; finished runs are stored and ``resume`` picks up the rest.
+    """Ctrl-C (or SIGTERM, see :mod:`kossim.interrupt`) during a sweep; finished runs
+    are stored and ``resume`` picks up the rest.
 
     A ``KeyboardInterrupt``, so code that only knows that still stops.
     """

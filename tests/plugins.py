@@ -78,3 +78,21 @@ def dying_result(spec: RunSpec) -> RunResult:
     if spec.seed == 3:
         os._exit(17)
     return quick_result(spec)
+
+
+class SleepyParams(Params):
+    pause: float = Field(default=0.001, ge=0, description="seconds slept per decision")
+
+
+class Sleepy(Random):
+    """Random routing that sleeps ``pause`` seconds per decision: runs that last a
+    while without using the CPU, for tests that interrupt a sweep in the middle."""
+
+    kind = "routing"
+    id = "sleepy"
+    description = "random routing that sleeps per decision (tests only)"
+    Params = SleepyParams
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        time.sleep(self.params.pause)
+        return super().select(task, candidates, now)

@@ -74,6 +74,16 @@ def test_ctrl_c_cancels_pending_runs_and_propagates(tmp_path: Path) -> None:
     assert len(started) <= 4  # the delivered run, the other worker's, at most two more in flight
 
 
+def test_results_of_a_chunk_come_back_one_by_one(tmp_path: Path) -> None:
+    """A chunk's runs are delivered as each ends, not when the chunk does, so a sweep
+    stopped mid-chunk keeps the runs that finished."""
+    specs = [RunSpec.make({"marks": str(tmp_path)}, "p", (), seed) for seed in range(3)]
+    arrived: list[float] = []
+    LocalExecutor(1, chunk=3).run(sleepy_result, specs, lambda r: arrived.append(time.monotonic()))
+    assert len(arrived) == 3
+    assert arrived[1] - arrived[0] > 0.5 and arrived[2] - arrived[1] > 0.5  # 1 s runs
+
+
 def test_chunks_amortise_dispatch_but_keep_workers_busy() -> None:
     """Small sweeps go one run per dispatch; large ones at most MAX_CHUNK."""
     assert chunk_size(4, 2) == 1
