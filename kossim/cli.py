@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -102,7 +102,7 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Simulate every policy x sweep point x seed and write results, summary and report."""
-    with _stoppable():
+    with _stoppable(), ExitStack() as held:
         outcome = _run(
             experiment,
             out_dir,
@@ -116,6 +116,7 @@ def run(
             set_,
             precision,
             max_seeds,
+            held,
         )
         if report:
             _render(outcome.out_dir)
@@ -142,13 +143,20 @@ def _run(
     set_: list[str] | None,
     precision: str | None = None,
     max_seeds: int = 100,
+    held: ExitStack | None = None,
 ) -> Any:
+    """Run the sweep; the results folder stays locked until ``held`` closes (the command
+    renders into it afterwards), or until the sweep ends without one."""
     from kossim.config.experiment import load_experiment
+    from kossim.folder_lock import lock_folder
     from kossim.lab import run_experiment
     from kossim.precision import parse_target, run_to_precision
 
     try:
         loaded = load_experiment(experiment, set_ or [])
+        out_dir = out_dir or Path("results") / loaded.experiment.name
+        if held is not None:
+            held.enter_context(lock_folder(out_dir))
         options: dict[str, Any] = dict(
             executor=executor.value,
             jobs=jobs,
@@ -292,9 +300,19 @@ def check(
     if target.is_dir():
         folder, expectations, base = _stored_expectations(target)
     else:
-        with _stoppable():
+        with _stoppable(), ExitStack() as held:
             outcome = _run(
-                target, out_dir, jobs, executor, None, resume, False, None, progress, set_
+                target,
+                out_dir,
+                jobs,
+                executor,
+                None,
+                resume,
+                False,
+                None,
+                progress,
+                set_,
+                held=held,
             )
         folder = outcome.out_dir
         expectations, base = outcome.plan.experiment.expect, target.parent

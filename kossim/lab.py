@@ -26,6 +26,7 @@ from rich.progress import (
 
 from kossim.config.experiment import LoadedExperiment
 from kossim.executors import Executor, make_executor
+from kossim.folder_lock import lock_folder
 from kossim.plan import Plan, make_plan
 from kossim.runspec import RunResult, RunSpec
 from kossim.sim import simulate
@@ -89,22 +90,24 @@ def run_experiment(
 
     ``executor`` is ``"serial"``, ``"local"`` or ``"dask"`` (with ``jobs`` and
     ``address``), or an executor object. Without ``resume`` every run executes
-    again and overwrites its files; with it, runs recorded ok are skipped.
+    again and overwrites its files; with it, runs recorded ok are skipped. The
+    folder is locked while the sweep writes it (:mod:`kossim.folder_lock`).
     """
     plan = make_plan(loaded, trace=trace, seeds=seeds)
     out = Path(out_dir) if out_dir is not None else default_out_dir(plan)
     runner = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
-    store = RunStore(out).open()
-    console = Console(stderr=True)
-    ids = [spec.run_id for spec in plan.specs]
-    done = store.completed_ids(ids, traced=trace)
-    todo = [spec for spec in plan.specs if spec.run_id not in done] if resume else plan.specs
-    if progress:
-        _announce(console, out, resume, len(done), len(plan.specs))
-    started = time.perf_counter()
-    counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
-    wall_time = time.perf_counter() - started
-    store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
+    with lock_folder(out):
+        store = RunStore(out).open()
+        console = Console(stderr=True)
+        ids = [spec.run_id for spec in plan.specs]
+        done = store.completed_ids(ids, traced=trace)
+        todo = [spec for spec in plan.specs if spec.run_id not in done] if resume else plan.specs
+        if progress:
+            _announce(console, out, resume, len(done), len(plan.specs))
+        started = time.perf_counter()
+        counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
+        wall_time = time.perf_counter() - started
+        store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
     skipped = len(plan.specs) - len(todo)
     return RunOutcome(out, plan, counts["ok"], counts["failed"], skipped, wall_time)
 
