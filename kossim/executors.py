@@ -260,10 +260,13 @@ class DaskExecutor:
             with client:
                 yield client
             return
+        from kossim.dask_logs import QuietClosingHeartbeat
+
         with (
             _local_cluster(distributed, self.jobs) as cluster,
             distributed.Client(cluster) as client,
         ):
+            client.register_plugin(QuietClosingHeartbeat())
             yield client
 
 

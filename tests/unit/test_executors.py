@@ -112,3 +112,35 @@ def test_missing_dask_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(KossimInputError, match=r"kossim\[dask\]"):
         DaskExecutor(jobs=1).run(quick_result, _specs(1), lambda r: None)
+
+
+def test_a_closing_dask_worker_does_not_report_its_aborted_heartbeat(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The one benign shutdown error is dropped while the worker closes, and only then."""
+    import inspect
+    import logging
+    from types import SimpleNamespace
+
+    distributed = pytest.importorskip("distributed")
+    from distributed.core import Status
+
+    from kossim.dask_logs import HEARTBEAT_FAILED, QuietClosingHeartbeat
+
+    assert HEARTBEAT_FAILED in inspect.getsource(distributed.Worker.heartbeat)
+    worker = SimpleNamespace(status=Status.running)
+    logger = logging.getLogger("distributed.worker")
+    before = list(logger.filters)
+    QuietClosingHeartbeat().setup(worker)
+    try:
+        with caplog.at_level(logging.ERROR, logger="distributed.worker"):
+            logger.error(HEARTBEAT_FAILED)  # a running worker: the scheduler is really gone
+            worker.status = Status.closing
+            logger.error(HEARTBEAT_FAILED)  # its own close aborted it: dropped
+            logger.error("Unexpected exception during heartbeat. Closing worker.")
+    finally:
+        logger.filters[:] = before
+    assert [r.getMessage() for r in caplog.records] == [
+        HEARTBEAT_FAILED,
+        "Unexpected exception during heartbeat. Closing worker.",
+    ]
