@@ -107,14 +107,18 @@ class Collector:
         self.on_result = on_result
         self.pending: dict[Future[int], list[RunSpec]] = {}
         self.remaining: Counter[str] = Counter()
+        self.undelivered = 0
         self.in_callback = False
 
     def add(self, future: Future[int], chunk: list[RunSpec]) -> None:
         self.pending[future] = chunk
         self.remaining.update(spec.run_id for spec in chunk)
+        self.undelivered += len(chunk)
 
     def collect(self) -> None:
-        while self.pending:
+        """Until every run is delivered (a chunk that sent all its runs has nothing more
+        to say, so its future need not be waited for)."""
+        while self.pending and self.undelivered:
             try:
                 self._deliver(self.inbox.results.get(timeout=POLL_INTERVAL))
             except queue.Empty:
@@ -132,6 +136,7 @@ class Collector:
         if self.remaining[result.run_id] <= 0:
             return
         self.remaining[result.run_id] -= 1
+        self.undelivered -= 1
         self.in_callback = True
         self.on_result(result)
         self.in_callback = False
