@@ -28,6 +28,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from multiprocessing import forkserver
 from typing import Any, Protocol
 
@@ -237,14 +238,20 @@ class DaskExecutor:
             chunks = chunked(specs, self.chunk or chunk_size(len(specs), workers, DASK_MAX_CHUNK))
             futures = client.map(run_chunk, chunks, fn=fn, pure=False)
             by_key = {future.key: chunk for future, chunk in zip(futures, chunks, strict=True)}
+            delivered: set[str] = set()
             try:
                 for future in distributed.as_completed(futures):
+                    delivered.add(future.key)
                     _deliver(future.result, by_key[future.key], on_result)
-            except BaseException:
-                client.cancel(futures)
-                # Tearing down mid-run makes Dask log cancelled tasks and killed
-                # workers at length; the caller reports the interruption itself.
-                after_close.enter_context(_quiet_logger("distributed"))
+            except BaseException as exc:
+                try:
+                    if isinstance(exc, KeyboardInterrupt):
+                        _keep_finished(futures, delivered, by_key, on_result)
+                finally:
+                    client.cancel(futures)
+                    # Tearing down mid-run makes Dask log cancelled tasks and killed
+                    # workers at length; the caller reports the interruption itself.
+                    after_close.enter_context(_quiet_logger("distributed"))
                 raise
 
     @contextmanager
@@ -268,6 +275,21 @@ class DaskExecutor:
         ):
             client.register_plugin(QuietClosingHeartbeat())
             yield client
+
+
+def _keep_finished(
+    futures: list[Any],
+    delivered: set[str],
+    by_key: dict[str, list[RunSpec]],
+    on_result: OnResult,
+) -> None:
+    """After an interruption, hand on the chunks that had finished but were not yet
+    delivered, so the stop keeps every run that completed with its chunk."""
+    for future in futures:
+        if future.key in delivered or future.status != "finished":
+            continue
+        delivered.add(future.key)
+        _deliver(partial(future.result, timeout=10), by_key[future.key], on_result)
 
 
 @contextmanager

@@ -126,10 +126,18 @@ def sweeps(tmp_path: Path) -> Iterator[Callable[..., Sweep]]:
         sweep.kill_group()
 
 
-def test_kill_9_of_the_parent_ends_every_process_of_the_run(sweeps: Callable[..., Sweep]) -> None:
+DASK = pytest.param(["--executor", "dask"], marks=pytest.mark.slow, id="dask")
+
+
+@pytest.mark.parametrize("executor", [pytest.param([], id="local"), DASK])
+def test_kill_9_of_the_parent_ends_every_process_of_the_run(
+    sweeps: Callable[..., Sweep], executor: list[str]
+) -> None:
     """Fork server, resource tracker and workers are gone within 5 s, and the pipes
     close, so a wrapper waiting on the run's output does not hang."""
-    sweep = sweeps()
+    if executor:
+        pytest.importorskip("distributed")
+    sweep = sweeps(*executor)
     family = sweep.running_with_workers()
     sweep.proc.send_signal(signal.SIGKILL)
     killed = time.monotonic()
@@ -139,15 +147,23 @@ def test_kill_9_of_the_parent_ends_every_process_of_the_run(sweeps: Callable[...
 
 
 @pytest.mark.parametrize(
-    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
-)
+    ("signum", "code", "executor"),
+    [
+        pytest.param(signal.SIGINT, 130, [], id="INT"),
+        pytest.param(signal.SIGTERM, 143, [], id="TERM"),
+        pytest.param(signal.SIGTERM, 143, ["--executor", "dask"], id="TERM-dask",
+                     marks=pytest.mark.slow),
+    ],
+)  # fmt: skip
 def test_a_signal_stops_the_sweep_and_resume_completes_it(
-    sweeps: Callable[..., Sweep], signum: int, code: int
+    sweeps: Callable[..., Sweep], signum: int, code: int, executor: list[str]
 ) -> None:
     """The signal, sent to the run process alone (even one started with SIGINT
     ignored), stops the sweep at once: finished runs stay on disk, every child
     ends, the exit code is 128 + signal; ``--resume`` then runs only the rest."""
-    sweep = sweeps(ignore_sigint=True)
+    if executor:
+        pytest.importorskip("distributed")
+    sweep = sweeps(*executor, ignore_sigint=True)
     family = sweep.running_with_workers()
     sweep.proc.send_signal(signum)
     _, err = sweep.proc.communicate(timeout=30)
