@@ -267,13 +267,13 @@ class DaskExecutor:
             with client:
                 yield client
             return
-        from kossim.dask_logs import QuietClosingHeartbeat
+        from kossim.dask_workers import KossimWorkers
 
         with (
             _local_cluster(distributed, self.jobs) as cluster,
             distributed.Client(cluster) as client,
         ):
-            client.register_plugin(QuietClosingHeartbeat())
+            client.register_plugin(KossimWorkers())
             yield client
 
 

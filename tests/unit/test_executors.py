@@ -114,25 +114,28 @@ def test_missing_dask_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
         DaskExecutor(jobs=1).run(quick_result, _specs(1), lambda r: None)
 
 
-def test_a_closing_dask_worker_does_not_report_its_aborted_heartbeat(
+def test_dask_workers_leave_ctrl_c_to_the_sweep_and_close_quietly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The one benign shutdown error is dropped while the worker closes, and only then."""
+    """A private Dask worker ignores SIGINT, and the one benign shutdown error is
+    dropped while the worker closes, and only then."""
     import inspect
     import logging
+    import signal
     from types import SimpleNamespace
 
     distributed = pytest.importorskip("distributed")
     from distributed.core import Status
 
-    from kossim.dask_logs import HEARTBEAT_FAILED, QuietClosingHeartbeat
+    from kossim.dask_workers import HEARTBEAT_FAILED, KossimWorkers
 
     assert HEARTBEAT_FAILED in inspect.getsource(distributed.Worker.heartbeat)
     worker = SimpleNamespace(status=Status.running)
     logger = logging.getLogger("distributed.worker")
-    before = list(logger.filters)
-    QuietClosingHeartbeat().setup(worker)
+    before, sigint = list(logger.filters), signal.getsignal(signal.SIGINT)
+    KossimWorkers().setup(worker)
     try:
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
         with caplog.at_level(logging.ERROR, logger="distributed.worker"):
             logger.error(HEARTBEAT_FAILED)  # a running worker: the scheduler is really gone
             worker.status = Status.closing
@@ -140,6 +143,7 @@ def test_a_closing_dask_worker_does_not_report_its_aborted_heartbeat(
             logger.error("Unexpected exception during heartbeat. Closing worker.")
     finally:
         logger.filters[:] = before
+        signal.signal(signal.SIGINT, sigint)
     assert [r.getMessage() for r in caplog.records] == [
         HEARTBEAT_FAILED,
         "Unexpected exception during heartbeat. Closing worker.",

@@ -147,31 +147,41 @@ def test_kill_9_of_the_parent_ends_every_process_of_the_run(
 
 
 @pytest.mark.parametrize(
-    ("signum", "code", "executor"),
+    ("signum", "code", "executor", "ctrl_c"),
     [
-        pytest.param(signal.SIGINT, 130, [], id="INT"),
-        pytest.param(signal.SIGTERM, 143, [], id="TERM"),
-        pytest.param(signal.SIGTERM, 143, ["--executor", "dask"], id="TERM-dask",
+        pytest.param(signal.SIGINT, 130, [], False, id="INT"),
+        pytest.param(signal.SIGTERM, 143, [], False, id="TERM"),
+        pytest.param(signal.SIGTERM, 143, ["--executor", "dask"], False, id="TERM-dask",
+                     marks=pytest.mark.slow),
+        pytest.param(signal.SIGINT, 130, ["--executor", "dask"], True, id="ctrl-c-dask",
                      marks=pytest.mark.slow),
     ],
 )  # fmt: skip
 def test_a_signal_stops_the_sweep_and_resume_completes_it(
-    sweeps: Callable[..., Sweep], signum: int, code: int, executor: list[str]
+    sweeps: Callable[..., Sweep], signum: int, code: int, executor: list[str], ctrl_c: bool
 ) -> None:
     """The signal, sent to the run process alone (even one started with SIGINT
-    ignored), stops the sweep at once: finished runs stay on disk, every child
-    ends, the exit code is 128 + signal; ``--resume`` then runs only the rest."""
+    ignored), or to its whole process group as Ctrl-C in a terminal does, stops
+    the sweep at once: finished runs stay on disk, every child ends, no worker
+    prints a traceback, the exit code is 128 + signal; ``--resume`` then runs
+    only the rest."""
     if executor:
         pytest.importorskip("distributed")
-    sweep = sweeps(*executor, ignore_sigint=True)
+    sweep = sweeps(*executor, ignore_sigint=not ctrl_c)
     family = sweep.running_with_workers()
-    sweep.proc.send_signal(signum)
+    if ctrl_c:
+        os.killpg(sweep.proc.pid, signum)
+    else:
+        sweep.proc.send_signal(signum)
     _, err = sweep.proc.communicate(timeout=30)
     assert sweep.proc.returncode == code, err
     assert "run again with --resume" in err.decode()
+    assert "Traceback" not in err.decode()
     wait_for(lambda: not alive(family), 5, "the run's processes to end")
     kept = sweep.stored()
     assert 1 <= kept < N_RUNS
+    if executor:
+        return  # resuming does not depend on the executor: the local cases cover it
 
     again = sweeps("--resume")
     _, err = again.proc.communicate(timeout=120)
