@@ -189,3 +189,25 @@ def test_a_signal_stops_the_sweep_and_resume_completes_it(
     assert f"{N_RUNS - kept} ok, 0 failed, {kept} resumed" in err.decode()
     manifest = json.loads((again.out / "manifest.json").read_text())
     assert manifest["n_ok"] == N_RUNS
+
+
+def test_a_stop_signal_raises_once_and_names_its_exit_code() -> None:
+    """Within the block the first SIGINT or SIGTERM raises Interrupted (exit 130 or 143,
+    also through a chained exception); a second one cannot cut the cleanup short; the
+    previous handlers come back afterwards."""
+    from kossim.interrupt import Interrupted, exit_code, stop_on_signals
+
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_on_signals():
+        with pytest.raises(Interrupted) as info:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at the next bytecode boundary
+        os.kill(os.getpid(), signal.SIGINT)  # during cleanup: ignored
+        time.sleep(0.1)
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert exit_code(info.value) == 143
+    try:
+        raise KeyboardInterrupt("sweep stopped") from info.value
+    except KeyboardInterrupt as chained:
+        assert exit_code(chained) == 143
+    assert exit_code(KeyboardInterrupt()) == 130
