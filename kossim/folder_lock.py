@@ -9,12 +9,14 @@ lock file stays (removing it would let a third sweep lock a new file while a
 second still holds the old one).
 
 Locks are re-entrant within a process (``--precision`` runs several sweeps
-into one folder). Where ``fcntl`` is missing (Windows) folders are not locked.
+into one folder). Where ``fcntl`` is missing (Windows), or the file system
+cannot lock (some network mounts), folders are written unlocked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,9 @@ __all__ = ["LOCK_NAME", "lock_folder"]
 
 LOCK_NAME = ".kossim.lock"
 
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
+"""What ``flock`` says on file systems that do not lock (some network mounts)."""
+
 _held: dict[Path, int] = {}
 """Folders this process holds, with how many nested holders each has."""
 
@@ -39,26 +44,39 @@ def lock_folder(folder: Path, option: str = "--out") -> Iterator[None]:
     """Hold ``folder`` for writing until the block ends (creating the folder).
 
     Raises :class:`KossimInputError` (exit 2), placed at ``option``, when
-    another process holds it.
+    another process holds it or the folder cannot be written.
     """
+    key, fd = _open_lock_file(folder, option)
+    if fd is not None:
+        _take(fd, folder, option)
+    _held[key] = _held.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        _held[key] -= 1
+        if _held[key] == 0:
+            del _held[key]
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor releases the flock
+
+
+def _open_lock_file(folder: Path, option: str) -> tuple[Path, int | None]:
+    """The folder's resolved path, and the lock file opened unless this process
+    already holds the folder (or cannot lock at all)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         key = folder.resolve()
         if key in _held or fcntl is None:
-            fd = None
-        else:
-            fd = os.open(key / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+            return key, None
+        return key, os.open(key / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
         raise KossimInputError.single(
             f"cannot write results there: {exc.strerror or exc}", path=option, got=str(folder)
         ) from None
-    if fd is None:
-        _held[key] = _held.get(key, 0) + 1
-        try:
-            yield
-        finally:
-            _release(key, None)
-        return
+
+
+def _take(fd: int, folder: Path, option: str) -> None:
+    """Lock without waiting and record this process's id; name the holder if held."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -70,18 +88,12 @@ def lock_folder(folder: Path, option: str = "--out") -> Iterator[None]:
             path=option,
             got=str(folder),
         ) from None
+    except OSError as exc:
+        if exc.errno in _NO_LOCKS:
+            return  # a file system without locks: written unlocked, as before locks existed
+        os.close(fd)
+        raise KossimInputError.single(
+            f"cannot lock the results folder: {exc.strerror or exc}", path=option, got=str(folder)
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    _held[key] = 1
-    try:
-        yield
-    finally:
-        _release(key, fd)
-
-
-def _release(key: Path, fd: int | None) -> None:
-    _held[key] -= 1
-    if _held[key] == 0:
-        del _held[key]
-    if fd is not None:
-        os.close(fd)  # closing the only descriptor releases the flock
