@@ -69,53 +69,61 @@ def _point_key(point: Mapping[Any, Any], swept: list[str]) -> tuple[str, ...]:
     return tuple(_norm(point.get(path)) for path in swept)
 
 
+Key = tuple[str, tuple[str, ...]]
+"""(policy, normalised sweep point)."""
+
+
 def summary_table(title: str, summary: pd.DataFrame, manifest: dict[str, Any]) -> Table:
     """Key metrics per policy and sweep point, with failed runs counted."""
     swept = [c for c in summary.columns if c not in _NOT_SWEPT]
-    names = short_paths(swept)
+    cells, shown = _cells(summary, swept)
+    runs = manifest.get("runs") or []
+    keys: list[Key] = []
+    for r in runs:
+        raw = r.get("point") or {}
+        keys.append((str(r["policy"]), _point_key(raw, swept)))
+        shown.setdefault(keys[-1][1], [str(raw.get(c)) for c in swept])
+    failed = Counter(k for r, k in zip(runs, keys, strict=True) if r.get("status") == "failed")
+    metrics = [m for m in KEY_METRICS if any(m in c for c in cells.values())] or list(KEY_METRICS)
+    table = _frame(title, swept, metrics, bool(failed))
+    for key in dict.fromkeys(keys) or cells:
+        found, n_failed = cells.get(key, {}), failed.get(key, 0)
+        absent = "failed" if n_failed else "-"
+        values = [_cell(found[m]["mean"], found[m]["ci_high"]) if m in found else absent
+                  for m in metrics]  # fmt: skip
+        n = int(next(iter(found.values()))["n"]) if found else 0
+        count = f"{n}/{n + n_failed}" if n_failed else str(n)
+        table.add_row(key[0], *shown.get(key[1], key[1]), *values, count)
+    return table
+
+
+def _cells(
+    summary: pd.DataFrame, swept: list[str]
+) -> tuple[dict[Key, dict[str, Any]], dict[tuple[str, ...], list[str]]]:
+    """Summary rows of the key metrics by (policy, point) and metric; each point as shown."""
     rows = summary[(summary["scope"] == "all") & summary["metric"].isin(KEY_METRICS)]
-    cells: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    cells: dict[Key, dict[str, Any]] = {}
     shown: dict[tuple[str, ...], list[str]] = {}
     for d in rows.to_dict("records"):
         point = _point_key(d, swept)
         shown.setdefault(point, [str(d[c]) for c in swept])
         cells.setdefault((str(d["policy"]), point), {})[str(d["metric"])] = d
-    runs = manifest.get("runs") or []
-    for r in runs:
-        raw = r.get("point") or {}
-        shown.setdefault(_point_key(raw, swept), [str(raw.get(c)) for c in swept])
-    failed = Counter(
-        (str(r["policy"]), _point_key(r.get("point") or {}, swept))
-        for r in runs
-        if r.get("status") == "failed"
-    )
-    order = list(
-        dict.fromkeys((str(r["policy"]), _point_key(r.get("point") or {}, swept)) for r in runs)
-    ) or list(cells)
-    metrics = [m for m in KEY_METRICS if any(m in c for c in cells.values())] or list(KEY_METRICS)
+    return cells, shown
+
+
+def _frame(title: str, swept: list[str], metrics: list[str], any_failed: bool) -> Table:
+    """The empty table: narrow (no vertical rules), swept paths by their short names."""
+    names = short_paths(swept)
+    notes = [f"{names[p]} = {p}" for p in swept if names[p] != p]
     table = Table(
         title=f"{title}: mean ±95 % CI half-width over seeds",
-        caption="; ".join(
-            [f"{names[p]} = {p}" for p in swept if names[p] != p]
-            + (["n = runs ok / runs"] if failed else [])
-        )
-        or None,
+        caption="; ".join([*notes, *(["n = runs ok / runs"] if any_failed else [])]) or None,
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
     )
     for col in ["policy", *[names[p] for p in swept], *metrics, "n"]:
         table.add_column(col, overflow="fold")
-    for policy, point in order:
-        found = cells.get((policy, point), {})
-        n_failed = failed.get((policy, point), 0)
-        values = [
-            _cell(found[m]["mean"], found[m]["ci_high"]) if m in found else "failed"
-            for m in metrics
-        ]
-        n = int(next(iter(found.values()))["n"]) if found else 0
-        count = f"{n}/{n + n_failed}" if n_failed else str(n)
-        table.add_row(policy, *shown.get(point, point), *values, count)
     return table
 
 

@@ -119,6 +119,19 @@ def test_a_failed_run_is_named_with_its_cause(
     assert [(r[1], r[-1]) for r in rows] == [("1.5", "2/3"), ("2.4", "2/3")]
 
 
+def test_a_policy_whose_runs_all_failed_keeps_its_row(
+    write_experiment: Callable[..., Path], tiny_data: dict[str, Any]
+) -> None:
+    """With no result to summarise, the policy is still in the table, marked failed."""
+    tiny_data.update(seeds=[1], policies=[tiny_data["policies"][0], EXPLODING])
+    experiment = write_experiment(tiny_data)
+    out = experiment.parent / "all-failed"
+    result = invoke("run", experiment, "--out", out, *SERIAL, "--no-report", "--no-progress")
+    assert result.exit_code == 1
+    rows = [line.split() for line in result.stdout.splitlines() if "exploding" in line]
+    assert rows == [["exploding", rate, *["failed"] * 4, "0/1"] for rate in ("1.5", "2.4")]
+
+
 def test_progress_goes_to_a_log_as_lines(write_experiment: Callable[..., Path]) -> None:
     """Where stderr is not a terminal, progress is plain lines (the last says all done)."""
     experiment = write_experiment()
