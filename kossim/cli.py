@@ -187,14 +187,19 @@ def _run(
     """Run the sweep; the results folder stays locked until ``held`` closes (the command
     renders into it afterwards), or until the sweep ends without one."""
     from kossim.config.experiment import load_experiment
+    from kossim.executors import make_executor
     from kossim.folder_lock import lock_folder
     from kossim.lab import run_experiment
+    from kossim.plan import make_plan
     from kossim.precision import parse_target, run_to_precision
 
     try:
         loaded = load_experiment(experiment, set_ or [])
-        out_dir = out_dir or Path("results") / loaded.experiment.name
-        if held is not None:
+        target = parse_target(precision, max_seeds) if precision is not None else None
+        if held is not None:  # lock only input that can run: invalid input leaves no folder
+            make_plan(loaded)
+            make_executor(executor.value, jobs, address)
+            out_dir = out_dir or Path("results") / loaded.experiment.name
             held.enter_context(lock_folder(out_dir))
         options: dict[str, Any] = dict(
             executor=executor.value,
@@ -204,8 +209,7 @@ def _run(
             progress=progress,
             resume=resume,
         )
-        if precision is not None:
-            target = parse_target(precision, max_seeds)
+        if target is not None:
             outcome = run_to_precision(loaded, target, run_experiment, out_dir=out_dir, **options)
         else:
             seed_list = list(range(seeds)) if seeds is not None else None

@@ -63,6 +63,16 @@ def test_zero_seeds_is_a_usage_error(write_experiment: Callable[..., Path]) -> N
     assert not out.exists()
 
 
+def test_invalid_input_leaves_no_results_folder(write_experiment: Callable[..., Path]) -> None:
+    """The folder (and its lock) is created only for input that can run."""
+    experiment = write_experiment(sweep={"scenario.workload.arrivals.rate": [1.0, -1.0]})
+    out = experiment.parent / "never"
+    assert invoke("run", experiment, "--out", out, *SERIAL).exit_code == 2
+    result = invoke("run", write_experiment(), "--out", out, "--precision", "bogus", *SERIAL)
+    assert result.exit_code == 2
+    assert not out.exists()
+
+
 def test_compare_needs_two_folders(folder: Path) -> None:
     """One folder is a usage error pointing at ``kossim report``."""
     result = invoke("compare", folder, "--out", folder.parent / "cmp")
