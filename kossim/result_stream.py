@@ -8,6 +8,9 @@ process moves whole results from the pipe to a local queue: waiting for
 results never blocks on a worker that died halfway through sending one.
 The pool's futures still say when a chunk ended, and how: a chunk whose
 worker broke fails the runs it had not sent.
+
+The Dask executor does the same with a Dask queue (:class:`BatchInbox`,
+:mod:`kossim.dask_workers`); :class:`Collector` serves both.
 """
 
 from __future__ import annotations
@@ -16,24 +19,55 @@ import pickle
 import queue
 import signal
 import threading
+import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
-from typing import Any
+from typing import Any, Protocol
 
 from kossim.lifeline import watch_parent
 from kossim.runspec import RunResult, RunSpec
 
-__all__ = ["POLL_INTERVAL", "Collector", "Inbox", "failed_result", "init_worker", "stream_chunk"]
+__all__ = [
+    "POLL_INTERVAL",
+    "BatchInbox",
+    "ChunkFuture",
+    "Collector",
+    "Inbox",
+    "ResultSource",
+    "failed_result",
+    "init_worker",
+    "stream_chunk",
+]
 
 POLL_INTERVAL = 0.05
 """Seconds between checks for chunks that ended without sending all their results."""
 
 RunFn = Callable[[RunSpec], RunResult]
 OnResult = Callable[[RunResult], None]
+
+
+class ResultSource(Protocol):
+    """Where finished runs arrive, one at a time."""
+
+    def get(self, timeout: float) -> RunResult:
+        """The next result; ``queue.Empty`` if none came within ``timeout`` seconds."""
+
+    def get_nowait(self) -> RunResult:
+        """The next result already here; ``queue.Empty`` if there is none."""
+
+    def alive(self) -> bool:
+        """Whether results sent can still arrive."""
+
+
+class ChunkFuture(Protocol):
+    """A chunk's future (a process pool's or Dask's): whether it ended, and how."""
+
+    def done(self) -> bool: ...
+
+    def exception(self) -> BaseException | None: ...
 
 
 def failed_result(spec: RunSpec, error: str) -> RunResult:
@@ -90,6 +124,12 @@ class Inbox:
         finally:
             self.reader.close()
 
+    def get(self, timeout: float) -> RunResult:
+        return self.results.get(timeout=timeout)
+
+    def get_nowait(self) -> RunResult:
+        return self.results.get_nowait()
+
     def alive(self) -> bool:
         return self._pump.is_alive()
 
@@ -102,15 +142,15 @@ class Collector:
     """Hands each result to ``on_result`` as it arrives and fails the runs of a chunk
     whose worker broke before sending them."""
 
-    def __init__(self, inbox: Inbox, on_result: OnResult) -> None:
+    def __init__(self, inbox: ResultSource, on_result: OnResult) -> None:
         self.inbox = inbox
         self.on_result = on_result
-        self.pending: dict[Future[int], list[RunSpec]] = {}
+        self.pending: dict[ChunkFuture, list[RunSpec]] = {}
         self.remaining: Counter[str] = Counter()
         self.undelivered = 0
         self.in_callback = False
 
-    def add(self, future: Future[int], chunk: list[RunSpec]) -> None:
+    def add(self, future: ChunkFuture, chunk: list[RunSpec]) -> None:
         self.pending[future] = chunk
         self.remaining.update(spec.run_id for spec in chunk)
         self.undelivered += len(chunk)
@@ -120,7 +160,7 @@ class Collector:
         to say, so its future need not be waited for)."""
         while self.pending and self.undelivered:
             try:
-                self._deliver(self.inbox.results.get(timeout=POLL_INTERVAL))
+                self._deliver(self.inbox.get(timeout=POLL_INTERVAL))
             except queue.Empty:
                 self._settle([f for f in self.pending if f.done()])
 
@@ -128,7 +168,7 @@ class Collector:
         """Deliver the results already back (after an interruption)."""
         while True:
             try:
-                self._deliver(self.inbox.results.get_nowait())
+                self._deliver(self.inbox.get_nowait())
             except queue.Empty:
                 return
 
@@ -141,21 +181,48 @@ class Collector:
         self.on_result(result)
         self.in_callback = False
 
-    def _settle(self, done: list[Future[int]]) -> None:
+    def _settle(self, done: list[ChunkFuture]) -> None:
         """Retire finished chunks: all sent, or failed with what went wrong."""
         for future in done:
             chunk = self.pending[future]
             missing = [s for s in chunk if self.remaining[s.run_id] > 0]
             if future.exception() is None and missing and self.inbox.alive():
-                continue  # sent: still on their way through the pipe
+                continue  # sent: still on their way
             error = _chunk_error(future)
             del self.pending[future]
             for spec in missing:
                 self._deliver(failed_result(spec, error))
 
 
-def _chunk_error(future: Future[int]) -> str:
+def _chunk_error(future: ChunkFuture) -> str:
     exc = future.exception()
     if exc is None:
         return "the run's result could not be read back from its worker"
     return "".join(traceback.format_exception(exc))
+
+
+class BatchInbox:
+    """Results pickled onto a queue whose every read is a round trip (a Dask queue,
+    read in batches): ``read()`` returns all items waiting, perhaps none."""
+
+    def __init__(self, read: Callable[[], list[bytes]]) -> None:
+        self._read = read
+        self._buffer: deque[bytes] = deque()
+
+    def get(self, timeout: float) -> RunResult:
+        if not self._buffer:
+            self._buffer.extend(self._read())
+        if not self._buffer:
+            time.sleep(timeout)
+            self._buffer.extend(self._read())
+        return self.get_nowait()
+
+    def get_nowait(self) -> RunResult:
+        if not self._buffer:
+            self._buffer.extend(self._read())
+        if not self._buffer:
+            raise queue.Empty
+        return pickle.loads(self._buffer.popleft())
+
+    def alive(self) -> bool:
+        return True

@@ -74,12 +74,19 @@ def test_ctrl_c_cancels_pending_runs_and_propagates(tmp_path: Path) -> None:
     assert len(started) <= 4  # the delivered run, the other worker's, at most two more in flight
 
 
-def test_results_of_a_chunk_come_back_one_by_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "kind",
+    ["local", pytest.param("dask", marks=pytest.mark.slow)],
+)
+def test_results_of_a_chunk_come_back_one_by_one(tmp_path: Path, kind: str) -> None:
     """A chunk's runs are delivered as each ends, not when the chunk does, so a sweep
     stopped mid-chunk keeps the runs that finished."""
+    if kind == "dask":
+        pytest.importorskip("distributed")
+    executor = LocalExecutor(1, chunk=3) if kind == "local" else DaskExecutor(jobs=1, chunk=3)
     specs = [RunSpec.make({"marks": str(tmp_path)}, "p", (), seed) for seed in range(3)]
     arrived: list[float] = []
-    LocalExecutor(1, chunk=3).run(sleepy_result, specs, lambda r: arrived.append(time.monotonic()))
+    executor.run(sleepy_result, specs, lambda r: arrived.append(time.monotonic()))
     assert len(arrived) == 3
     assert arrived[1] - arrived[0] > 0.5 and arrived[2] - arrived[1] > 0.5  # 1 s runs
 
