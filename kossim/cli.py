@@ -1,14 +1,20 @@
 """The ``kossim`` command line: run, validate, policies, report, compare, check, bench, schema.
 
 Exit codes: 0 success; 1 some runs failed or an expectation broke; 2 invalid
-input (file, line, field and what is allowed are printed, never a Python
-traceback); 130 interrupted (what finished is kept: rerun with ``--resume``).
+input or usage (file, line, field and what is allowed are printed, never a
+Python traceback); 130 interrupted by SIGINT, 143 by SIGTERM (what finished
+is kept: rerun with ``--resume``).
+
+Help is plain text with explicit metavars (``--out DIR``, ``--set
+PATH=VALUE``), so it reads the same in a terminal, a pipe and a CI log.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +23,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+import kossim
+from kossim.console import plural
 from kossim.errors import KossimInputError
 
 __all__ = ["app", "main"]
@@ -24,6 +32,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="kossim: simulate contending orchestration policies on the same random workload.",
 )
 # soft_wrap: a file:line:col problem stays on one line, as editors and CI parse it.
@@ -45,14 +54,69 @@ class EcdfAxis(StrEnum):
 
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a value: --set scenario.workload.arrivals.rate=7.5"),
+    typer.Option(
+        "--set",
+        metavar="PATH=VALUE",
+        help="Override a value (repeatable): --set scenario.workload.arrivals.rate=7.5",
+    ),
 ]
-ExpArg = Annotated[Path, typer.Argument(help="Experiment YAML file.")]
+ExpArg = Annotated[Path, typer.Argument(metavar="EXPERIMENT", help="Experiment YAML file.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", metavar="DIR", help="Results folder.")]
+JobsOpt = Annotated[
+    int | None, typer.Option(metavar="N", min=1, help="Parallel runs (default: cores).")
+]
+ExecutorOpt = Annotated[ExecutorKind, typer.Option(metavar="KIND", help="serial, local or dask.")]
+ProgressOpt = Annotated[
+    bool, typer.Option(metavar="", help="Progress on stderr (a bar, or lines in a log).")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"kossim {kossim.__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            metavar="",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """kossim: simulate contending orchestration policies on the same random workload."""
+
+
+@contextmanager
+def _stoppable() -> Iterator[None]:
+    """SIGINT and SIGTERM stop the command: finished runs are kept, and the exit code
+    is 130 or 143 (see :mod:`kossim.interrupt`)."""
+    from kossim.interrupt import exit_code, stop_on_signals
+
+    with stop_on_signals():
+        try:
+            yield
+        except KeyboardInterrupt as exc:
+            detail = str(exc) if str(exc).startswith("interrupted:") else ""
+            err.print(
+                detail or "interrupted: finished runs are kept; rerun with --resume",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(exit_code(exc)) from None
 
 
 def _fail_input(exc: KossimInputError) -> None:
     err.print(
-        f"[bold red]error:[/] invalid input ({len(exc.problems)} problem(s))", highlight=False
+        f"[bold red]error:[/] invalid input ({plural(len(exc.problems), 'problem')})",
+        highlight=False,
     )
     for problem in exc.problems:
         err.print(str(problem), markup=False, highlight=False)
@@ -62,66 +126,63 @@ def _fail_input(exc: KossimInputError) -> None:
 @app.command()
 def run(
     experiment: ExpArg,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Results folder.")] = None,
-    jobs: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
-    executor: Annotated[ExecutorKind, typer.Option(help="Where runs execute.")] = (
-        ExecutorKind.local
-    ),
+    out_dir: OutOpt = None,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = ExecutorKind.local,
     address: Annotated[
-        str | None, typer.Option(help="Dask scheduler, e.g. tcp://host:8786.")
+        str | None, typer.Option(metavar="URL", help="Dask scheduler, e.g. tcp://host:8786.")
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Skip runs already in the folder.")] = False,
-    trace: Annotated[bool, typer.Option(help="Also write tasks.parquet.")] = False,
-    seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.")] = None,
+    resume: Annotated[
+        bool, typer.Option(metavar="", help="Skip runs already in the folder.")
+    ] = False,
+    trace: Annotated[bool, typer.Option(metavar="", help="Also write tasks.parquet.")] = False,
+    seeds: Annotated[
+        int | None, typer.Option(metavar="N", min=1, help="Run seeds 0 .. N-1 instead.")
+    ] = None,
     precision: Annotated[
         str | None,
         typer.Option(
+            metavar="METRIC:REL",
             help="Add seeds until METRIC[@SCOPE]:REL holds: 95 % half-width <= REL x mean "
-            "for every policy and point (e.g. sojourn_mean:0.05)."
+            "for every policy and point (e.g. sojourn_mean:0.05).",
         ),
     ] = None,
-    max_seeds: Annotated[int, typer.Option(help="Cap on seeds for --precision.")] = 100,
-    report: Annotated[bool, typer.Option(help="Render the report afterwards.")] = True,
-    progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+    max_seeds: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Cap on seeds for --precision.")
+    ] = 100,
+    report: Annotated[bool, typer.Option(metavar="", help="Render the report afterwards.")] = True,
+    progress: ProgressOpt = True,
     set_: SetOpt = None,
 ) -> None:
     """Simulate every policy x sweep point x seed and write results, summary and report."""
-    outcome = _run(
-        experiment,
-        out_dir,
-        jobs,
-        executor,
-        address,
-        resume,
-        trace,
-        seeds,
-        progress,
-        set_,
-        precision,
-        max_seeds,
-    )
-    if outcome.plan.experiment.expect:
-        from kossim.check import check_folder
-
-        check_folder(outcome.out_dir, outcome.plan.experiment.expect, experiment.parent)
-    if report:
-        _render(outcome.out_dir)
-    _print_headline(outcome.out_dir)
-    _print_load(outcome.out_dir)
-    from kossim.precision import shortfall
-
-    manifest = json.loads((outcome.out_dir / "manifest.json").read_text())
-    n_failed = manifest.get("n_failed", 0)
-    if n_failed:
-        err.print(
-            f"[bold red]{n_failed} run(s) failed[/]: tracebacks in "
-            f"{outcome.out_dir / 'manifest.json'} and the report"
+    with _stoppable(), ExitStack() as held:
+        outcome = _run(
+            experiment,
+            out_dir,
+            jobs,
+            executor,
+            address,
+            resume,
+            trace,
+            seeds,
+            progress,
+            set_,
+            precision,
+            max_seeds,
+            held,
         )
-    short = shortfall(manifest)
-    if short:
-        err.print(f"[bold red]error:[/] {short}", highlight=False)
-    if n_failed or short:
-        raise typer.Exit(1)
+        if outcome.plan.experiment.expect:
+            from kossim.check import check_folder
+
+            check_folder(outcome.out_dir, outcome.plan.experiment.expect, experiment.parent)
+        report_path = _render(outcome.out_dir) if report else None
+        _print_load(outcome.out_dir)
+        from kossim.precision import shortfall
+
+        short = shortfall(json.loads((outcome.out_dir / "manifest.json").read_text()))
+        if short:
+            err.print(f"error: {short}", style="bold red", markup=False, highlight=False)
+        _print_results(outcome.out_dir, report_path, fail=bool(short))
 
 
 def _run(
@@ -137,13 +198,25 @@ def _run(
     set_: list[str] | None,
     precision: str | None = None,
     max_seeds: int = 100,
+    held: ExitStack | None = None,
 ) -> Any:
+    """Run the sweep; the results folder stays locked until ``held`` closes (the command
+    renders into it afterwards), or until the sweep ends without one."""
     from kossim.config.experiment import load_experiment
+    from kossim.executors import make_executor
+    from kossim.folder_lock import lock_folder
     from kossim.lab import run_experiment
+    from kossim.plan import make_plan
     from kossim.precision import parse_target, run_to_precision
 
     try:
         loaded = load_experiment(experiment, set_ or [])
+        target = parse_target(precision, max_seeds) if precision is not None else None
+        if held is not None:  # lock only input that can run: invalid input leaves no folder
+            make_plan(loaded)
+            make_executor(executor.value, jobs, address)
+            out_dir = out_dir or Path("results") / loaded.experiment.name
+            held.enter_context(lock_folder(out_dir))
         options: dict[str, Any] = dict(
             executor=executor.value,
             jobs=jobs,
@@ -152,17 +225,13 @@ def _run(
             progress=progress,
             resume=resume,
         )
-        if precision is not None:
-            target = parse_target(precision, max_seeds)
+        if target is not None:
             outcome = run_to_precision(loaded, target, run_experiment, out_dir=out_dir, **options)
         else:
             seed_list = list(range(seeds)) if seeds is not None else None
             outcome = run_experiment(loaded, out_dir, seeds=seed_list, **options)
     except KossimInputError as exc:
         _fail_input(exc)
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: finished runs are kept; rerun with --resume")
-        raise typer.Exit(130) from None
     err.print(
         f"{outcome.n_ok} ok, {outcome.n_failed} failed, {outcome.n_skipped} resumed "
         f"in {outcome.wall_time:.1f} s -> {outcome.out_dir}",
@@ -174,38 +243,34 @@ def _run(
 def _render(folder: Path, baseline: str | None = None, ecdf_axis: str = "auto") -> Path:
     from kossim.report import render_report
 
-    path = render_report(folder, baseline=baseline, ecdf_axis=ecdf_axis)
-    err.print(f"report: {path}", highlight=False)
-    return path
+    return render_report(folder, baseline=baseline, ecdf_axis=ecdf_axis)
 
 
-def _print_headline(folder: Path) -> None:
-    """Sojourn and throughput per policy at each point, with 95 % CIs."""
+def _print_results(folder: Path, report_path: Path | None, fail: bool = False) -> None:
+    """The summary table, a line per failed run, then where the report is; exit 1 on
+    failed runs (or when ``fail``)."""
     import pandas as pd
 
+    from kossim.console import failure_lines, summary_table
+
+    manifest = json.loads((folder / "manifest.json").read_text())
     summary = pd.read_csv(folder / "summary.csv")
-    rows = summary[
-        (summary["scope"] == "all")
-        & summary["metric"].isin(["sojourn_mean", "wait_mean", "throughput", "utilization"])
-    ]
-    extra = [
-        c
-        for c in summary.columns
-        if c not in ("policy", "metric", "scope", "mean", "std", "ci_low", "ci_high", "n")
-    ]
-    table = Table(title=f"{folder.name}: mean [95 % CI] over seeds")
-    for col in ["policy", *extra, "metric", "mean", "95 % CI", "n"]:
-        table.add_column(col)
-    for d in rows.to_dict("records"):
-        table.add_row(
-            str(d["policy"]),
-            *[str(d[c]) for c in extra],
-            str(d["metric"]),
-            f"{d['mean']:.4g}",
-            f"[{d['ci_low']:.4g}, {d['ci_high']:.4g}]",
-            str(d["n"]),
+    out.print(summary_table(folder.name, summary, manifest))
+    for line in failure_lines(manifest):
+        err.print(line, style="red", markup=False, highlight=False)
+    if report_path is not None:
+        err.print(f"report: {report_path}", highlight=False)
+    n_failed = int(manifest.get("n_failed", 0))
+    if n_failed:
+        err.print(
+            f"{plural(n_failed, 'run')} failed: tracebacks in {folder / 'manifest.json'}"
+            + (" and the report" if report_path is not None else ""),
+            style="bold red",
+            markup=False,
+            highlight=False,
         )
-    out.print(table)
+    if n_failed or fail:
+        raise typer.Exit(1)
 
 
 def _print_load(folder: Path | None, load: dict[str, Any] | None = None) -> None:
@@ -236,8 +301,9 @@ def validate(experiment: ExpArg, set_: SetOpt = None) -> None:
         _fail_input(exc)
     exp = plan.experiment
     out.print(
-        f"{experiment}: valid. {len(exp.policies)} policies x {len(plan.points)} points x "
-        f"{len(plan.seeds)} seeds = {len(plan.specs)} runs; expectations: {len(exp.expect)}",
+        f"{experiment}: valid. {plural(len(exp.policies), 'policy', 'policies')} x "
+        f"{plural(len(plan.points), 'point')} x {plural(len(plan.seeds), 'seed')} = "
+        f"{plural(len(plan.specs), 'run')}; expectations: {len(exp.expect)}",
         highlight=False,
     )
     from kossim.overload import overload_warnings, point_loads
@@ -265,28 +331,64 @@ def policies() -> None:
 
 @app.command()
 def report(
-    folder: Annotated[Path, typer.Argument(help="Results folder.")],
-    baseline: Annotated[str | None, typer.Option(help="Policy to compare against.")] = None,
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Results folder.")],
+    baseline: Annotated[
+        str | None, typer.Option(metavar="POLICY", help="Policy to compare against.")
+    ] = None,
     ecdf_axis: Annotated[
-        EcdfAxis, typer.Option(help="x axis of sojourn ECDFs (auto: log when spread wide).")
+        EcdfAxis,
+        typer.Option(metavar="AXIS", help="x axis of sojourn ECDFs (auto: log when spread wide)."),
     ] = EcdfAxis.auto,
 ) -> None:
     """Re-render report.html / report.md / plots from a results folder alone."""
     if not (folder / "manifest.json").is_file():
         err.print(f"error: {folder} is not a kossim results folder (no manifest.json)")
         raise typer.Exit(2)
-    _render(folder, baseline, ecdf_axis.value)
+    if baseline is not None:
+        _check_baseline(folder, baseline)
+    err.print(f"report: {_render(folder, baseline, ecdf_axis.value)}", highlight=False)
+
+
+def _check_baseline(folder: Path, baseline: str) -> None:
+    """``--baseline`` must name a policy of the folder (exit 2 with the choices)."""
+    import difflib
+
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        names = [p.get("name") if isinstance(p, dict) else p for p in manifest["policies"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # the report says what is wrong with the folder itself
+    if baseline in names:
+        return
+    close = difflib.get_close_matches(baseline, [str(n) for n in names], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    err.print(
+        f"error: --baseline: no policy {baseline!r} in {folder}; "
+        f"policies: {', '.join(map(str, names))}{hint}",
+        markup=False,
+        highlight=False,
+    )
+    raise typer.Exit(2)
 
 
 @app.command()
 def compare(
-    folders: Annotated[list[Path], typer.Argument(help="Two or more results folders.")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Where to write the report.")] = Path(
-        "results/compare"
-    ),
+    folders: Annotated[
+        list[Path], typer.Argument(metavar="DIR...", help="Two or more results folders.")
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", metavar="DIR", help="Where to write the report.")
+    ] = Path("results/compare"),
 ) -> None:
     """One report across result folders (e.g. before and after a policy change)."""
     from kossim.report import render_comparison
+
+    if len(folders) < 2:
+        raise typer.BadParameter(
+            f"compare needs two or more results folders (got {len(folders)}); "
+            "for one folder use: kossim report DIR",
+            param_hint="DIR...",
+        )
 
     for f in folders:
         if not (f / "manifest.json").is_file():
@@ -297,20 +399,27 @@ def compare(
 
 @app.command()
 def check(
-    target: Annotated[Path, typer.Argument(help="Experiment YAML (runs it) or results folder.")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Results folder.")] = None,
-    jobs: Annotated[int | None, typer.Option(help="Parallel runs.")] = None,
-    executor: Annotated[ExecutorKind, typer.Option()] = ExecutorKind.local,
-    resume: Annotated[bool, typer.Option(help="Skip runs already done.")] = False,
-    progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+    target: Annotated[
+        Path,
+        typer.Argument(
+            metavar="EXPERIMENT|DIR", help="Experiment YAML (runs it) or results folder."
+        ),
+    ],
+    out_dir: OutOpt = None,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = ExecutorKind.local,
+    resume: Annotated[bool, typer.Option(metavar="", help="Skip runs already done.")] = False,
+    progress: ProgressOpt = True,
     report: Annotated[
-        bool, typer.Option(help="Write the report, with the expectations table.")
+        bool, typer.Option(metavar="", help="Write the report, with the expectations table.")
     ] = True,
     junit: Annotated[
-        Path | None, typer.Option(help="Also write the verdicts as JUnit XML here.")
+        Path | None,
+        typer.Option(metavar="FILE", help="Also write the verdicts as JUnit XML here."),
     ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the verdicts as JSON here.")
+        Path | None,
+        typer.Option("--json", metavar="FILE", help="Also write the verdicts as JSON here."),
     ] = None,
     set_: SetOpt = None,
 ) -> None:
@@ -320,7 +429,20 @@ def check(
     if target.is_dir():
         folder, expectations, base = _stored_expectations(target)
     else:
-        outcome = _run(target, out_dir, jobs, executor, None, resume, False, None, progress, set_)
+        with _stoppable(), ExitStack() as held:
+            outcome = _run(
+                target,
+                out_dir,
+                jobs,
+                executor,
+                None,
+                resume,
+                False,
+                None,
+                progress,
+                set_,
+                held=held,
+            )
         folder = outcome.out_dir
         expectations, base = outcome.plan.experiment.expect, target.parent
     if not expectations:
@@ -328,11 +450,11 @@ def check(
         raise typer.Exit(2)
     results = check_folder(folder, expectations, base)
     if report:
-        _render(folder)
+        err.print(f"report: {_render(folder)}", highlight=False)
     _print_load(folder)
     out.print(results_table(results))
     passed = sum(r.passed for r in results)
-    out.print(f"{passed} of {len(results)} expectations passed", highlight=False)
+    out.print(f"{passed} of {plural(len(results), 'expectation')} passed", highlight=False)
     for path, data in (
         (junit, lambda: junit_xml(results, folder.name)),
         (json_out, lambda: results_json(results, folder.name).encode()),
@@ -356,10 +478,16 @@ def _stored_expectations(folder: Path) -> tuple[Path, list[Any], Path]:
 
 @app.command()
 def bench(
-    tasks: Annotated[int, typer.Option(help="Measured tasks of the M/M/c run.")] = 200_000,
-    quick: Annotated[bool, typer.Option(help="Small sizes (a smoke run).")] = False,
-    repeat: Annotated[int, typer.Option(help="Timings per figure (best is kept).")] = 3,
-    sweep: Annotated[bool, typer.Option(help="Measure per-run dispatch overhead.")] = False,
+    tasks: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Measured tasks of the M/M/c run.")
+    ] = 200_000,
+    quick: Annotated[bool, typer.Option(metavar="", help="Small sizes (a smoke run).")] = False,
+    repeat: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Timings per figure (best is kept).")
+    ] = 3,
+    sweep: Annotated[
+        bool, typer.Option(metavar="", help="Measure per-run dispatch overhead.")
+    ] = False,
 ) -> None:
     """Cost per task of kossim vs a hand-written SimPy model of the same M/M/c system."""
     if sweep:

@@ -8,11 +8,16 @@ determinism comes from the store, which sorts by plan order when it
 aggregates.
 
 Runs travel in chunks: a short run costs less than the round trip of handing
-it to a worker, so several runs share one dispatch. An error outside ``fn``
-(a worker process that died, a lost Dask worker) turns the runs of its chunk
-into failed results with the traceback; the sweep goes on and ``--resume``
-re-runs them. Ctrl-C (``KeyboardInterrupt``) cancels what has not started,
+it to a worker, so several runs share one dispatch. Results do not wait for
+their chunk: each comes back as its run ends (:mod:`kossim.result_stream`),
+so a stopped sweep keeps every run that finished. An error outside ``fn`` (a
+worker process that died, a lost Dask worker) turns the runs of its chunk not
+yet reported into failed results with the traceback; the sweep goes on and
+``--resume`` re-runs them. Ctrl-C (``KeyboardInterrupt``, also raised for SIGTERM by
+:mod:`kossim.interrupt`) cancels what has not started, keeps what finished,
 stops the workers and propagates, so the caller can say how to resume.
+Local workers end by themselves when the sweep process dies
+(:mod:`kossim.lifeline`), even after ``kill -9``.
 """
 
 from __future__ import annotations
@@ -21,15 +26,22 @@ import logging
 import math
 import multiprocessing
 import os
-import signal
-import traceback
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from multiprocessing import forkserver
 from typing import Any, Protocol
 
 from kossim.errors import KossimInputError
+from kossim.result_stream import (
+    BatchInbox,
+    Collector,
+    Inbox,
+    failed_result,
+    init_worker,
+    stream_chunk,
+)
 from kossim.runspec import RunResult, RunSpec
 
 __all__ = [
@@ -44,7 +56,6 @@ __all__ = [
     "default_jobs",
     "failed_result",
     "make_executor",
-    "run_chunk",
 ]
 
 RunFn = Callable[[RunSpec], RunResult]
@@ -80,16 +91,6 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def run_chunk(specs: Sequence[RunSpec], fn: RunFn) -> list[RunResult]:
-    """Worker side: run a chunk of specs in order."""
-    return [fn(spec) for spec in specs]
-
-
-def failed_result(spec: RunSpec, error: str) -> RunResult:
-    """A failed result for a run that could not report one itself."""
-    return RunResult(spec.run_id, spec.policy, spec.point, spec.seed, "failed", 0.0, error=error)
-
-
 def chunk_size(n_specs: int, workers: int, largest: int = MAX_CHUNK) -> int:
     """Runs per dispatch: about ``CHUNKS_PER_WORKER`` chunks per worker, at most ``largest``."""
     return max(1, min(largest, math.ceil(n_specs / (max(1, workers) * CHUNKS_PER_WORKER))))
@@ -97,17 +98,6 @@ def chunk_size(n_specs: int, workers: int, largest: int = MAX_CHUNK) -> int:
 
 def chunked(specs: Sequence[RunSpec], size: int) -> list[list[RunSpec]]:
     return [list(specs[i : i + size]) for i in range(0, len(specs), size)]
-
-
-def _deliver(get: Callable[[], list[RunResult]], chunk: list[RunSpec], on_result: OnResult) -> None:
-    """Pass a chunk's results on; an error outside ``fn`` fails each run of the chunk."""
-    try:
-        results = get()
-    except Exception:
-        error = traceback.format_exc()
-        results = [failed_result(spec, error) for spec in chunk]
-    for result in results:
-        on_result(result)
 
 
 class SerialExecutor:
@@ -119,12 +109,6 @@ class SerialExecutor:
     def run(self, fn: RunFn, specs: Sequence[RunSpec], on_result: OnResult) -> None:
         for spec in specs:
             on_result(fn(spec))
-
-
-def _ignore_sigint() -> None:
-    """Worker initialiser: Ctrl-C is the parent's to handle, so workers do not each
-    print a traceback; the parent stops them."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _mp_context(preload: Sequence[str] = PRELOAD) -> multiprocessing.context.BaseContext:
@@ -143,7 +127,12 @@ def _mp_context(preload: Sequence[str] = PRELOAD) -> multiprocessing.context.Bas
 
 
 class LocalExecutor:
-    """Runs in ``jobs`` worker processes on this machine."""
+    """Runs in ``jobs`` worker processes on this machine.
+
+    Chunks go out through a process pool; each result comes back on its own
+    the moment its run ends (:mod:`kossim.result_stream`), so a finished run is
+    stored even when the rest of its chunk never completes.
+    """
 
     name = "local"
 
@@ -157,21 +146,32 @@ class LocalExecutor:
         chunks = chunked(specs, self.chunk or chunk_size(len(specs), self.jobs))
         if not chunks:
             return
+        ctx = _mp_context()
+        inbox = Inbox(ctx)
         pool = ProcessPoolExecutor(
-            min(self.jobs, len(chunks)), mp_context=_mp_context(), initializer=_ignore_sigint
+            min(self.jobs, len(chunks)),
+            mp_context=ctx,
+            initializer=init_worker,
+            initargs=(os.getpid(), inbox.writer, inbox.lock),
         )
-        futures: dict[Future[list[RunResult]], list[RunSpec]] = {}
+        collector = Collector(inbox, on_result)
         try:
-            futures = {pool.submit(run_chunk, chunk, fn): chunk for chunk in chunks}
-            for future in as_completed(futures):
-                _deliver(future.result, futures[future], on_result)
+            for chunk in chunks:
+                collector.add(pool.submit(stream_chunk, chunk, fn), chunk)
+            collector.collect()
         except BaseException:
-            _stop_pool(pool, futures)
+            try:
+                if not collector.in_callback:  # keep what finished, unless storing failed
+                    collector.drain()
+            finally:
+                _stop_pool(pool, collector.pending)
+                inbox.close()
             raise
+        inbox.close()
         pool.shutdown(wait=True)
 
 
-def _stop_pool(pool: ProcessPoolExecutor, futures: dict[Future[Any], Any]) -> None:
+def _stop_pool(pool: ProcessPoolExecutor, futures: Iterable[Any]) -> None:
     """Cancel what has not started and end the workers now.
 
     ``shutdown`` alone would wait for running chunks (at exit, too), which for
@@ -224,20 +224,31 @@ class DaskExecutor:
         if not specs:
             return
         distributed = _import_distributed()
+        from kossim.dask_workers import stream_chunk as stream_to_queue
+
         with ExitStack() as after_close, self._client(distributed) as client:
             workers = sum(client.nthreads().values()) or self.jobs
             chunks = chunked(specs, self.chunk or chunk_size(len(specs), workers, DASK_MAX_CHUNK))
-            futures = client.map(run_chunk, chunks, fn=fn, pure=False)
-            by_key = {future.key: chunk for future, chunk in zip(futures, chunks, strict=True)}
+            name = f"kossim-results-{uuid.uuid4().hex}"
+            results = distributed.Queue(name, client=client)
+            collector = Collector(BatchInbox(lambda: results.get(batch=True)), on_result)
+            futures = client.map(stream_to_queue, chunks, fn=fn, queue_name=name, pure=False)
+            for future, chunk in zip(futures, chunks, strict=True):
+                collector.add(future, chunk)
             try:
-                for future in distributed.as_completed(futures):
-                    _deliver(future.result, by_key[future.key], on_result)
+                collector.collect()
             except BaseException:
-                client.cancel(futures)
-                # Tearing down mid-run makes Dask log cancelled tasks and killed
-                # workers at length; the caller reports the interruption itself.
-                after_close.enter_context(_quiet_logger("distributed"))
+                try:
+                    if not collector.in_callback:  # keep what finished, unless storing failed
+                        collector.drain()
+                finally:
+                    client.cancel(futures)
+                    # Tearing down mid-run makes Dask log cancelled tasks and killed
+                    # workers at length; the caller reports the interruption itself.
+                    after_close.enter_context(_quiet_logger("distributed"))
                 raise
+            finally:
+                results.close()  # the scheduler drops the queue (a shared one lives on)
 
     @contextmanager
     def _client(self, distributed: Any) -> Iterator[Any]:
@@ -252,10 +263,13 @@ class DaskExecutor:
             with client:
                 yield client
             return
+        from kossim.dask_workers import KossimWorkers
+
         with (
             _local_cluster(distributed, self.jobs) as cluster,
             distributed.Client(cluster) as client,
         ):
+            client.register_plugin(KossimWorkers())
             yield client
 
 

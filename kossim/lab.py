@@ -8,11 +8,13 @@ Progress goes to stderr so stdout stays clean for tables and pipes.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -25,7 +27,9 @@ from rich.progress import (
 )
 
 from kossim.config.experiment import LoadedExperiment
+from kossim.console import plural
 from kossim.executors import Executor, make_executor
+from kossim.folder_lock import lock_folder
 from kossim.overload import assess as assess_load
 from kossim.plan import Plan, make_plan
 from kossim.runspec import RunResult, RunSpec
@@ -53,14 +57,15 @@ class RunOutcome:
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a sweep; finished runs are stored and ``resume`` picks up the rest.
+    """Ctrl-C (or SIGTERM, see :mod:`kossim.interrupt`) during a sweep; finished runs
+    are stored and ``resume`` picks up the rest.
 
     A ``KeyboardInterrupt``, so code that only knows that still stops.
     """
 
     def __init__(self, out_dir: Path, n_stored: int, n_total: int) -> None:
         super().__init__(
-            f"interrupted: {n_stored} of {n_total} runs stored in {out_dir / 'runs'}; "
+            f"interrupted: {n_stored} of {plural(n_total, 'run')} stored in {out_dir / 'runs'}; "
             "run again with --resume to finish"
         )
         self.out_dir = out_dir
@@ -90,23 +95,26 @@ def run_experiment(
 
     ``executor`` is ``"serial"``, ``"local"`` or ``"dask"`` (with ``jobs`` and
     ``address``), or an executor object. Without ``resume`` every run executes
-    again and overwrites its files; with it, runs recorded ok are skipped.
+    again and overwrites its files; with it, runs recorded ok are skipped. The
+    folder is locked while the sweep writes it (:mod:`kossim.folder_lock`).
     """
     plan = make_plan(loaded, trace=trace, seeds=seeds)
     out = Path(out_dir) if out_dir is not None else default_out_dir(plan)
     runner = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
-    store = RunStore(out).open()
-    console = Console(stderr=True)
-    ids = [spec.run_id for spec in plan.specs]
-    done = store.completed_ids(ids, traced=trace)
-    todo = [spec for spec in plan.specs if spec.run_id not in done] if resume else plan.specs
-    if progress and announce:  # --precision says what its later rounds reuse itself
-        _announce(console, out, resume, len(done), len(plan.specs))
-    started = time.perf_counter()
-    counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
-    wall_time = time.perf_counter() - started
-    store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
-    assess_load(plan, out, loaded.overrides)
+    with lock_folder(out):
+        store = RunStore(out).open()
+        console = Console(stderr=True, soft_wrap=True)  # one line per message in a log
+        _warn_if_other_config(console, out, plan)
+        ids = [spec.run_id for spec in plan.specs]
+        done = store.completed_ids(ids, traced=trace)
+        todo = [spec for spec in plan.specs if spec.run_id not in done] if resume else plan.specs
+        if progress and announce:  # --precision says what its later rounds reuse itself
+            _announce(console, out, resume, len(done), len(plan.specs))
+        started = time.perf_counter()
+        counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
+        wall_time = time.perf_counter() - started
+        store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
+        assess_load(plan, out, loaded.overrides)
     skipped = len(plan.specs) - len(todo)
     return RunOutcome(out, plan, counts["ok"], counts["failed"], skipped, wall_time)
 
@@ -135,25 +143,71 @@ def _execute(
     return counts
 
 
+def _warn_if_other_config(console: Console, out: Path, plan: Plan) -> None:
+    """Say so when the folder holds results of another configuration (a ``--set``, an
+    edited file), whose tables this sweep replaces."""
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+        old_hash, old_config = manifest["config_hash"], manifest["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if old_hash == plan.config_hash:
+        return
+    changed = _changed_paths(old_config, plan.data)
+    what = f" (differs in {', '.join(changed[:4])}{', ...' if len(changed) > 4 else ''})"
+    console.print(
+        f"warning: {out} holds results of another configuration{what if changed else ''}; "
+        "its tables will describe this run. Use --out DIR to keep both.",
+        style="yellow",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ (seeds and expectations aside, as in the hash)."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [prefix or "(whole file)"]
+    paths = []
+    for key in dict.fromkeys([*old, *new]):
+        if not prefix and key in ("seeds", "expect"):
+            continue
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in old or key not in new:
+            paths.append(path)
+        else:
+            paths += _changed_paths(old[key], new[key], path)
+    return paths
+
+
 def _announce(console: Console, out: Path, resume: bool, n_done: int, n_total: int) -> None:
     """Say what happens to runs already in the folder."""
     if resume:
         console.print(
-            f"resuming {out}: {n_done} of {n_total} runs already complete", highlight=False
+            f"resuming {out}: {n_done} of {plural(n_total, 'run')} already complete",
+            highlight=False,
         )
     elif n_done:
         console.print(
-            f"{out}: running all {n_total} runs again, overwriting {n_done} stored "
+            f"{out}: running all {plural(n_total, 'run')} again, overwriting {n_done} stored "
             "(use --resume to keep them)",
             highlight=False,
         )
+
+
+LOG_EVERY = 10.0
+"""Seconds between progress lines when stderr is not a terminal (a CI log)."""
 
 
 @contextmanager
 def _progress_bar(
     console: Console, enabled: bool, total: int
 ) -> Iterator[Callable[[RunResult], None]]:
-    """A runs-done / failed / elapsed / ETA bar on stderr; silent when not a terminal."""
+    """A runs-done / failed / elapsed / ETA bar on a terminal; lines in a log."""
+    if enabled and not console.is_terminal:
+        with _progress_lines(console, total) as log_line:
+            yield log_line
+        return
     bar = Progress(
         TextColumn("[bold]runs"),
         BarColumn(),
@@ -175,3 +229,36 @@ def _progress_bar(
 
     with bar:
         yield advance
+
+
+@contextmanager
+def _progress_lines(console: Console, total: int) -> Iterator[Callable[[RunResult], None]]:
+    """A line at each tenth of the runs, at most every ``LOG_EVERY`` seconds, and at the end,
+    for CI logs, where a live bar shows nothing until the job ends."""
+    started = last = time.monotonic()
+    done = failed = 0
+
+    def line() -> None:
+        elapsed = time.monotonic() - started
+        eta = elapsed / done * (total - done) if done else float("nan")
+        eta_text = f", about {eta:.0f} s left" if done < total and done else ""
+        console.print(
+            f"runs: {done} of {total} done, {failed} failed, {elapsed:.0f} s{eta_text}",
+            highlight=False,
+        )
+
+    def advance(result: RunResult) -> None:
+        nonlocal done, failed, last
+        done += 1
+        failed += result.status != "ok"
+        now = time.monotonic()
+        step = max(1, total // 10)
+        if (
+            done == total
+            or (done % step == 0 and now - last >= LOG_EVERY)
+            or (now - last >= 6 * LOG_EVERY)
+        ):
+            last = now
+            line()
+
+    yield advance

@@ -112,3 +112,21 @@ class Counting(Random):
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
         Counting.calls.append(len(candidates))
         return super().select(task, candidates, now)
+
+
+class SleepyParams(Params):
+    pause: float = Field(default=0.001, ge=0, description="seconds slept per decision")
+
+
+class Sleepy(Random):
+    """Random routing that sleeps ``pause`` seconds per decision: runs that last a
+    while without using the CPU, for tests that interrupt a sweep in the middle."""
+
+    kind = "routing"
+    id = "sleepy"
+    description = "random routing that sleeps per decision (tests only)"
+    Params = SleepyParams
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        time.sleep(self.params.pause)
+        return super().select(task, candidates, now)

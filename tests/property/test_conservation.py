@@ -20,7 +20,7 @@ from unittest import mock
 
 import numpy as np
 import simpy
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -224,9 +224,6 @@ def _near_event(cols: dict[str, np.ndarray], t: float) -> bool:
     return bool(np.any(np.abs(times - t) < 1e-9))
 
 
-@settings(
-    max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
 @given(cfg=scenarios(), seed=st.integers(0, 2**16))
 def test_every_arrival_is_accounted_for(cfg: dict[str, Any], seed: int) -> None:
     """Conservation, causality, capacity and determinism on a random scenario."""
@@ -394,7 +391,6 @@ class FailureRepairMachine(RuleBasedStateMachine):
                 assert t.end - t.arrival >= t.work - 1e-9
 
 
-FailureRepairMachine.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=30, deadline=None, derandomize=True
-)
+# Examples, randomness and deadlines come from the profile (tests/conftest.py).
+FailureRepairMachine.TestCase.settings = settings(stateful_step_count=30)
 TestFailureRepair = FailureRepairMachine.TestCase

@@ -167,7 +167,7 @@ def _one_line(text: str) -> str:
 
 def _first_problem(stderr: str) -> str:
     header, _, problems = stderr.partition("\n")
-    assert header == "error: invalid input (1 problem(s))"
+    assert header == "error: invalid input (1 problem)"
     return _one_line(problems)
 
 
@@ -175,7 +175,7 @@ def test_the_base_file_is_valid() -> None:
     """Each broken file differs from a valid one in one place only."""
     result = CliRunner().invoke(app, ["validate", str(BAD / "valid.yaml")])
     assert result.exit_code == 0, result.output
-    assert "2 policies x 1 points x 2 seeds = 4 runs" in _one_line(result.stdout)
+    assert "2 policies x 1 point x 2 seeds = 4 runs" in _one_line(result.stdout)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -114,14 +114,14 @@ def test_validate_reports_the_run_count() -> None:
     """The quick start is valid: 4 policies x 5 seeds, and its 4 expectations."""
     result = invoke("validate", ROOT / "experiments" / "quickstart.yaml")
     assert result.exit_code == 0, result.output
-    assert "4 policies x 1 points x 5 seeds = 20 runs; expectations: 4" in one_line(result.stdout)
+    assert "4 policies x 1 point x 5 seeds = 20 runs; expectations: 4" in one_line(result.stdout)
 
 
 def test_set_overrides_the_file() -> None:
     """``--set seeds=2`` replaces the file's 5 seeds."""
     result = invoke("validate", ROOT / "experiments" / "quickstart.yaml", "--set", "seeds=2")
     assert result.exit_code == 0, result.output
-    assert "4 policies x 1 points x 2 seeds = 8 runs" in one_line(result.stdout)
+    assert "4 policies x 1 point x 2 seeds = 8 runs" in one_line(result.stdout)
 
 
 # --- running and reporting -----------------------------------------------------------------

@@ -74,6 +74,23 @@ def test_ctrl_c_cancels_pending_runs_and_propagates(tmp_path: Path) -> None:
     assert len(started) <= 4  # the delivered run, the other worker's, at most two more in flight
 
 
+@pytest.mark.parametrize(
+    "kind",
+    ["local", pytest.param("dask", marks=pytest.mark.slow)],
+)
+def test_results_of_a_chunk_come_back_one_by_one(tmp_path: Path, kind: str) -> None:
+    """A chunk's runs are delivered as each ends, not when the chunk does, so a sweep
+    stopped mid-chunk keeps the runs that finished."""
+    if kind == "dask":
+        pytest.importorskip("distributed")
+    executor = LocalExecutor(1, chunk=3) if kind == "local" else DaskExecutor(jobs=1, chunk=3)
+    specs = [RunSpec.make({"marks": str(tmp_path)}, "p", (), seed) for seed in range(3)]
+    arrived: list[float] = []
+    executor.run(sleepy_result, specs, lambda r: arrived.append(time.monotonic()))
+    assert len(arrived) == 3
+    assert arrived[1] - arrived[0] > 0.5 and arrived[2] - arrived[1] > 0.5  # 1 s runs
+
+
 def test_chunks_amortise_dispatch_but_keep_workers_busy() -> None:
     """Small sweeps go one run per dispatch; large ones at most MAX_CHUNK."""
     assert chunk_size(4, 2) == 1
@@ -102,3 +119,39 @@ def test_missing_dask_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "distributed", None)
     with pytest.raises(KossimInputError, match=r"kossim\[dask\]"):
         DaskExecutor(jobs=1).run(quick_result, _specs(1), lambda r: None)
+
+
+def test_dask_workers_leave_ctrl_c_to_the_sweep_and_close_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A private Dask worker ignores SIGINT, and the one benign shutdown error is
+    dropped while the worker closes, and only then."""
+    import inspect
+    import logging
+    import signal
+    from types import SimpleNamespace
+
+    distributed = pytest.importorskip("distributed")
+    from distributed.core import Status
+
+    from kossim.dask_workers import HEARTBEAT_FAILED, KossimWorkers
+
+    assert HEARTBEAT_FAILED in inspect.getsource(distributed.Worker.heartbeat)
+    worker = SimpleNamespace(status=Status.running)
+    logger = logging.getLogger("distributed.worker")
+    before, sigint = list(logger.filters), signal.getsignal(signal.SIGINT)
+    KossimWorkers().setup(worker)
+    try:
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        with caplog.at_level(logging.ERROR, logger="distributed.worker"):
+            logger.error(HEARTBEAT_FAILED)  # a running worker: the scheduler is really gone
+            worker.status = Status.closing
+            logger.error(HEARTBEAT_FAILED)  # its own close aborted it: dropped
+            logger.error("Unexpected exception during heartbeat. Closing worker.")
+    finally:
+        logger.filters[:] = before
+        signal.signal(signal.SIGINT, sigint)
+    assert [r.getMessage() for r in caplog.records] == [
+        HEARTBEAT_FAILED,
+        "Unexpected exception during heartbeat. Closing worker.",
+    ]
