@@ -183,4 +183,4 @@ def test_another_configuration_in_the_folder_is_a_warning(
     assert "(differs in horizon)" in message
     assert "Use --out DIR to keep both." in message
     again = invoke("run", experiment, "--out", out, *SERIAL, "--set", "horizon=150", *quiet)
-    assert "warning" not in again.stderr
+    assert "holds results of another configuration" not in again.stderr
