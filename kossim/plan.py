@@ -16,6 +16,7 @@ from typing import Any
 from kossim.config.experiment import LoadedExperiment, validate_data
 from kossim.config.loader import set_path
 from kossim.config.models import Experiment
+from kossim.config.sweep import check_sweep
 from kossim.errors import KossimInputError
 from kossim.runspec import RunSpec, stable_hash
 
@@ -86,6 +87,7 @@ def make_plan(
         points = sweep_points(data.get("sweep") or {})
     except ValueError as exc:
         raise KossimInputError([source.problem(("sweep",), str(exc))]) from None
+    check_sweep(data, source)
     swept = [path for path, _ in points[0]] if points else []
     for point in points:
         _check_point(data, point, source, file)

@@ -28,6 +28,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from kossim.config.paths import (
     DOTTED_KEY_MAPPINGS,
     NAME_KEYS,
+    data_path,
     format_path,
     get_path,
     parse_set,
@@ -44,6 +45,7 @@ __all__ = [
     "FieldsLookup",
     "Origin",
     "SourceMap",
+    "data_path",
     "did_you_mean",
     "format_path",
     "get_path",

@@ -76,3 +76,50 @@ def test_sweeping_a_component_parameter_of_a_bare_id(tiny_data: dict[str, Any]) 
     tiny_data["sweep"] = {"policies.pod.routing.d": [2, 0]}
     with pytest.raises(KossimInputError, match="greater than or equal to 1"):
         plan_of(tiny_data)
+
+
+def test_equal_sweep_values_are_an_error_after_normalising_numbers(
+    tiny_data: dict[str, Any],
+) -> None:
+    """``[3, 3.0]`` would run one point twice and pool its seeds: each repeat is reported."""
+    tiny_data["sweep"] = {RATE: [3, 2.5, 3.0, 2.5]}
+    with pytest.raises(KossimInputError) as info:
+        plan_of(tiny_data)
+    assert [(p.path, p.got) for p in info.value.problems] == [
+        (f"sweep.{RATE}.2", 3.0),
+        (f"sweep.{RATE}.3", 2.5),
+    ]
+    tiny_data["sweep"] = {RATE: [True, 1]}  # a flag and a number are not one value
+    with pytest.raises(KossimInputError, match="valid number"):
+        plan_of(tiny_data)
+
+
+def test_a_zip_point_repeated_is_an_error(tiny_data: dict[str, Any]) -> None:
+    """Zip lists may repeat a value; a whole zip point may not."""
+    tiny_data["sweep"] = {"zip": {COUNT: [2, 4, 2], RATE: [1.5, 1.5, 1.5]}}
+    with pytest.raises(KossimInputError) as info:
+        plan_of(tiny_data)
+    assert [p.path for p in info.value.problems] == [f"sweep.zip.{COUNT}.2"]
+    tiny_data["sweep"] = {"zip": {COUNT: [2, 4, 2], RATE: [1.5, 1.5, 3.0]}}
+    assert len(plan_of(tiny_data).points) == 3
+
+
+def test_one_field_swept_twice_is_an_error_whatever_the_spelling(
+    tiny_data: dict[str, Any],
+) -> None:
+    """By name or by index, in the grid or in zip, or a field inside a swept mapping."""
+    for sweep in (
+        {COUNT: [2, 3], "zip": {"scenario.agents.0.count": [4, 5], RATE: [1.0, 2.0]}},
+        {"scenario.workload.arrivals": [{"process": "poisson", "rate": 1.0}], RATE: [1.0]},
+    ):
+        tiny_data["sweep"] = sweep
+        with pytest.raises(KossimInputError, match="sweep each field in one place"):
+            plan_of(tiny_data)
+
+
+def test_fields_that_are_no_run_input_cannot_be_swept(tiny_data: dict[str, Any]) -> None:
+    """A policy's name keys its results; seeds and the name are not sweep axes."""
+    for path in ("policies.random.name", "policies.1", "seeds", "name"):
+        tiny_data["sweep"] = {path: ["a", "b"]}
+        with pytest.raises(KossimInputError, match=f"cannot sweep '{path}'"):
+            plan_of(tiny_data)
