@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kossim.errors import KossimInputError
@@ -27,8 +28,9 @@ app = typer.Typer(
     help="kossim: simulate contending orchestration policies on the same random workload.",
 )
 # soft_wrap: a file:line:col problem stays on one line, as editors and CI parse it.
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# emoji off: user text such as ":x:" prints as written (markup in it is escaped where shown).
+out = Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 class ExecutorKind(StrEnum):
@@ -101,7 +103,7 @@ def run(
     if n_failed:
         err.print(
             f"[bold red]{n_failed} run(s) failed[/]: tracebacks in "
-            f"{outcome.out_dir / 'manifest.json'} and the report"
+            f"{escape(str(outcome.out_dir / 'manifest.json'))} and the report"
         )
         raise typer.Exit(1)
 
@@ -148,6 +150,7 @@ def _run(
     err.print(
         f"{outcome.n_ok} ok, {outcome.n_failed} failed, {outcome.n_skipped} resumed "
         f"in {outcome.wall_time:.1f} s -> {outcome.out_dir}",
+        markup=False,
         highlight=False,
     )
     return outcome
@@ -157,7 +160,7 @@ def _render(folder: Path, baseline: str | None = None) -> Path:
     from kossim.report import render_report
 
     path = render_report(folder, baseline=baseline)
-    err.print(f"report: {path}", highlight=False)
+    err.print(f"report: {path}", markup=False, highlight=False)
     return path
 
 
@@ -180,8 +183,8 @@ def _print_headline(folder: Path) -> None:
         table.add_column(col)
     for d in rows.to_dict("records"):
         table.add_row(
-            str(d["policy"]),
-            *[str(d[c]) for c in extra],
+            escape(str(d["policy"])),
+            *[escape(str(d[c])) for c in extra],
             str(d["metric"]),
             f"{d['mean']:.4g}",
             f"[{d['ci_low']:.4g}, {d['ci_high']:.4g}]",
@@ -204,6 +207,7 @@ def validate(experiment: ExpArg, set_: SetOpt = None) -> None:
     out.print(
         f"{experiment}: valid. {len(exp.policies)} policies x {len(plan.points)} points x "
         f"{len(plan.seeds)} seeds = {len(plan.specs)} runs; expectations: {len(exp.expect)}",
+        markup=False,
         highlight=False,
     )
 
@@ -251,7 +255,7 @@ def compare(
         if not (f / "manifest.json").is_file():
             err.print(f"error: {f} is not a kossim results folder (no manifest.json)")
             raise typer.Exit(2)
-    err.print(f"report: {render_comparison(folders, out_dir)}", highlight=False)
+    err.print(f"report: {render_comparison(folders, out_dir)}", markup=False, highlight=False)
 
 
 @app.command()

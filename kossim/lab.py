@@ -94,7 +94,7 @@ def run_experiment(
     out = Path(out_dir) if out_dir is not None else default_out_dir(plan)
     runner = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
     store = RunStore(out).open()
-    console = Console(stderr=True)
+    console = Console(stderr=True, emoji=False)
     ids = [spec.run_id for spec in plan.specs]
     done = store.completed_ids(ids, traced=trace)
     todo = [spec for spec in plan.specs if spec.run_id not in done] if resume else plan.specs
@@ -136,12 +136,15 @@ def _announce(console: Console, out: Path, resume: bool, n_done: int, n_total: i
     """Say what happens to runs already in the folder."""
     if resume:
         console.print(
-            f"resuming {out}: {n_done} of {n_total} runs already complete", highlight=False
+            f"resuming {out}: {n_done} of {n_total} runs already complete",
+            markup=False,
+            highlight=False,
         )
     elif n_done:
         console.print(
             f"{out}: running all {n_total} runs again, overwriting {n_done} stored "
             "(use --resume to keep them)",
+            markup=False,
             highlight=False,
         )
 

@@ -21,7 +21,7 @@ from pydantic import (
 
 from kossim.dists import Constant, Distribution, Exponential
 from kossim.errors import FieldError
-from kossim.expectations import Expectation
+from kossim.expectations import Expectation, check_expectations
 
 __all__ = [
     "AgentGroup",
@@ -39,12 +39,14 @@ __all__ = [
     "Workload",
 ]
 
+PRIORITY_MAX = 2**15 - 1
+"""Priorities are recorded in a 16-bit integer column."""
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=80)]
 COORDINATOR = "coordinator"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class AgentGroup(Strict):
@@ -114,7 +116,9 @@ class TaskType(Strict):
     type: Name
     share: float = Field(default=1.0, gt=0)
     work: Distribution
-    priority: int = Field(default=0, ge=0, description="tier; lower is more urgent")
+    priority: int = Field(
+        default=0, ge=0, le=PRIORITY_MAX, description="tier; lower is more urgent"
+    )
     deadline: Distribution | None = Field(
         default=None, description="relative deadline, drawn at arrival"
     )
@@ -128,7 +132,7 @@ class Workload(Strict):
     @field_validator("tasks")
     @classmethod
     def _unique_types(cls, v: list[TaskType]) -> list[TaskType]:
-        _unique([t.type for t in v], "task type")
+        _unique([t.type for t in v], "task type", "type")
         return v
 
 
@@ -166,9 +170,9 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
-        _unique([g.group for g in self.agents], "agent group")
+        _unique([g.group for g in self.agents], "agent group", "group", "agents")
         node_names = [n.name for n in self.nodes]
-        _unique(node_names, "node")
+        _unique(node_names, "node", "name", "nodes")
         for g in self.agents:
             if g.node is not None and g.node not in node_names:
                 raise ValueError(
@@ -222,7 +226,9 @@ class PolicySpec(Strict):
         return ref
 
 
-Seeds = Annotated[int, Field(ge=1, le=100_000)] | list[Annotated[int, Field(ge=0)]]
+SEED_MAX = 2**63 - 1
+"""Seeds are stored in a 64-bit integer column."""
+Seeds = Annotated[int, Field(ge=1, le=100_000)] | list[Annotated[int, Field(ge=0, le=SEED_MAX)]]
 
 
 class Experiment(Strict):
@@ -260,14 +266,21 @@ class Experiment(Strict):
                 "tasks" if self.tasks is not None else "horizon",
             )
         if self.horizon is not None and self.fixed_warmup >= self.horizon:
-            raise ValueError(f"warmup ({self.warmup}) must be below horizon ({self.horizon})")
+            raise FieldError(
+                f"must be below horizon ({self.horizon:g})", "warmup", got=self.warmup
+            )
         if self.warmup != 0 and self.warmup_tasks:
-            raise ValueError("give at most one of 'warmup' (time) or 'warmup_tasks' (count)")
+            raise FieldError(
+                "give at most one of 'warmup' (time) or 'warmup_tasks' (count)", "warmup_tasks"
+            )
         if isinstance(self.seeds, list):
             if not self.seeds:
-                raise ValueError("seeds: the list is empty")
-            _unique([str(s) for s in self.seeds], "seed")
-        _unique([p.name for p in self.policies], "policy name")
+                raise FieldError("the list is empty", "seeds")
+            for index, seed in enumerate(self.seeds):
+                if seed in self.seeds[:index]:
+                    raise FieldError("duplicate seed", "seeds", index, got=seed)
+        _unique([p.name for p in self.policies], "policy name", "name", "policies")
+        check_expectations(self.expect, [p.name for p in self.policies])
         return self
 
     @property
@@ -290,9 +303,10 @@ class Experiment(Strict):
         raise KeyError(name)
 
 
-def _unique(names: list[str], what: str) -> None:
+def _unique(names: list[str], what: str, field: str, *at: str) -> None:
+    """Raise at the second of two equal names (``at``: the list's path from the model)."""
     seen: set[str] = set()
-    for n in names:
+    for index, n in enumerate(names):
         if n in seen:
-            raise ValueError(f"duplicate {what} {n!r}")
+            raise FieldError(f"duplicate {what} {n!r}", *at, index, field)
         seen.add(n)

@@ -106,13 +106,14 @@ def data_path(data: Any, dotted: str) -> tuple[str | int, ...]:
         if isinstance(node, str):  # a component given by bare id
             node = {"id": node}
         if isinstance(node, list):
-            key: str | int = _list_index(node, part, walked)
-            node = node[key]
+            position = _list_index(node, part, walked)
+            resolved.append(position)
+            node = node[position]
         elif isinstance(node, dict) or node is None:
-            key, node = part, node.get(part) if isinstance(node, dict) else None
+            resolved.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
         else:
             raise _cannot_enter(walked, node)
-        resolved.append(key)
         walked.append(part)
     return tuple(resolved)
 
