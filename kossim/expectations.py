@@ -216,7 +216,9 @@ def check_expectations(expectations: list[Any], policies: list[str]) -> None:
                     index,
                     field,
                 )
-        names = [(("metric",), exp.metric)] if hasattr(exp, "metric") else []
+        names: list[tuple[tuple[str | int, ...], str]] = (
+            [(("metric",), exp.metric)] if hasattr(exp, "metric") else []
+        )
         names += [(("metrics", i), m) for i, m in enumerate(getattr(exp, "metrics", None) or [])]
         for at, metric in names:
             _known_metric(metric, "expect", index, *at)
@@ -226,8 +228,7 @@ def _known_metric(metric: str, *at: str | int) -> None:
     if metric not in _DIRECTION:
         known = sorted(_DIRECTION)
         raise FieldError(
-            f"unknown metric {metric!r}; metrics: {', '.join(known)}"
-            f"{_did_you_mean(metric, known)}",
+            f"unknown metric {metric!r}; metrics: {', '.join(known)}{_did_you_mean(metric, known)}",
             *at,
         )
 

@@ -8,6 +8,7 @@ used at the edge only: the engine receives plain data and builds its own
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -39,6 +40,8 @@ __all__ = [
     "Workload",
 ]
 
+MAX_ARRIVALS = 10**9
+"""Arrivals one run may expect: beyond it a run would not finish (nor fit in memory)."""
 PRIORITY_MAX = 2**15 - 1
 """Priorities are recorded in a 16-bit integer column."""
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=80)]
@@ -99,6 +102,15 @@ class Arrivals(Strict):
             raise ValueError("poisson arrivals take 'rate', not 'interarrival'")
         if self.process == "renewal" and self.interarrival is None:
             raise ValueError("renewal arrivals need 'interarrival'")
+        mean = self.mean_interarrival()
+        if mean == 0:
+            raise FieldError(
+                "this inter-arrival time is always 0, so arrivals would never let simulated "
+                "time advance; its mean must be positive",
+                "interarrival",
+            )
+        if not math.isfinite(mean):
+            raise FieldError("so small that the mean inter-arrival time overflows", "rate")
         return self
 
     def interarrival_dist(self) -> Distribution:
@@ -133,6 +145,11 @@ class Workload(Strict):
     @classmethod
     def _unique_types(cls, v: list[TaskType]) -> list[TaskType]:
         _unique([t.type for t in v], "task type", "type")
+        if not math.isfinite(sum(t.share for t in v)):
+            raise FieldError(
+                "the shares add up to more than the largest float; shares are relative "
+                "weights, so scale them down"
+            )
         return v
 
 
@@ -154,6 +171,16 @@ class FailureSpec(Strict):
     only: list[str] | None = Field(
         default=None, description="agent groups (or nodes) that fail; default all"
     )
+
+    @model_validator(mode="after")
+    def _clock_advances(self) -> FailureSpec:
+        if self.up.mean_value() == 0 and self.down.mean_value() == 0:
+            raise FieldError(
+                "up and down times are both always 0, so the failure clock would never let "
+                "simulated time advance; give one of them a positive mean",
+                "down",
+            )
+        return self
 
 
 class Failures(Strict):
@@ -239,7 +266,7 @@ class Experiment(Strict):
     seeds: Seeds = 10
     horizon: float | None = Field(default=None, gt=0, description="arrivals stop here")
     tasks: int | None = Field(
-        default=None, ge=1, description="measured arrivals; the run then drains"
+        default=None, ge=1, le=MAX_ARRIVALS, description="measured arrivals; the run then drains"
     )
     drain_limit: float = Field(
         default=10.0,
@@ -265,10 +292,10 @@ class Experiment(Strict):
                 "give exactly one of 'horizon' (time) or 'tasks' (count)",
                 "tasks" if self.tasks is not None else "horizon",
             )
+        if self.horizon is not None:
+            self._check_arrivals(self.horizon)
         if self.horizon is not None and self.fixed_warmup >= self.horizon:
-            raise FieldError(
-                f"must be below horizon ({self.horizon:g})", "warmup", got=self.warmup
-            )
+            raise FieldError(f"must be below horizon ({self.horizon:g})", "warmup", got=self.warmup)
         if self.warmup != 0 and self.warmup_tasks:
             raise FieldError(
                 "give at most one of 'warmup' (time) or 'warmup_tasks' (count)", "warmup_tasks"
@@ -282,6 +309,19 @@ class Experiment(Strict):
         _unique([p.name for p in self.policies], "policy name", "name", "policies")
         check_expectations(self.expect, [p.name for p in self.policies])
         return self
+
+    def _check_arrivals(self, horizon: float) -> None:
+        arrivals = self.scenario.workload.arrivals
+        expected = horizon / arrivals.mean_interarrival()
+        if expected > MAX_ARRIVALS:
+            raise FieldError(
+                f"about {expected:.3g} arrivals before the horizon ({horizon:g}); a run "
+                f"simulates at most {MAX_ARRIVALS:.0e} (lower the rate or the horizon)",
+                "scenario",
+                "workload",
+                "arrivals",
+                "rate" if arrivals.rate is not None else "interarrival",
+            )
 
     @property
     def auto_warmup(self) -> bool:

@@ -28,15 +28,24 @@ DISTS = (
 class Bad:
     """One broken input and the first problem line ``kossim validate`` prints for it.
 
-    ``first`` may use ``{file}`` (the file's path as given) and ``{routing}``
-    (the registered routing ids).
+    ``first`` may use ``{file}`` (the file's path as given), ``{bad}`` (the
+    folder of broken files), ``{modules}`` (the folder of the case's component
+    modules) and ``{routing}`` (the registered routing ids). ``modules`` names
+    broken component modules (see :data:`MODULES`) importable for the case.
     """
 
     id: str
     file: str
     first: str
     args: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
 
+
+MODULES = {
+    "kossim_bad_raises": 'raise RuntimeError("the license server is unreachable")\n',
+    "kossim_bad_syntax": "def select(self, task\n",
+}
+"""Broken user component modules, written next to the cases that name them."""
 
 CASES = [
     Bad(
@@ -180,6 +189,118 @@ CASES = [
         "wait_prob, warmup_time (did you mean 'sojourn_mean'?)",
     ),
     Bad(
+        "horizon_inf",
+        "horizon_inf.yaml",
+        "{file}:4:1: horizon: must be a finite number (got inf)",
+    ),
+    Bad(
+        "rate_nan",
+        "rate_nan.yaml",
+        "{file}:10:34: scenario.workload.arrivals.rate: must be a finite number (got nan)",
+    ),
+    Bad(
+        "rate_overflow",
+        "rate_overflow.yaml",
+        "{file}:10:34: scenario.workload.arrivals.rate: about 5e+301 arrivals before "
+        "the horizon (50); a run simulates at most 1e+09 (lower the rate or the "
+        "horizon)",
+    ),
+    Bad(
+        "renewal_zero",
+        "renewal_zero.yaml",
+        "{file}:10:34: scenario.workload.arrivals.interarrival: this inter-arrival "
+        "time is always 0, so arrivals would never let simulated time advance; its "
+        "mean must be positive",
+    ),
+    Bad(
+        "failures_zero",
+        "failures_zero.yaml",
+        "{file}:14:46: scenario.failures.agents.down: up and down times are both "
+        "always 0, so the failure clock would never let simulated time advance; give "
+        "one of them a positive mean",
+    ),
+    Bad(
+        "share_overflow",
+        "share_overflow.yaml",
+        "{file}:11:5: scenario.workload.tasks: the shares add up to more than the "
+        "largest float; shares are relative weights, so scale them down",
+    ),
+    Bad(
+        "hyperexp_overflow",
+        "hyperexp_overflow.yaml",
+        "{file}:12:46: scenario.workload.tasks.0.work: scv is too large for the mean: "
+        "the slow phase's mean overflows a float",
+    ),
+    Bad(
+        "empirical_nan",
+        "empirical_nan.yaml",
+        "{file}:12:70: scenario.workload.tasks.0.work.file: empirical file "
+        "{bad}/data/work_nan.csv: row 4, column 1: not a finite number",
+    ),
+    Bad(
+        "empirical_two_columns",
+        "empirical_two_columns.yaml",
+        "{file}:12:70: scenario.workload.tasks.0.work.file: empirical file "
+        "{bad}/data/work_two_columns.csv: 2 columns (work, size); give a one-column "
+        "file, or name the column with 'column:' (the file needs a header row)",
+    ),
+    Bad(
+        "empirical_text",
+        "empirical_text.yaml",
+        "{file}:12:70: scenario.workload.tasks.0.work.file: empirical file "
+        "{bad}/data/work_text.csv: row 3, column 1: not a number",
+    ),
+    Bad(
+        "empirical_directory",
+        "empirical_directory.yaml",
+        "{file}:12:70: scenario.workload.tasks.0.work.file: empirical file "
+        "{bad}/data: is a directory",
+    ),
+    Bad(
+        "tag_on_sequence",
+        "tag_on_sequence.yaml",
+        "{file}:12:46: scenario.workload.tasks.0.skills: YAML tag !req is not "
+        "allowed: experiment files hold plain mappings, lists, strings, numbers, "
+        "booleans and null",
+    ),
+    Bad(
+        "tag_python",
+        "tag_python.yaml",
+        "{file}:2:1: name: YAML tag !!python/object/apply:os.system is not allowed: "
+        "experiment files hold plain mappings, lists, strings, numbers, booleans and "
+        "null",
+    ),
+    Bad(
+        "alias_bomb",
+        "alias_bomb.yaml",
+        "{file}:4:25: bomb.f.1.1.3.8.8.5: more than 250000 values once aliases are "
+        "expanded (the limit is 250000; raise it with KOSSIM_YAML_MAX_VALUES=1000000)",
+    ),
+    Bad(
+        "deep_nesting",
+        "deep_nesting.yaml",
+        "{file}:16:72: nested deeper than 64 levels (the limit is 64; raise it with "
+        "KOSSIM_YAML_MAX_DEPTH=256)",
+    ),
+    Bad(
+        "component_raises",
+        "component_raises.yaml",
+        "{file}:15:34: policies.1.routing: cannot load routing component "
+        "'kossim_bad_raises:Router': importing 'kossim_bad_raises' raised "
+        "RuntimeError: the license server is unreachable (got "
+        "'kossim_bad_raises:Router')",
+        modules=("kossim_bad_raises",),
+    ),
+    Bad(
+        "component_syntax_error",
+        "component_syntax_error.yaml",
+        "{file}:15:34: policies.1.routing: cannot load routing component "
+        "'kossim_bad_syntax:Router': syntax error at "
+        "{modules}/kossim_bad_syntax.py:1: '(' was never closed (got "
+        "'kossim_bad_syntax:Router')",
+        modules=("kossim_bad_syntax",),
+    ),
+    Bad(
         "set_negative_rate",
         "valid.yaml",
         "--set: scenario.workload.arrivals.rate: Input should be greater than 0 (got -1)",
@@ -199,6 +320,14 @@ CASES = [
         args=("--set", "policies.pod3.queue=fcfs"),
     ),
     Bad(
+        "set_python_tag",
+        "valid.yaml",
+        "name: cannot read the value as YAML: YAML tag !!python/name:os.system is not "
+        "allowed: experiment files hold plain mappings, lists, strings, numbers, booleans "
+        "and null (got '!!python/name:os.system')",
+        args=("--set", "name=!!python/name:os.system"),
+    ),
+    Bad(
         "set_without_value",
         "valid.yaml",
         "--set expects PATH=VALUE (got 'seeds')",
@@ -214,9 +343,25 @@ CASES = [
 ]
 
 
-def _fill(text: str, case: Bad) -> str:
+def _fill(text: str, case: Bad, modules: Path) -> str:
     routing = ", ".join(sorted(available("routing")))
-    return text.replace("{file}", str(BAD / case.file)).replace("{routing}", routing)
+    for key, value in (
+        ("{file}", str(BAD / case.file)),
+        ("{bad}", str(BAD)),
+        ("{modules}", str(modules)),
+        ("{routing}", routing),
+    ):
+        text = text.replace(key, value)
+    return text
+
+
+@pytest.fixture
+def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder on ``sys.path`` holding the broken component modules."""
+    for name, source in MODULES.items():
+        (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
 
 
 def _validate(case: Bad) -> tuple[int, str, str]:
@@ -245,7 +390,7 @@ def test_the_base_file_is_valid() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_exit_code_2_without_traceback(case: Bad) -> None:
+def test_exit_code_2_without_traceback(case: Bad, modules: Path) -> None:
     """Bad input exits 2 with one problem on stderr, nothing on stdout, and no traceback."""
     code, stderr, output = _validate(case)
     assert code == 2
@@ -255,17 +400,17 @@ def test_exit_code_2_without_traceback(case: Bad) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_first_problem_line(case: Bad) -> None:
+def test_first_problem_line(case: Bad, modules: Path) -> None:
     """The problem names file, line, column, field path, what is wrong and what is allowed."""
     _, stderr, _ = _validate(case)
-    assert _first_problem(stderr) == _one_line(_fill(case.first, case))
+    assert _first_problem(stderr) == _one_line(_fill(case.first, case, modules))
 
 
 def test_a_long_problem_stays_on_one_line() -> None:
     """Editors and CI parse ``file:line:col:`` per line, so a problem is never wrapped."""
     case = CASES[1]
     _, stderr, _ = _validate(case)
-    assert stderr.splitlines()[1] == _fill(case.first, case)
+    assert stderr.splitlines()[1] == _fill(case.first, case, Path())
 
 
 def test_user_text_prints_as_written() -> None:
