@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from kossim.errors import KossimInputError
+from kossim.folders import read_manifest, read_tables
 
 __all__ = ["app", "main"]
 
@@ -235,9 +236,10 @@ def report(
     baseline: Annotated[str | None, typer.Option(help="Policy to compare against.")] = None,
 ) -> None:
     """Re-render report.html / report.md / plots from a results folder alone."""
-    if not (folder / "manifest.json").is_file():
-        err.print(f"error: {folder} is not a kossim results folder (no manifest.json)")
-        raise typer.Exit(2)
+    try:
+        read_manifest(folder)
+    except KossimInputError as exc:
+        _fail_input(exc)
     _render(folder, baseline)
 
 
@@ -251,10 +253,11 @@ def compare(
     """One report across result folders (e.g. before and after a policy change)."""
     from kossim.report import render_comparison
 
-    for f in folders:
-        if not (f / "manifest.json").is_file():
-            err.print(f"error: {f} is not a kossim results folder (no manifest.json)")
-            raise typer.Exit(2)
+    try:
+        for f in folders:
+            read_manifest(f)
+    except KossimInputError as exc:
+        _fail_input(exc)
     err.print(f"report: {render_comparison(folders, out_dir)}", markup=False, highlight=False)
 
 
@@ -274,7 +277,10 @@ def check(
     from kossim.check import evaluate, results_table
 
     if target.is_dir():
-        folder, expectations, base = _stored_expectations(target)
+        try:
+            folder, expectations, base = _stored_expectations(target)
+        except KossimInputError as exc:
+            _fail_input(exc)
     else:
         outcome = _run(target, out_dir, jobs, executor, None, resume, False, None, progress, set_)
         folder = outcome.out_dir
@@ -282,12 +288,11 @@ def check(
     if not expectations:
         err.print("error: the experiment has no expect: block")
         raise typer.Exit(2)
-    results = evaluate(
-        expectations,
-        pd.read_parquet(folder / "metrics.parquet"),
-        pd.read_csv(folder / "summary.csv"),
-        base_dir=base,
-    )
+    try:
+        metrics, summary = read_tables(folder, pd.read_parquet, pd.read_csv)
+    except KossimInputError as exc:
+        _fail_input(exc)
+    results = evaluate(expectations, metrics, summary, base_dir=base)
     out.print(results_table(results))
     passed = sum(r.passed for r in results)
     out.print(f"{passed} of {len(results)} expectations passed", highlight=False)
@@ -296,10 +301,12 @@ def check(
 
 
 def _stored_expectations(folder: Path) -> tuple[Path, list[Any], Path]:
-    from kossim.config.models import Experiment
+    from kossim.config.experiment import validate_data
+    from kossim.config.loader import SourceMap
 
-    manifest = json.loads((folder / "manifest.json").read_text())
-    exp = Experiment.model_validate(manifest["config"])
+    manifest = read_manifest(folder)
+    where = str(folder / "manifest.json")
+    exp = validate_data(manifest["config"], SourceMap(where), where)
     base = Path(manifest.get("experiment_dir") or folder)
     return folder, list(exp.expect), base
 

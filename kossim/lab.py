@@ -29,7 +29,7 @@ from kossim.executors import Executor, make_executor
 from kossim.plan import Plan, make_plan
 from kossim.runspec import RunResult, RunSpec
 from kossim.sim import simulate
-from kossim.store import RunMeta, RunStore
+from kossim.store import RunMeta, RunStore, write_error
 
 __all__ = ["RunOutcome", "SweepInterrupted", "default_out_dir", "run_experiment"]
 
@@ -101,9 +101,12 @@ def run_experiment(
     if progress:
         _announce(console, out, resume, len(done), len(plan.specs))
     started = time.perf_counter()
-    counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
-    wall_time = time.perf_counter() - started
-    store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
+    try:
+        counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
+        wall_time = time.perf_counter() - started
+        store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
+    except OSError as exc:  # a read-only or full disk: the input (--out) cannot hold the results
+        raise write_error(exc, out) from None
     skipped = len(plan.specs) - len(todo)
     return RunOutcome(out, plan, counts["ok"], counts["failed"], skipped, wall_time)
 

@@ -32,11 +32,12 @@ import pyarrow.parquet as pq
 
 import kossim
 from kossim.atomic import TMP_SUFFIX, atomic_write
+from kossim.errors import KossimInputError
 from kossim.plan import Plan
 from kossim.runspec import RunResult, RunSpec, engine_fingerprint
 from kossim.stats import summarize
 
-__all__ = ["RunMeta", "RunStore", "StoreError", "atomic_write"]
+__all__ = ["RunMeta", "RunStore", "StoreError", "atomic_write", "write_error"]
 
 METRIC, DIST, TASKS = ".parquet", ".dist.parquet", ".tasks.parquet"
 
@@ -52,6 +53,14 @@ class RunMeta:
     executor: str
     jobs: int
     wall_time: float
+
+
+def write_error(exc: OSError, root: Path) -> KossimInputError:
+    """A results folder that cannot be written (read-only, full, a file in the way)."""
+    where = exc.filename or root
+    return KossimInputError.single(
+        f"cannot write the results folder: {exc.strerror or exc}", file=str(where)
+    )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -110,7 +119,15 @@ class RunStore:
         Only one sweep should write a folder at a time; a second writer's
         temporary files would be removed here.
         """
-        self.runs.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.runs):
+            if folder.exists() and not folder.is_dir():
+                raise KossimInputError.single(
+                    "is a file, not a folder: --out names the results folder", file=str(folder)
+                )
+        try:
+            self.runs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, self.root) from None
         for folder in (self.root, self.runs):
             for tmp in folder.glob(f".*{TMP_SUFFIX}"):
                 with contextlib.suppress(OSError):
