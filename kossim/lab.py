@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -104,9 +105,10 @@ def run_experiment(
     try:
         counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
         wall_time = time.perf_counter() - started
-        store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
+        manifest = store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
     except OSError as exc:  # a read-only or full disk: the input (--out) cannot hold the results
         raise write_error(exc, out) from None
+    _warn_damaged(console, manifest)
     skipped = len(plan.specs) - len(todo)
     return RunOutcome(out, plan, counts["ok"], counts["failed"], skipped, wall_time)
 
@@ -133,6 +135,19 @@ def _execute(
             stored = len(plan.specs) - len(todo) + counts["ok"] + counts["failed"]
             raise SweepInterrupted(store.root, stored, len(plan.specs)) from exc
     return counts
+
+
+def _warn_damaged(console: Console, manifest: dict[str, Any]) -> None:
+    """Name the runs left out of the tables because their files were damaged meanwhile."""
+    damaged = [run for run in manifest["runs"] if run["status"] == "damaged"]
+    if damaged:
+        console.print(
+            f"warning: {len(damaged)} run(s) left out of the tables, their files damaged: "
+            + ", ".join(f"{r['run_id']} ({r['policy']}, seed {r['seed']})" for r in damaged)
+            + "; run again with --resume",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _announce(console: Console, out: Path, resume: bool, n_done: int, n_total: int) -> None:

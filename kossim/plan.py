@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,10 +19,20 @@ from kossim.config.experiment import LoadedExperiment, validate_data
 from kossim.config.loader import set_path
 from kossim.config.models import Experiment
 from kossim.config.sweep import check_sweep
+from kossim.datafiles import file_digest
 from kossim.errors import KossimInputError
+from kossim.registry import KINDS, resolve
 from kossim.runspec import RunSpec, stable_hash
 
-__all__ = ["Plan", "Point", "make_plan", "run_config", "sweep_axes", "sweep_points"]
+__all__ = [
+    "Plan",
+    "Point",
+    "make_plan",
+    "run_config",
+    "run_inputs",
+    "sweep_axes",
+    "sweep_points",
+]
 
 Point = tuple[tuple[str, Any], ...]
 NOT_RUN_INPUT = ("seeds", "sweep", "expect", "description")
@@ -92,14 +104,57 @@ def make_plan(
     for point in points:
         _check_point(data, point, source, file)
     seed_list = seeds if seeds is not None else exp.seed_list()
-    specs = [
-        RunSpec.make(run_config(data, point, pol.name), pol.name, point, seed, trace)
-        for pol in exp.policies
-        for point in points
-        for seed in seed_list
-    ]
+    digests: dict[str, str] = {}
+    specs = []
+    for pol in exp.policies:
+        for point in points:
+            config = run_config(data, point, pol.name)
+            inputs = run_inputs(config, digests)
+            specs += [
+                RunSpec.make(config, pol.name, point, seed, trace, inputs) for seed in seed_list
+            ]
     config_hash = stable_hash({k: v for k, v in data.items() if k not in ("seeds", "expect")})
     return Plan(exp, data, swept, points, seed_list, specs, config_hash)
+
+
+def run_inputs(config: dict[str, Any], digests: dict[str, str] | None = None) -> dict[str, str]:
+    """What a run reads besides its config, each with a digest of its contents.
+
+    ``file:<path>`` for the data file of an empirical distribution (SHA-256 of
+    its bytes) and ``component:<module:Class>`` for a user component (SHA-256
+    of its module's source file). ``digests`` caches them across runs.
+    """
+    cache = digests if digests is not None else {}
+    found: dict[str, str] = {}
+    for key, compute in _inputs_of(config):
+        if key not in cache:
+            cache[key] = compute()
+        found[key] = cache[key]
+    return dict(sorted(found.items()))
+
+
+def _inputs_of(node: Any, kind: str | None = None) -> list[tuple[str, Callable[[], str]]]:
+    found: list[tuple[str, Callable[[], str]]] = []
+    if isinstance(node, dict):
+        if node.get("dist") == "empirical" and isinstance(node.get("file"), str):
+            path = node["file"]
+            found.append((f"file:{path}", lambda: file_digest(path)))
+        for key, value in node.items():
+            found += _inputs_of(value, str(key))
+    elif isinstance(node, list):
+        for value in node:
+            found += _inputs_of(value, kind)
+    ident = node.get("id") if isinstance(node, dict) else node
+    if kind in KINDS and isinstance(ident, str) and ":" in ident:
+        found.append((f"component:{ident}", lambda: _component_digest(str(kind), node)))
+    return found
+
+
+def _component_digest(kind: str, ref: str | dict[str, Any]) -> str:
+    """SHA-256 of the source file of the module that defines a ``module:Class`` component."""
+    cls = resolve(kind, ref).cls
+    source = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    return file_digest(source) if source else stable_hash(cls.__module__, 64)
 
 
 def _check_point(data: dict[str, Any], point: Point, source: Any, file: str | None) -> None:
