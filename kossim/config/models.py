@@ -294,6 +294,7 @@ class Experiment(Strict):
             )
         if self.horizon is not None:
             self._check_arrivals(self.horizon)
+        self._check_failure_cycles()
         if self.horizon is not None and self.fixed_warmup >= self.horizon:
             raise FieldError(f"must be below horizon ({self.horizon:g})", "warmup", got=self.warmup)
         if self.warmup != 0 and self.warmup_tasks:
@@ -322,6 +323,34 @@ class Experiment(Strict):
                 "arrivals",
                 "rate" if arrivals.rate is not None else "interarrival",
             )
+
+    def _check_failure_cycles(self) -> None:
+        """Up and down times so short that failure clocks alone would never let a run end."""
+        if self.horizon is not None:
+            span = self.horizon
+        else:
+            assert self.tasks is not None
+            arrivals = self.scenario.workload.arrivals
+            span = self.drain_limit * self.tasks * arrivals.mean_interarrival()
+        fleet = sum(g.count for g in self.scenario.agents)
+        for kind, spec in (
+            ("agents", self.scenario.failures.agents),
+            ("nodes", self.scenario.failures.nodes),
+        ):
+            if spec is None:
+                continue
+            cycle = spec.up.mean_value() + spec.down.mean_value()
+            cycles = span / cycle * fleet
+            if cycles > MAX_ARRIVALS:
+                raise FieldError(
+                    f"about {cycles:.3g} failures and repairs in a run of {span:g} over "
+                    f"{fleet} agents; a run simulates at most {MAX_ARRIVALS:.0e} (lengthen "
+                    "the up and down times)",
+                    "scenario",
+                    "failures",
+                    kind,
+                    "up",
+                )
 
     @property
     def auto_warmup(self) -> bool:

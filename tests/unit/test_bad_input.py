@@ -220,6 +220,13 @@ CASES = [
         "one of them a positive mean",
     ),
     Bad(
+        "failure_storm",
+        "failure_storm.yaml",
+        "{file}:14:14: scenario.failures.agents.up: about 1e+202 failures and repairs in a "
+        "run of 50 over 4 agents; a run simulates at most 1e+09 (lengthen the up and down "
+        "times)",
+    ),
+    Bad(
         "share_overflow",
         "share_overflow.yaml",
         "{file}:11:5: scenario.workload.tasks: the shares add up to more than the "
@@ -387,6 +394,12 @@ def test_the_base_file_is_valid() -> None:
     result = CliRunner().invoke(app, ["validate", str(BAD / "valid.yaml")])
     assert result.exit_code == 0, result.output
     assert "2 policies x 1 points x 2 seeds = 4 runs" in _one_line(result.stdout)
+
+
+def test_a_header_row_over_one_column_is_valid() -> None:
+    """``work`` above the numbers of a one-column data file is a header, not an error."""
+    result = CliRunner().invoke(app, ["validate", str(BAD / "valid_empirical_header.yaml")])
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
