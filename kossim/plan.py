@@ -18,7 +18,7 @@ from typing import Any
 from kossim.config.experiment import LoadedExperiment, validate_data
 from kossim.config.loader import set_path
 from kossim.config.models import Experiment
-from kossim.config.sweep import check_sweep
+from kossim.config.sweep import check_at, check_sweep
 from kossim.datafiles import file_digest
 from kossim.errors import KossimInputError
 from kossim.registry import KINDS, resolve
@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 Point = tuple[tuple[str, Any], ...]
+MAX_RUNS = 1_000_000
+"""Runs one experiment may plan (each is a record, a file set and a row block)."""
 NOT_RUN_INPUT = ("seeds", "sweep", "expect", "description")
 """Fields that do not change what a run simulates (left out of its config and hash)."""
 
@@ -96,14 +98,23 @@ def make_plan(
     exp, data, source = loaded.experiment, loaded.data, loaded.source
     file = str(loaded.path) if loaded.path else None
     try:
-        points = sweep_points(data.get("sweep") or {})
+        sweep_axes(data.get("sweep") or {})
     except ValueError as exc:
         raise KossimInputError([source.problem(("sweep",), str(exc))]) from None
-    check_sweep(data, source)
+    check_sweep(data, source)  # before expanding: it bounds the number of points
+    points = sweep_points(data.get("sweep") or {})
     swept = [path for path, _ in points[0]] if points else []
+    check_at(list(exp.expect), points, source)
     for point in points:
         _check_point(data, point, source, file)
     seed_list = seeds if seeds is not None else exp.seed_list()
+    n_runs = len(exp.policies) * len(points) * len(seed_list)
+    if n_runs > MAX_RUNS:
+        message = (
+            f"{len(exp.policies)} policies x {len(points)} points x {len(seed_list)} seeds = "
+            f"{n_runs} runs; an experiment has at most {MAX_RUNS}"
+        )
+        raise KossimInputError([source.problem(("seeds",), message)])
     digests: dict[str, str] = {}
     specs = []
     for pol in exp.policies:

@@ -16,7 +16,10 @@ from kossim.config.loader import SourceMap
 from kossim.config.paths import data_path
 from kossim.errors import InputProblem, KossimInputError, render_value
 
-__all__ = ["check_sweep", "sweep_key"]
+__all__ = ["MAX_POINTS", "check_at", "check_sweep", "sweep_key"]
+
+MAX_POINTS = 10_000
+"""Sweep points one experiment may have: each is validated, so more would take minutes."""
 
 _NOT_SWEPT = {
     "name": "the experiment's name is not a run input",
@@ -60,6 +63,41 @@ def check_sweep(data: dict[str, Any], source: SourceMap) -> None:
             if isinstance(values, list):
                 problems += _repeated_values(values, ("sweep", key), source)
     problems += _overlapping_paths(data, entries, source)
+    if problems:
+        raise KossimInputError(problems)
+    points = 1
+    for key, values in sweep.items():
+        group = list(values.values()) if key == "zip" and isinstance(values, dict) else [values]
+        points *= min((len(v) for v in group if isinstance(v, list)), default=1)
+    if points > MAX_POINTS:
+        raise KossimInputError(
+            [
+                source.problem(
+                    ("sweep",),
+                    f"{points} sweep points; an experiment has at most {MAX_POINTS} "
+                    "(split it into several experiments)",
+                )
+            ]
+        )
+
+
+def check_at(
+    expectations: list[Any], points: list[tuple[tuple[str, Any], ...]], source: SourceMap
+) -> None:
+    """An expectation's ``at:`` names swept paths and values that some point has."""
+    swept: dict[str, set[Any]] = {}
+    for point in points:
+        for path, value in point:
+            swept.setdefault(path, set()).add(sweep_key(value))
+    problems = []
+    for index, exp in enumerate(expectations):
+        for path, value in (getattr(exp, "at", None) or {}).items():
+            where = ("expect", index, "at", path)
+            if path not in swept:
+                names = ", ".join(swept) or "nothing is swept"
+                problems.append(source.problem(where, f"not a swept path (swept: {names})"))
+            elif sweep_key(value) not in swept[path]:
+                problems.append(source.problem(where, "no sweep point has this value", value))
     if problems:
         raise KossimInputError(problems)
 

@@ -308,6 +308,30 @@ CASES = [
         modules=("kossim_bad_syntax",),
     ),
     Bad(
+        "expect_at_unswept",
+        "expect_at_unswept.yaml",
+        "{file}:19:62: expect.0.at.scenario.workload.arrivals.rate: no sweep point has this "
+        "value (got 2.5)",
+    ),
+    Bad(
+        "sweep_too_large",
+        "sweep_too_large.yaml",
+        "{file}:16:1: sweep: 40000 sweep points; an experiment has at most 10000 (split it "
+        "into several experiments)",
+    ),
+    Bad(
+        "set_too_many_runs",
+        "valid.yaml",
+        "--set: seeds: 2 policies x 6 points x 100000 seeds = 1200000 runs; an experiment "
+        "has at most 1000000",
+        args=(
+            "--set",
+            "seeds=100000",
+            "--set",
+            "sweep={scenario.workload.arrivals.rate: [1, 2, 3, 4, 5, 6]}",
+        ),
+    ),
+    Bad(
         "set_negative_rate",
         "valid.yaml",
         "--set: scenario.workload.arrivals.rate: Input should be greater than 0 (got -1)",
