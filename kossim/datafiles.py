@@ -57,6 +57,8 @@ def read_values(path: str | Path, column: str | None = None) -> list[float]:
 
 def _rows(path: Path) -> list[tuple[int, list[str]]]:
     """``(line number, cells)`` of each non-blank, non-comment row."""
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise DataFileError(f"empirical file {path}: not a regular file (a device or a pipe)")
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)

@@ -138,10 +138,12 @@ def load_yaml(path: Path) -> tuple[Any, SourceMap]:
     name = str(path)
     limits = YamlLimits.from_env()
     try:
-        size = Path(path).stat().st_size
-        if size > limits.max_bytes:
-            raise _too_large(size, name, limits)
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as handle:  # bounded: a device or pipe may never end
+            raw = handle.read(limits.max_bytes + 1)
+        if len(raw) > limits.max_bytes:
+            size = max(Path(path).stat().st_size, len(raw))
+            raise _too_large(size, name, limits, at_least=size == len(raw))
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise KossimInputError.single("file not found", file=name) from None
     except IsADirectoryError:
@@ -180,9 +182,12 @@ def load_yaml_text(
     return data, SourceMap(filename, converter.positions)
 
 
-def _too_large(size: int, filename: str, limits: YamlLimits) -> KossimInputError:
+def _too_large(
+    size: int, filename: str, limits: YamlLimits, at_least: bool = False
+) -> KossimInputError:
+    amount = f"more than {limits.max_bytes}" if at_least else str(size)
     return KossimInputError.single(
-        f"the document is {size} bytes, too large to read {limits.hint('max_bytes')}",
+        f"the document is {amount} bytes, too large to read {limits.hint('max_bytes')}",
         file=filename,
     )
 

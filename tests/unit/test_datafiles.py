@@ -61,6 +61,9 @@ def test_problems_name_file_row_and_column_without_echoing(
 def test_unreadable_files_are_data_errors(tmp_path: Path) -> None:
     """A folder, a missing file or bytes that are not UTF-8 text: located errors."""
     (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00\x01")
+    if Path("/dev/zero").exists():  # a device would be read forever
+        with pytest.raises(DataFileError, match="not a regular file"):
+            read_values("/dev/zero")
     for name, message in [
         (".", "is a directory"),
         ("missing.csv", "not found"),

@@ -97,3 +97,13 @@ def test_plain_tags_are_allowed() -> None:
     """``!!str`` and friends only restate a plain type."""
     data, _ = load_yaml_text("a: !!str 3\nb: !!float 2\nc: !!map {d: 1}\n", "x.yaml")
     assert data == {"a": "3", "b": 2.0, "c": {"d": 1}}
+
+
+def test_a_file_that_never_ends_is_read_only_up_to_the_limit() -> None:
+    """A device or pipe is not read to its end: the limit stops it."""
+    device = Path("/dev/zero")
+    if not device.exists():
+        pytest.skip("no /dev/zero here")
+    with pytest.raises(KossimInputError) as info:
+        load_yaml(device)
+    assert _first(info).startswith("/dev/zero: the document is more than 1048576 bytes")
