@@ -123,6 +123,11 @@ def resolve(kind: str, ref: str | dict[str, Any]) -> ComponentSpec:
             *first["loc"],
             got=first.get("input"),
         ) from None
+    except Exception as exc:  # a user component's own checks failing some other way
+        raise ValueError(
+            f"{kind} {ident!r}: validating its parameters raised {type(exc).__name__}: "
+            f"{_first_line(exc)}"
+        ) from None
     return ComponentSpec(cls, params)
 
 

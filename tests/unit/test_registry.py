@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +66,31 @@ def test_bad_parameter_is_placed_at_the_parameter() -> None:
         registry.resolve("routing", {"id": "power_of_d", "d": 0})
     assert info.value.at == ("d",)
     assert "parameters: d" in info.value.message
+
+
+def test_a_component_whose_parameter_check_raises_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """User code raising something other than a validation error is still a located problem."""
+    (tmp_path / "kossim_test_bad_params.py").write_text(
+        "from pydantic import field_validator\n"
+        "from kossim.policy import Params\n"
+        "from policies.routing import Random\n\n\n"
+        "class P(Params):\n"
+        "    d: int = 1\n\n"
+        "    @field_validator('d')\n"
+        "    @classmethod\n"
+        "    def _boom(cls, v: int) -> int:\n"
+        "        raise TypeError('unsupported d')\n\n\n"
+        "class Router(Random):\n"
+        "    kind = 'routing'\n"
+        "    id = 'kossim_test_bad_params'\n"
+        "    Params = P\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError) as info:
+        registry.resolve("routing", {"id": "kossim_test_bad_params:Router", "d": 2})
+    assert str(info.value) == (
+        "routing 'kossim_test_bad_params:Router': validating its parameters raised "
+        "TypeError: unsupported d"
+    )
