@@ -406,6 +406,7 @@ def _run_entries(specs: list[RunSpec], records: dict[str, dict[str, Any]]) -> li
     entries = []
     for spec in specs:
         rec = records.get(spec.run_id, {})
+        counters = rec.get("counters")
         entries.append(
             {
                 "run_id": spec.run_id,
@@ -414,7 +415,7 @@ def _run_entries(specs: list[RunSpec], records: dict[str, dict[str, Any]]) -> li
                 "seed": spec.seed,
                 "status": rec.get("status", "missing"),
                 "wall_time": rec.get("wall_time"),
-                "warmup": (rec.get("counters") or {}).get("warmup_time"),
+                "warmup": counters.get("warmup_time") if isinstance(counters, dict) else None,
                 "error": rec.get("error"),
             }
         )

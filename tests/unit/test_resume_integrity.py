@@ -132,3 +132,19 @@ def test_aggregation_leaves_out_and_names_damaged_runs(tmp_path: Path) -> None:
     assert "--resume" in manifest["runs"][0]["error"]
     metrics = (out / "metrics.csv").read_text().splitlines()
     assert {line.split(",")[0] for line in metrics[1:]} == {"random"}  # both central runs out
+
+
+def test_an_edited_record_is_damaged_not_a_crash(tmp_path: Path) -> None:
+    """A record whose checksums or counters were edited into nonsense: left out, named."""
+    path, out = _experiment(tmp_path), tmp_path / "out"
+    outcome = _run(path, out)
+    run_id = outcome.plan.specs[-1].run_id
+    record_path = out / "runs" / f"{run_id}.json"
+    record = json.loads(record_path.read_text())
+    record.update(files="none", counters=[1, 2])
+    record_path.write_text(json.dumps(record))
+    plan = make_plan(load_experiment(path))
+    manifest = RunStore(out).open().aggregate(plan, RunMeta("serial", 1, 0.0))
+    assert [r["status"] for r in manifest["runs"]] == ["ok", "ok", "ok", "damaged"]
+    resumed = _run(path, out)
+    assert (resumed.n_ok, resumed.n_skipped) == (1, 3)
