@@ -115,7 +115,7 @@ def make_plan(
             f"{n_runs} runs; an experiment has at most {MAX_RUNS}"
         )
         raise KossimInputError([source.problem(("seeds",), message)])
-    digests: dict[str, str] = {}
+    digests: dict[str, str | None] = {}
     specs = []
     for pol in exp.policies:
         for point in points:
@@ -128,24 +128,30 @@ def make_plan(
     return Plan(exp, data, swept, points, seed_list, specs, config_hash)
 
 
-def run_inputs(config: dict[str, Any], digests: dict[str, str] | None = None) -> dict[str, str]:
-    """What a run reads besides its config, each with a digest of its contents.
+def run_inputs(
+    config: dict[str, Any], digests: dict[str, str | None] | None = None
+) -> dict[str, str]:
+    """What a run reads besides its config and kossim's own code, with digests of contents.
 
-    ``file:<path>`` for the data file of an empirical distribution (SHA-256 of
-    its bytes) and ``component:<module:Class>`` for a user component (SHA-256
-    of its module's source file). ``digests`` caches them across runs.
+    ``file:<path>``: the data file of an empirical distribution (SHA-256 of its
+    bytes). ``component:<kind>:<id>``: a component that is not built in (a
+    ``module:Class`` or a plugin's id), by the SHA-256 of its module's source
+    file; built-in components are covered by the engine fingerprint instead.
+    ``digests`` caches the digests across the runs of a plan.
     """
     cache = digests if digests is not None else {}
     found: dict[str, str] = {}
     for key, compute in _inputs_of(config):
         if key not in cache:
             cache[key] = compute()
-        found[key] = cache[key]
+        digest = cache[key]
+        if digest is not None:
+            found[key] = digest
     return dict(sorted(found.items()))
 
 
-def _inputs_of(node: Any, kind: str | None = None) -> list[tuple[str, Callable[[], str]]]:
-    found: list[tuple[str, Callable[[], str]]] = []
+def _inputs_of(node: Any, kind: str | None = None) -> list[tuple[str, Callable[[], str | None]]]:
+    found: list[tuple[str, Callable[[], str | None]]] = []
     if isinstance(node, dict):
         if node.get("dist") == "empirical" and isinstance(node.get("file"), str):
             path = node["file"]
@@ -156,14 +162,20 @@ def _inputs_of(node: Any, kind: str | None = None) -> list[tuple[str, Callable[[
         for value in node:
             found += _inputs_of(value, kind)
     ident = node.get("id") if isinstance(node, dict) else node
-    if kind in KINDS and isinstance(ident, str) and ":" in ident:
-        found.append((f"component:{ident}", lambda: _component_digest(str(kind), node)))
+    if kind in KINDS and isinstance(ident, str):
+        found.append((f"component:{kind}:{ident}", lambda: _component_digest(str(kind), node)))
     return found
 
 
-def _component_digest(kind: str, ref: str | dict[str, Any]) -> str:
-    """SHA-256 of the source file of the module that defines a ``module:Class`` component."""
+_BUILT_IN = ("kossim", "policies")
+"""Packages whose sources the engine fingerprint covers."""
+
+
+def _component_digest(kind: str, ref: str | dict[str, Any]) -> str | None:
+    """SHA-256 of the module source of a component that is not built in, else None."""
     cls = resolve(kind, ref).cls
+    if cls.__module__.split(".")[0] in _BUILT_IN:
+        return None
     source = getattr(sys.modules.get(cls.__module__), "__file__", None)
     return file_digest(source) if source else stable_hash(cls.__module__, 64)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from kossim.config.experiment import LoadedExperiment, validate_data
 from kossim.config.loader import SourceMap
 from kossim.errors import KossimInputError
-from kossim.plan import Plan, make_plan, sweep_points
+from kossim.plan import Plan, make_plan, run_config, sweep_points
 
 RATE = "scenario.workload.arrivals.rate"
 COUNT = "scenario.agents.worker.count"
@@ -123,3 +124,32 @@ def test_fields_that_are_no_run_input_cannot_be_swept(tiny_data: dict[str, Any])
         tiny_data["sweep"] = {path: ["a", "b"]}
         with pytest.raises(KossimInputError, match=f"cannot sweep '{path}'"):
             plan_of(tiny_data)
+
+
+def test_run_inputs_cover_data_files_and_components_not_built_in(
+    tiny_data: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built-ins are in the engine fingerprint; files, user and plugin components are here."""
+    from kossim import registry
+    from kossim.datafiles import file_digest
+    from kossim.plan import run_inputs
+    from tests.plugins import Exploding
+
+    monkeypatch.setitem(registry._REGISTRY, "routing", dict(registry.available("routing")))
+    registry.register(Exploding)  # as an entry-point plugin would
+    data = tmp_path / "work.csv"
+    data.write_text("1.0\n2.0\n")
+    tiny_data["scenario"]["workload"]["tasks"][0]["work"] = {"dist": "empirical", "file": str(data)}
+    plain = plan_of(copy.deepcopy(tiny_data))
+    assert run_inputs(plain.specs[0].config) == {f"file:{data}": file_digest(data)}
+    tiny_data["policies"][1]["routing"] = {"id": "exploding", "seed": 9}
+    tiny_data["policies"].append(
+        {"name": "user", "dispatch": "push", "routing": "tests.plugins:Exploding"}
+    )
+    inputs = run_inputs(run_config(tiny_data, (), "random"))
+    source = file_digest(Path(__file__).resolve().parents[1] / "plugins.py")
+    assert inputs == {"component:routing:exploding": source, f"file:{data}": file_digest(data)}
+    assert (
+        run_inputs(run_config(tiny_data, (), "user"))["component:routing:tests.plugins:Exploding"]
+        == source
+    )
