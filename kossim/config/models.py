@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from kossim.config.problems import did_you_mean
 from kossim.dists import Constant, Distribution, Exponential
 from kossim.errors import FieldError
 from kossim.expectations import Expectation, check_expectations
@@ -200,11 +201,14 @@ class Scenario(Strict):
         _unique([g.group for g in self.agents], "agent group", "group", "agents")
         node_names = [n.name for n in self.nodes]
         _unique(node_names, "node", "name", "nodes")
-        for g in self.agents:
+        for index, g in enumerate(self.agents):
             if g.node is not None and g.node not in node_names:
-                raise ValueError(
+                raise FieldError(
                     f"agent group {g.group!r} is on unknown node {g.node!r} "
-                    f"(nodes: {node_names or 'none declared'})"
+                    f"(nodes: {', '.join(node_names) or 'none declared'})",
+                    "agents",
+                    index,
+                    "node",
                 )
         offered = [set(g.skills) for g in self.agents]
         for index, t in enumerate(self.workload.tasks):
@@ -223,13 +227,20 @@ class Scenario(Strict):
 
     def _check_failure_targets(self, node_names: list[str]) -> None:
         groups = [g.group for g in self.agents]
-        for spec, allowed, what in (
-            (self.failures.agents, groups, "agent group"),
-            (self.failures.nodes, node_names, "node"),
+        for spec, allowed, what, kind in (
+            (self.failures.agents, groups, "agent group", "agents"),
+            (self.failures.nodes, node_names, "node", "nodes"),
         ):
-            for name in (spec.only or []) if spec else []:
+            for index, name in enumerate((spec.only or []) if spec else []):
                 if name not in allowed:
-                    raise ValueError(f"failures: unknown {what} {name!r} (allowed: {allowed})")
+                    raise FieldError(
+                        f"unknown {what} {name!r}; allowed: {', '.join(allowed) or 'none'}"
+                        f"{did_you_mean(name, allowed)}",
+                        "failures",
+                        kind,
+                        "only",
+                        index,
+                    )
 
 
 ComponentRef = str | dict[str, Any]

@@ -332,6 +332,18 @@ CASES = [
         ),
     ),
     Bad(
+        "unknown_node",
+        "unknown_node.yaml",
+        "{file}:8:81: scenario.agents.0.node: agent group 'agent' is on unknown node 'rack9' "
+        "(nodes: none declared)",
+    ),
+    Bad(
+        "failures_unknown_group",
+        "failures_unknown_group.yaml",
+        "{file}:14:91: scenario.failures.agents.only.0: unknown agent group 'agnet'; allowed: "
+        "agent (did you mean 'agent'?)",
+    ),
+    Bad(
         "set_negative_rate",
         "valid.yaml",
         "--set: scenario.workload.arrivals.rate: Input should be greater than 0 (got -1)",
