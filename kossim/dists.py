@@ -79,7 +79,7 @@ class Uniform(_Dist):
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
         if self.high < self.low:
-            raise ValueError(f"high must be >= low (got low={self.low}, high={self.high})")
+            raise FieldError(f"must be >= low ({self.low:g})", "high", got=self.high)
         return self
 
     def mean_value(self) -> float:

@@ -98,11 +98,13 @@ class Arrivals(Strict):
     @model_validator(mode="after")
     def _complete(self) -> Arrivals:
         if self.process == "poisson" and self.rate is None:
-            raise ValueError("poisson arrivals need 'rate'")
+            raise FieldError("poisson arrivals need 'rate'", "rate")
         if self.process == "poisson" and self.interarrival is not None:
-            raise ValueError("poisson arrivals take 'rate', not 'interarrival'")
+            raise FieldError("poisson arrivals take 'rate', not 'interarrival'", "interarrival")
         if self.process == "renewal" and self.interarrival is None:
-            raise ValueError("renewal arrivals need 'interarrival'")
+            raise FieldError("renewal arrivals need 'interarrival'", "interarrival")
+        if self.process == "renewal" and self.rate is not None:
+            raise FieldError("renewal arrivals take 'interarrival', not 'rate'", "rate")
         mean = self.mean_interarrival()
         if mean == 0:
             raise FieldError(

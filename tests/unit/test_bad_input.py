@@ -344,6 +344,11 @@ CASES = [
         "agent (did you mean 'agent'?)",
     ),
     Bad(
+        "uniform_reversed",
+        "uniform_reversed.yaml",
+        "{file}:12:76: scenario.workload.tasks.0.work.high: must be >= low (2) (got 1.0)",
+    ),
+    Bad(
         "set_negative_rate",
         "valid.yaml",
         "--set: scenario.workload.arrivals.rate: Input should be greater than 0 (got -1)",
