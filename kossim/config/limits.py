@@ -15,7 +15,13 @@ from typing import Final
 
 from kossim.errors import KossimInputError
 
-__all__ = ["LIMIT_VARIABLES", "YamlLimits"]
+__all__ = [
+    "LIMIT_VARIABLES",
+    "RUN_EVENTS_VARIABLE",
+    "YamlLimits",
+    "max_run_events",
+    "run_events_hint",
+]
 
 LIMIT_VARIABLES: Final = {
     "max_bytes": ("KOSSIM_YAML_MAX_BYTES", 1 << 20),
@@ -23,6 +29,37 @@ LIMIT_VARIABLES: Final = {
     "max_values": ("KOSSIM_YAML_MAX_VALUES", 250_000),
 }
 """Limit -> (environment variable that sets it, default)."""
+
+RUN_EVENTS_VARIABLE: Final = "KOSSIM_MAX_RUN_EVENTS"
+_RUN_EVENTS_DEFAULT: Final = 10_000_000
+"""Arrivals (or failure cycles) one run may expect: about 1.5 GB of task records and a few
+minutes of simulation; beyond it a run would exhaust memory or never end."""
+
+
+def max_run_events() -> int:
+    """The bound on a run's expected arrivals or failure cycles (environment, else default)."""
+    return _positive(RUN_EVENTS_VARIABLE, _RUN_EVENTS_DEFAULT)
+
+
+def run_events_hint() -> str:
+    """``"(the limit is N; raise it with VAR=M)"`` for :func:`max_run_events`."""
+    value = max_run_events()
+    return f"(the limit is {value:.3g}; raise it with {RUN_EVENTS_VARIABLE}={value * 10})"
+
+
+def _positive(variable: str, default: int) -> int:
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise KossimInputError.single(
+            "the environment variable must be a positive integer", path=variable, got=text
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -36,22 +73,10 @@ class YamlLimits:
     @classmethod
     def from_env(cls) -> YamlLimits:
         """The defaults, each replaced by its environment variable when set."""
-        values: dict[str, int] = {}
-        for field, (variable, default) in LIMIT_VARIABLES.items():
-            text = os.environ.get(variable, "").strip()
-            if not text:
-                values[field] = default
-                continue
-            try:
-                values[field] = int(text)
-            except ValueError:
-                values[field] = 0
-            if values[field] < 1:
-                raise KossimInputError.single(
-                    "the environment variable must be a positive integer",
-                    path=variable,
-                    got=text,
-                )
+        values = {
+            field: _positive(variable, default)
+            for field, (variable, default) in LIMIT_VARIABLES.items()
+        }
         return cls(**values)
 
     def hint(self, field: str) -> str:

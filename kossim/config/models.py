@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from kossim.config.limits import max_run_events, run_events_hint
 from kossim.config.problems import did_you_mean
 from kossim.dists import Constant, Distribution, Exponential
 from kossim.errors import FieldError
@@ -41,8 +42,6 @@ __all__ = [
     "Workload",
 ]
 
-MAX_ARRIVALS = 10**9
-"""Arrivals one run may expect: beyond it a run would not finish (nor fit in memory)."""
 PRIORITY_MAX = 2**15 - 1
 """Priorities are recorded in a 16-bit integer column."""
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=80)]
@@ -279,7 +278,7 @@ class Experiment(Strict):
     seeds: Seeds = 10
     horizon: float | None = Field(default=None, gt=0, description="arrivals stop here")
     tasks: int | None = Field(
-        default=None, ge=1, le=MAX_ARRIVALS, description="measured arrivals; the run then drains"
+        default=None, ge=1, description="measured arrivals; the run then drains"
     )
     drain_limit: float = Field(
         default=10.0,
@@ -307,6 +306,10 @@ class Experiment(Strict):
             )
         if self.horizon is not None:
             self._check_arrivals(self.horizon)
+        elif self.tasks is not None and self.tasks > max_run_events():
+            raise FieldError(
+                f"more tasks than a run can hold {run_events_hint()}", "tasks", got=self.tasks
+            )
         self._check_failure_cycles()
         if self.horizon is not None and self.fixed_warmup >= self.horizon:
             raise FieldError(f"must be below horizon ({self.horizon:g})", "warmup", got=self.warmup)
@@ -327,10 +330,10 @@ class Experiment(Strict):
     def _check_arrivals(self, horizon: float) -> None:
         arrivals = self.scenario.workload.arrivals
         expected = horizon / arrivals.mean_interarrival()
-        if expected > MAX_ARRIVALS:
+        if expected > max_run_events():
             raise FieldError(
-                f"about {expected:.3g} arrivals before the horizon ({horizon:g}); a run "
-                f"simulates at most {MAX_ARRIVALS:.0e} (lower the rate or the horizon)",
+                f"about {expected:.3g} arrivals before the horizon ({horizon:g}), more than a "
+                f"run can hold {run_events_hint()}",
                 "scenario",
                 "workload",
                 "arrivals",
@@ -354,11 +357,10 @@ class Experiment(Strict):
                 continue
             cycle = spec.up.mean_value() + spec.down.mean_value()
             cycles = span / cycle * fleet
-            if cycles > MAX_ARRIVALS:
+            if cycles > max_run_events():
                 raise FieldError(
                     f"about {cycles:.3g} failures and repairs in a run of {span:g} over "
-                    f"{fleet} agents; a run simulates at most {MAX_ARRIVALS:.0e} (lengthen "
-                    "the up and down times)",
+                    f"{fleet} agents, more than a run can hold {run_events_hint()}",
                     "scenario",
                     "failures",
                     kind,

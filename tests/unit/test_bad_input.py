@@ -201,9 +201,9 @@ CASES = [
     Bad(
         "rate_overflow",
         "rate_overflow.yaml",
-        "{file}:10:34: scenario.workload.arrivals.rate: about 5e+301 arrivals before "
-        "the horizon (50); a run simulates at most 1e+09 (lower the rate or the "
-        "horizon)",
+        "{file}:10:34: scenario.workload.arrivals.rate: about 5e+301 arrivals before the "
+        "horizon (50), more than a run can hold (the limit is 1e+07; raise it with "
+        "KOSSIM_MAX_RUN_EVENTS=100000000)",
     ),
     Bad(
         "renewal_zero",
@@ -223,8 +223,8 @@ CASES = [
         "failure_storm",
         "failure_storm.yaml",
         "{file}:14:14: scenario.failures.agents.up: about 1e+202 failures and repairs in a "
-        "run of 50 over 4 agents; a run simulates at most 1e+09 (lengthen the up and down "
-        "times)",
+        "run of 50 over 4 agents, more than a run can hold (the limit is 1e+07; raise it "
+        "with KOSSIM_MAX_RUN_EVENTS=100000000)",
     ),
     Bad(
         "share_overflow",
@@ -347,6 +347,13 @@ CASES = [
         "uniform_reversed",
         "uniform_reversed.yaml",
         "{file}:12:76: scenario.workload.tasks.0.work.high: must be >= low (2) (got 1.0)",
+    ),
+    Bad(
+        "set_too_many_tasks",
+        "valid.yaml",
+        "--set: tasks: more tasks than a run can hold (the limit is 1e+07; raise it with "
+        "KOSSIM_MAX_RUN_EVENTS=100000000) (got 100000000)",
+        args=("--set", "horizon=null", "--set", "tasks=100000000"),
     ),
     Bad(
         "set_negative_rate",
