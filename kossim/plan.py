@@ -18,9 +18,10 @@ from typing import Any
 from kossim.config.experiment import LoadedExperiment, validate_data
 from kossim.config.loader import set_path
 from kossim.config.models import Experiment
+from kossim.config.runsize import run_size_problems
 from kossim.config.sweep import check_at, check_sweep
 from kossim.datafiles import file_digest
-from kossim.errors import KossimInputError
+from kossim.errors import UNSET, KossimInputError
 from kossim.registry import KINDS, resolve
 from kossim.runspec import RunSpec, stable_hash
 
@@ -195,7 +196,13 @@ def _check_point(data: dict[str, Any], point: Point, source: Any, file: str | No
             ) from None
         source = source.with_origin(where, _sweep_entry(data.get("sweep") or {}, path, value))
     try:
-        validate_data(cfg, source, file)
+        exp = validate_data(cfg, source, file)
+        problems = [
+            source.problem(path, message, UNSET if got is None else got)
+            for path, message, got in run_size_problems(exp)
+        ]
+        if problems:
+            raise KossimInputError(problems)
     except KossimInputError as exc:
         if not point:
             raise

@@ -20,7 +20,6 @@ from pydantic import (
     model_validator,
 )
 
-from kossim.config.limits import max_run_events, run_events_hint
 from kossim.config.problems import did_you_mean
 from kossim.dists import Constant, Distribution, Exponential
 from kossim.errors import FieldError
@@ -304,13 +303,6 @@ class Experiment(Strict):
                 "give exactly one of 'horizon' (time) or 'tasks' (count)",
                 "tasks" if self.tasks is not None else "horizon",
             )
-        if self.horizon is not None:
-            self._check_arrivals(self.horizon)
-        elif self.tasks is not None and self.tasks > max_run_events():
-            raise FieldError(
-                f"more tasks than a run can hold {run_events_hint()}", "tasks", got=self.tasks
-            )
-        self._check_failure_cycles()
         if self.horizon is not None and self.fixed_warmup >= self.horizon:
             raise FieldError(f"must be below horizon ({self.horizon:g})", "warmup", got=self.warmup)
         if self.warmup != 0 and self.warmup_tasks:
@@ -326,46 +318,6 @@ class Experiment(Strict):
         _unique([p.name for p in self.policies], "policy name", "name", "policies")
         check_expectations(self.expect, [p.name for p in self.policies])
         return self
-
-    def _check_arrivals(self, horizon: float) -> None:
-        arrivals = self.scenario.workload.arrivals
-        expected = horizon / arrivals.mean_interarrival()
-        if expected > max_run_events():
-            raise FieldError(
-                f"about {expected:.3g} arrivals before the horizon ({horizon:g}), more than a "
-                f"run can hold {run_events_hint()}",
-                "scenario",
-                "workload",
-                "arrivals",
-                "rate" if arrivals.rate is not None else "interarrival",
-            )
-
-    def _check_failure_cycles(self) -> None:
-        """Up and down times so short that failure clocks alone would never let a run end."""
-        if self.horizon is not None:
-            span = self.horizon
-        else:
-            assert self.tasks is not None
-            arrivals = self.scenario.workload.arrivals
-            span = self.drain_limit * self.tasks * arrivals.mean_interarrival()
-        fleet = sum(g.count for g in self.scenario.agents)
-        for kind, spec in (
-            ("agents", self.scenario.failures.agents),
-            ("nodes", self.scenario.failures.nodes),
-        ):
-            if spec is None:
-                continue
-            cycle = spec.up.mean_value() + spec.down.mean_value()
-            cycles = span / cycle * fleet
-            if cycles > max_run_events():
-                raise FieldError(
-                    f"about {cycles:.3g} failures and repairs in a run of {span:g} over "
-                    f"{fleet} agents, more than a run can hold {run_events_hint()}",
-                    "scenario",
-                    "failures",
-                    kind,
-                    "up",
-                )
 
     @property
     def auto_warmup(self) -> bool:
