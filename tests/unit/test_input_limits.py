@@ -107,3 +107,14 @@ def test_a_file_that_never_ends_is_read_only_up_to_the_limit() -> None:
     with pytest.raises(KossimInputError) as info:
         load_yaml(device)
     assert _first(info).startswith("/dev/zero: the document is more than 1048576 bytes")
+
+
+def test_deep_block_nesting_is_located_too() -> None:
+    """Indentation 400 levels deep: the parser's stack runs out, the error says where."""
+    text = "".join("  " * i + "a:\n" for i in range(400)) + "  " * 400 + "1\n"
+    with pytest.raises(KossimInputError) as info:
+        load_yaml_text(text, "x.yaml")
+    assert _first(info) == (
+        "x.yaml:66:131: nested deeper than 64 levels "
+        "(the limit is 64; raise it with KOSSIM_YAML_MAX_DEPTH=256)"
+    )
