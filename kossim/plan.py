@@ -19,7 +19,7 @@ from kossim.config.experiment import LoadedExperiment, validate_data
 from kossim.config.loader import set_path
 from kossim.config.models import Experiment
 from kossim.config.runsize import run_size_problems
-from kossim.config.sweep import check_at, check_sweep
+from kossim.config.sweep import check_at, check_sweep, sweep_key
 from kossim.datafiles import file_digest
 from kossim.errors import UNSET, KossimInputError
 from kossim.registry import KINDS, resolve
@@ -106,8 +106,9 @@ def make_plan(
     points = sweep_points(data.get("sweep") or {})
     swept = [path for path, _ in points[0]] if points else []
     check_at(list(exp.expect), points, source)
+    entries = _sweep_entries(data.get("sweep") or {})
     for point in points:
-        _check_point(data, point, source, file)
+        _check_point(data, point, source, file, entries)
     seed_list = seeds if seeds is not None else exp.seed_list()
     n_runs = len(exp.policies) * len(points) * len(seed_list)
     if n_runs > MAX_RUNS:
@@ -181,8 +182,16 @@ def _component_digest(kind: str, ref: str | dict[str, Any]) -> str | None:
     return file_digest(source) if source else stable_hash(cls.__module__, 64)
 
 
-def _check_point(data: dict[str, Any], point: Point, source: Any, file: str | None) -> None:
-    cfg = copy.deepcopy(data)
+def _check_point(
+    data: dict[str, Any],
+    point: Point,
+    source: Any,
+    file: str | None,
+    entries: dict[tuple[str, Any], tuple[str | int, ...]],
+) -> None:
+    # The sweep block is shared, not copied: no point sets a path inside it (check_sweep),
+    # and copying it at every point made validation quadratic in the number of points.
+    cfg = {k: v if k == "sweep" else copy.deepcopy(v) for k, v in data.items()}
     for path, value in point:
         # A path need not exist in the file (a default, a component parameter left
         # unset): setting it is enough, and validation reports an unknown field at
@@ -194,7 +203,8 @@ def _check_point(data: dict[str, Any], point: Point, source: Any, file: str | No
             raise KossimInputError(
                 [source.problem(("sweep", path), f"cannot sweep {path!r}: {problem.message}")]
             ) from None
-        source = source.with_origin(where, _sweep_entry(data.get("sweep") or {}, path, value))
+        entry = entries.get((path, sweep_key(value)), ("sweep", path))
+        source = source.with_origin(where, entry)
     try:
         exp = validate_data(cfg, source, file)
         problems = [
@@ -212,11 +222,13 @@ def _check_point(data: dict[str, Any], point: Point, source: Any, file: str | No
         ) from None
 
 
-def _sweep_entry(sweep: dict[str, Any], path: str, value: Any) -> tuple[str | int, ...]:
-    """Where in the file a swept value was written: its item in the sweep list."""
-    if path in sweep and isinstance(sweep[path], list) and value in sweep[path]:
-        return ("sweep", path, sweep[path].index(value))
-    group = sweep.get("zip")
-    if isinstance(group, dict) and isinstance(group.get(path), list) and value in group[path]:
-        return ("sweep", "zip", path, group[path].index(value))
-    return ("sweep", path)
+def _sweep_entries(sweep: dict[str, Any]) -> dict[tuple[str, Any], tuple[str | int, ...]]:
+    """Where in the file each swept value was written, by (path, value key)."""
+    entries: dict[tuple[str, Any], tuple[str | int, ...]] = {}
+    for key, values in sweep.items():
+        lists = values.items() if key == "zip" and isinstance(values, dict) else [(key, values)]
+        where = ("sweep", "zip") if key == "zip" and isinstance(values, dict) else ("sweep",)
+        for path, items in lists:
+            for index, value in enumerate(items if isinstance(items, list) else []):
+                entries.setdefault((path, sweep_key(value)), (*where, path, index))
+    return entries
