@@ -12,6 +12,7 @@ changes when its data do.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import math
 from pathlib import Path
@@ -36,8 +37,27 @@ def file_digest(path: str | Path) -> str:
 
 
 def read_values(path: str | Path, column: str | None = None) -> list[float]:
-    """The non-negative finite numbers of one column of ``path`` (a header row is allowed)."""
-    rows = _rows(Path(path))
+    """The non-negative finite numbers of one column of ``path`` (a header row is allowed).
+
+    Every sweep point and every run validates its distributions, so a file is
+    parsed once per version (its size and modification time) and reused.
+    """
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return list(_read_values(str(path), column, None))
+    return list(_read_values(str(path), column, (stat.st_size, stat.st_mtime_ns)))
+
+
+@functools.lru_cache(maxsize=32)
+def _read_values(
+    path: str, column: str | None, version: tuple[int, int] | None
+) -> tuple[float, ...]:
+    return tuple(_parse(Path(path), column))
+
+
+def _parse(path: Path, column: str | None) -> list[float]:
+    rows = _rows(path)
     if not rows:
         raise DataFileError(f"empirical file {path}: no values")
     header = None if _is_number_row(rows[0][1]) else rows.pop(0)
