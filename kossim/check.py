@@ -305,16 +305,16 @@ def check_folder(
 ) -> list[CheckResult]:
     """Judge ``expectations`` on a results folder and record the verdicts in it.
 
+    A missing or damaged table is a :class:`~kossim.errors.KossimInputError`.
+
     The verdicts go to :data:`RESULTS_FILE` in ``folder``, where the report
     finds them; relative baseline files are read from ``base_dir`` (the
     experiment file's folder).
     """
-    results = evaluate(
-        expectations,
-        pd.read_parquet(folder / "metrics.parquet"),
-        pd.read_csv(folder / "summary.csv"),
-        base_dir=base_dir,
-    )
+    from kossim.folders import read_tables
+
+    metrics, summary = read_tables(folder, pd.read_parquet, pd.read_csv)
+    results = evaluate(expectations, metrics, summary, base_dir=base_dir)
     atomic_write(folder / RESULTS_FILE, results_json(results, folder.name).encode())
     return results
 

@@ -26,6 +26,7 @@ from rich.table import Table
 import kossim
 from kossim.console import plural
 from kossim.errors import KossimInputError
+from kossim.folders import read_manifest
 
 __all__ = ["app", "main"]
 
@@ -36,8 +37,9 @@ app = typer.Typer(
     help="kossim: simulate contending orchestration policies on the same random workload.",
 )
 # soft_wrap: a file:line:col problem stays on one line, as editors and CI parse it.
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# emoji off: user text such as ":x:" prints as written (markup in it is escaped where shown).
+out = Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 class ExecutorKind(StrEnum):
@@ -235,6 +237,7 @@ def _run(
     err.print(
         f"{outcome.n_ok} ok, {outcome.n_failed} failed, {outcome.n_skipped} resumed "
         f"in {outcome.wall_time:.1f} s -> {outcome.out_dir}",
+        markup=False,
         highlight=False,
     )
     return outcome
@@ -304,6 +307,7 @@ def validate(experiment: ExpArg, set_: SetOpt = None) -> None:
         f"{experiment}: valid. {plural(len(exp.policies), 'policy', 'policies')} x "
         f"{plural(len(plan.points), 'point')} x {plural(len(plan.seeds), 'seed')} = "
         f"{plural(len(plan.specs), 'run')}; expectations: {len(exp.expect)}",
+        markup=False,
         highlight=False,
     )
     from kossim.overload import overload_warnings, point_loads
@@ -341,12 +345,15 @@ def report(
     ] = EcdfAxis.auto,
 ) -> None:
     """Re-render report.html / report.md / plots from a results folder alone."""
-    if not (folder / "manifest.json").is_file():
-        err.print(f"error: {folder} is not a kossim results folder (no manifest.json)")
-        raise typer.Exit(2)
+    try:
+        read_manifest(folder)
+    except KossimInputError as exc:
+        _fail_input(exc)
     if baseline is not None:
         _check_baseline(folder, baseline)
-    err.print(f"report: {_render(folder, baseline, ecdf_axis.value)}", highlight=False)
+    err.print(
+        f"report: {_render(folder, baseline, ecdf_axis.value)}", markup=False, highlight=False
+    )
 
 
 def _check_baseline(folder: Path, baseline: str) -> None:
@@ -389,12 +396,12 @@ def compare(
             "for one folder use: kossim report DIR",
             param_hint="DIR...",
         )
-
-    for f in folders:
-        if not (f / "manifest.json").is_file():
-            err.print(f"error: {f} is not a kossim results folder (no manifest.json)")
-            raise typer.Exit(2)
-    err.print(f"report: {render_comparison(folders, out_dir)}", highlight=False)
+    try:
+        for f in folders:
+            read_manifest(f)
+    except KossimInputError as exc:
+        _fail_input(exc)
+    err.print(f"report: {render_comparison(folders, out_dir)}", markup=False, highlight=False)
 
 
 @app.command()
@@ -427,7 +434,10 @@ def check(
     from kossim.check import check_folder, junit_xml, results_json, results_table
 
     if target.is_dir():
-        folder, expectations, base = _stored_expectations(target)
+        try:
+            folder, expectations, base = _stored_expectations(target)
+        except KossimInputError as exc:
+            _fail_input(exc)
     else:
         with _stoppable(), ExitStack() as held:
             outcome = _run(
@@ -448,9 +458,12 @@ def check(
     if not expectations:
         err.print("error: the experiment has no expect: block")
         raise typer.Exit(2)
-    results = check_folder(folder, expectations, base)
+    try:
+        results = check_folder(folder, expectations, base)
+    except KossimInputError as exc:
+        _fail_input(exc)
     if report:
-        err.print(f"report: {_render(folder)}", highlight=False)
+        err.print(f"report: {_render(folder)}", markup=False, highlight=False)
     _print_load(folder)
     out.print(results_table(results))
     passed = sum(r.passed for r in results)
@@ -468,10 +481,12 @@ def check(
 
 
 def _stored_expectations(folder: Path) -> tuple[Path, list[Any], Path]:
-    from kossim.config.models import Experiment
+    from kossim.config.experiment import validate_data
+    from kossim.config.loader import SourceMap
 
-    manifest = json.loads((folder / "manifest.json").read_text())
-    exp = Experiment.model_validate(manifest["config"])
+    manifest = read_manifest(folder)
+    where = str(folder / "manifest.json")
+    exp = validate_data(manifest["config"], SourceMap(where), where)
     base = Path(manifest.get("experiment_dir") or folder)
     return folder, list(exp.expect), base
 

@@ -10,11 +10,13 @@ the sequence stays a pure function of the generator's seed.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kossim.datafiles import DataFileError, read_values
+from kossim.errors import FieldError
 
 __all__ = [
     "Constant",
@@ -32,10 +34,11 @@ __all__ = [
 ]
 
 BLOCK = 1024
+_LOG_FLOAT_MAX = math.log(np.finfo(float).max)
 
 
 class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
     def mean_value(self) -> float:
         """The distribution's mean (used for network shortest paths and load checks)."""
@@ -76,7 +79,7 @@ class Uniform(_Dist):
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
         if self.high < self.low:
-            raise ValueError(f"high must be >= low (got low={self.low}, high={self.high})")
+            raise FieldError(f"must be >= low ({self.low:g})", "high", got=self.high)
         return self
 
     def mean_value(self) -> float:
@@ -119,6 +122,14 @@ class Lognormal(_Dist):
     def mean_value(self) -> float:
         return self.mean
 
+    @model_validator(mode="after")
+    def _representable(self) -> Lognormal:
+        sigma2 = math.log1p(self.scv)
+        # ten standard deviations above the log-mean must stay below the largest float
+        if math.log(self.mean) - sigma2 / 2 + 10 * math.sqrt(sigma2) >= _LOG_FLOAT_MAX:
+            raise ValueError("mean and scv this large make draws overflow a float")
+        return self
+
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         sigma2 = math.log1p(self.scv)
         return rng.lognormal(math.log(self.mean) - sigma2 / 2, math.sqrt(sigma2), n)
@@ -132,6 +143,12 @@ class Gamma(_Dist):
     def mean_value(self) -> float:
         return self.mean
 
+    @model_validator(mode="after")
+    def _representable(self) -> Gamma:
+        if not math.isfinite(self.mean * self.scv):
+            raise ValueError("mean x scv overflows a float: the draws would be infinite")
+        return self
+
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.gamma(1 / self.scv, self.mean * self.scv, n)
 
@@ -143,11 +160,23 @@ class Hyperexponential(_Dist):
     mean: float = Field(gt=0)
     scv: float = Field(ge=1, description="squared coefficient of variation, >= 1")
 
+    @model_validator(mode="after")
+    def _representable(self) -> Hyperexponential:
+        p = self._p()
+        if p >= 1 or not math.isfinite(self.mean / (2 * (1 - p))):
+            raise ValueError(
+                "scv is too large for the mean: the slow phase's mean overflows a float"
+            )
+        return self
+
+    def _p(self) -> float:
+        return 0.5 * (1 + math.sqrt((self.scv - 1) / (self.scv + 1)))
+
     def mean_value(self) -> float:
         return self.mean
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        p = 0.5 * (1 + math.sqrt((self.scv - 1) / (self.scv + 1)))
+        p = self._p()
         m1, m2 = self.mean / (2 * p), self.mean / (2 * (1 - p))
         pick = rng.random(n) < p
         return np.where(pick, rng.exponential(m1, n), rng.exponential(m2, n))
@@ -166,24 +195,31 @@ class Erlang(_Dist):
 
 
 class Empirical(_Dist):
-    """Resamples (with replacement) from listed values or a one-column text file."""
+    """Resamples (with replacement) from listed values or a CSV column of a file.
+
+    The file holds one column of numbers, optionally under a header row; in a
+    wider file ``column`` names the column by its header.
+    """
 
     dist: Literal["empirical"]
     values: list[Annotated[float, Field(ge=0)]] | None = None
-    file: Path | None = None
+    file: str | None = None
+    column: str | None = Field(default=None, description="header of the column in a wider file")
 
     @model_validator(mode="after")
     def _one_source(self) -> Empirical:
         if (self.values is None) == (self.file is None):
             raise ValueError("give exactly one of 'values' or 'file'")
+        if self.column is not None and self.file is None:
+            raise FieldError("'column' picks a column of 'file'", "column")
         if self.file is not None:
-            if not self.file.is_file():
-                raise ValueError(f"empirical file not found: {self.file}")
-            data = np.loadtxt(self.file, delimiter=",", ndmin=1, dtype=float)
-            if data.size == 0 or (data < 0).any():
-                raise ValueError(f"empirical file {self.file} needs non-negative numbers")
-            object.__setattr__(self, "values", [float(v) for v in data.ravel()])
+            try:
+                values = read_values(self.file, self.column)
+            except DataFileError as exc:
+                raise FieldError(str(exc), "file") from None
+            object.__setattr__(self, "values", values)
             object.__setattr__(self, "file", None)
+            object.__setattr__(self, "column", None)
         if not self.values:
             raise ValueError("empirical needs at least one value")
         return self

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from kossim.errors import FieldError
 from kossim.report.metrics_meta import METRIC_DIRECTION as _DIRECTION
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "BoundsExpectation",
     "Expectation",
     "WithinExpectation",
+    "check_expectations",
 ]
 
 
@@ -34,7 +36,7 @@ METRIC_DIRECTION: dict[str, Literal["lower", "higher"]] = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class BetterExpectation(_Strict):
@@ -61,6 +63,7 @@ class BetterExpectation(_Strict):
     def _known_direction(self) -> BetterExpectation:
         if self.better == self.than:
             raise ValueError(f"better and than name the same policy ({self.better!r})")
+        _known_metric(self.metric, "metric")
         if self.direction is None and self.metric not in METRIC_DIRECTION:
             raise ValueError(
                 f"metric {self.metric!r} has no known better direction; "
@@ -195,3 +198,43 @@ Expectation = Annotated[
     ),
 ]
 """One entry of ``expect:``; use ``list[Expectation]`` as a pydantic field type."""
+
+
+def check_expectations(expectations: list[Any], policies: list[str]) -> None:
+    """Raise a :class:`FieldError` at the first policy or metric name that no run will have.
+
+    An unknown name would only surface after every run, as a broken expectation.
+    """
+    for index, exp in enumerate(expectations):
+        for field in ("better", "than", "policy"):
+            name = getattr(exp, field, None)
+            if name is not None and name not in policies:
+                raise FieldError(
+                    f"unknown policy {name!r}; policies: {', '.join(policies)}"
+                    f"{_did_you_mean(name, policies)}",
+                    "expect",
+                    index,
+                    field,
+                )
+        names: list[tuple[tuple[str | int, ...], str]] = (
+            [(("metric",), exp.metric)] if hasattr(exp, "metric") else []
+        )
+        names += [(("metrics", i), m) for i, m in enumerate(getattr(exp, "metrics", None) or [])]
+        for at, metric in names:
+            _known_metric(metric, "expect", index, *at)
+
+
+def _known_metric(metric: str, *at: str | int) -> None:
+    if metric not in _DIRECTION:
+        known = sorted(_DIRECTION)
+        raise FieldError(
+            f"unknown metric {metric!r}; metrics: {', '.join(known)}{_did_you_mean(metric, known)}",
+            *at,
+        )
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib
+
+    matches = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""

@@ -34,7 +34,7 @@ from kossim.overload import assess as assess_load
 from kossim.plan import Plan, make_plan
 from kossim.runspec import RunResult, RunSpec
 from kossim.sim import simulate
-from kossim.store import RunMeta, RunStore
+from kossim.store import RunMeta, RunStore, write_error
 
 __all__ = ["RunOutcome", "SweepInterrupted", "default_out_dir", "run_experiment"]
 
@@ -103,7 +103,8 @@ def run_experiment(
     runner = make_executor(executor, jobs, address) if isinstance(executor, str) else executor
     with lock_folder(out):
         store = RunStore(out).open()
-        console = Console(stderr=True, soft_wrap=True)  # one line per message in a log
+        # one line per message in a log; no emoji: user text is printed as written
+        console = Console(stderr=True, soft_wrap=True, emoji=False)
         _warn_if_other_config(console, out, plan)
         ids = [spec.run_id for spec in plan.specs]
         done = store.completed_ids(ids, traced=trace)
@@ -111,9 +112,15 @@ def run_experiment(
         if progress and announce:  # --precision says what its later rounds reuse itself
             _announce(console, out, resume, len(done), len(plan.specs))
         started = time.perf_counter()
-        counts = _execute(runner, plan, todo, store, _progress_bar(console, progress, len(todo)))
-        wall_time = time.perf_counter() - started
-        store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
+        try:
+            counts = _execute(
+                runner, plan, todo, store, _progress_bar(console, progress, len(todo))
+            )
+            wall_time = time.perf_counter() - started
+            manifest = store.aggregate(plan, RunMeta(runner.name, runner.jobs, wall_time))
+        except OSError as exc:  # a read-only or full disk: --out cannot hold the results
+            raise write_error(exc, out) from None
+        _warn_damaged(console, manifest)
         assess_load(plan, out, loaded.overrides)
     skipped = len(plan.specs) - len(todo)
     return RunOutcome(out, plan, counts["ok"], counts["failed"], skipped, wall_time)
@@ -180,17 +187,32 @@ def _changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
     return paths
 
 
+def _warn_damaged(console: Console, manifest: dict[str, Any]) -> None:
+    """Name the runs left out of the tables because their files were damaged meanwhile."""
+    damaged = [run for run in manifest["runs"] if run["status"] == "damaged"]
+    if damaged:
+        console.print(
+            f"warning: {len(damaged)} run(s) left out of the tables, their files damaged: "
+            + ", ".join(f"{r['run_id']} ({r['policy']}, seed {r['seed']})" for r in damaged)
+            + "; run again with --resume",
+            markup=False,
+            highlight=False,
+        )
+
+
 def _announce(console: Console, out: Path, resume: bool, n_done: int, n_total: int) -> None:
     """Say what happens to runs already in the folder."""
     if resume:
         console.print(
             f"resuming {out}: {n_done} of {plural(n_total, 'run')} already complete",
+            markup=False,
             highlight=False,
         )
     elif n_done:
         console.print(
             f"{out}: running all {plural(n_total, 'run')} again, overwriting {n_done} stored "
             "(use --resume to keep them)",
+            markup=False,
             highlight=False,
         )
 

@@ -102,7 +102,7 @@ class AgentView(Protocol):
 class Params(BaseModel):
     """Base of every component's parameter model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Component:

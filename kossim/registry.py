@@ -206,6 +206,16 @@ def _lookup(kind: str, ident: str) -> type[Component]:
             cls = getattr(_import(module), attr)
         except (ImportError, AttributeError) as exc:
             raise ValueError(f"cannot load {kind} component {ident!r}: {exc}") from None
+        except SyntaxError as exc:  # the module's own code is broken: say where
+            where = f"{exc.filename}:{exc.lineno}" if exc.filename else module
+            raise ValueError(
+                f"cannot load {kind} component {ident!r}: syntax error at {where}: {exc.msg}"
+            ) from None
+        except (Exception, SystemExit) as exc:  # a module that raises while it is imported
+            raise ValueError(
+                f"cannot load {kind} component {ident!r}: importing {module!r} raised "
+                f"{type(exc).__name__}: {_first_line(exc)}"
+            ) from None
         if not (isinstance(cls, type) and issubclass(cls, Component) and cls.kind == kind):
             raise ValueError(f"{ident!r} is not a kossim {kind} component")
         return cls
@@ -215,6 +225,11 @@ def _lookup(kind: str, ident: str) -> type[Component]:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(f"unknown {kind} id {ident!r}{hint}; allowed: {', '.join(sorted(table))}")
     return table[ident]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else "(no message)"
 
 
 def resolve(kind: str, ref: str | dict[str, Any]) -> ComponentSpec:
@@ -236,6 +251,11 @@ def resolve(kind: str, ref: str | dict[str, Any]) -> ComponentSpec:
             f"{kind} {ident!r}: {first['msg']}; parameters: {allowed}",
             *first["loc"],
             got=first.get("input"),
+        ) from None
+    except Exception as exc:  # a user component's own checks failing some other way
+        raise ValueError(
+            f"{kind} {ident!r}: validating its parameters raised {type(exc).__name__}: "
+            f"{_first_line(exc)}"
         ) from None
     return ComponentSpec(cls, params)
 

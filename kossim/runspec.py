@@ -46,12 +46,16 @@ class RunSpec:
         point: tuple[tuple[str, Any], ...],
         seed: int,
         trace: bool = False,
+        inputs: dict[str, str] | None = None,
     ) -> RunSpec:
-        """Build a spec whose ``run_id`` hashes the resolved config, policy, point and seed."""
-        run_id = stable_hash(
-            {"config": config, "policy": policy, "point": list(point), "seed": seed}
-        )
-        return RunSpec(config, policy, point, seed, trace, run_id)
+        """Build a spec whose ``run_id`` hashes the resolved config, policy, point and seed,
+        and ``inputs``: digests of what the run reads besides its config (data files by
+        contents, user components by source), so that a changed input is a new run."""
+        key: dict[str, Any] = {"config": config, "policy": policy, "point": list(point)}
+        key["seed"] = seed
+        if inputs:  # absent when empty: runs that read nothing else keep their ids
+            key["inputs"] = inputs
+        return RunSpec(config, policy, point, seed, trace, stable_hash(key))
 
 
 MetricRow = tuple[str, str, float]
@@ -94,8 +98,9 @@ def engine_fingerprint() -> str:
     """Hash of the code that decides what a run computes (engine, metrics, built-in policies).
 
     Stored with every run record, so ``--resume`` never mixes results of
-    different engine code. User plugins are outside it: change one, rerun
-    without ``--resume``.
+    different engine code. User components (``module:Class``) and data files
+    are outside it: their digests are part of each run's key instead
+    (:func:`kossim.plan.run_inputs`).
     """
     global _FINGERPRINT
     if _FINGERPRINT is None:

@@ -2,8 +2,11 @@
 
 A sweep may be interrupted at any moment (Ctrl-C, a lost machine), so every
 file is written atomically (a temporary file in the same folder, fsync,
-``os.replace``) and each run's JSON record is written last: a record on disk
-means the run's other files are complete. ``--resume`` trusts records alone.
+``os.replace``) and each run's JSON record is written last, with the SHA-256
+of each of the run's other files. ``--resume`` reuses a run only when its
+files still match those checksums (a file cut short, edited or swapped with
+another run's is run again), and aggregation leaves out, and names, runs
+whose files do not match rather than failing.
 
 The aggregate tables (``metrics.csv`` and friends) are rebuilt from the
 per-run files of the current plan only, in plan order (policy order in the
@@ -16,6 +19,7 @@ columns: ``docs/contracts.md``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -32,17 +36,14 @@ import pyarrow.parquet as pq
 
 import kossim
 from kossim.atomic import TMP_SUFFIX, atomic_write
+from kossim.errors import KossimInputError
 from kossim.plan import Plan
 from kossim.runspec import RunResult, RunSpec, engine_fingerprint
 from kossim.stats import summarize
 
-__all__ = ["RunMeta", "RunStore", "StoreError", "atomic_write"]
+__all__ = ["RunMeta", "RunStore", "atomic_write", "write_error"]
 
 METRIC, DIST, TASKS = ".parquet", ".dist.parquet", ".tasks.parquet"
-
-
-class StoreError(Exception):
-    """A per-run file that a record vouches for cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,21 @@ class RunMeta:
     executor: str
     jobs: int
     wall_time: float
+
+
+def write_error(exc: OSError, root: Path) -> KossimInputError:
+    """A results folder that cannot be written (read-only, full, a file in the way)."""
+    where = exc.filename or root
+    return KossimInputError.single(
+        f"cannot write the results folder: {exc.strerror or exc}", file=str(where)
+    )
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -110,7 +126,15 @@ class RunStore:
         Only one sweep should write a folder at a time; a second writer's
         temporary files would be removed here.
         """
-        self.runs.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.runs):
+            if folder.exists() and not folder.is_dir():
+                raise KossimInputError.single(
+                    "is a file, not a folder: --out names the results folder", file=str(folder)
+                )
+        try:
+            self.runs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, self.root) from None
         for folder in (self.root, self.runs):
             for tmp in folder.glob(f".*{TMP_SUFFIX}"):
                 with contextlib.suppress(OSError):
@@ -121,18 +145,20 @@ class RunStore:
         return self.runs / f"{run_id}{suffix}"
 
     def put(self, result: RunResult, swept: Sequence[str]) -> None:
-        """Store one finished run: data files first, the record last."""
+        """Store one finished run: data files first, the record (with their checksums) last."""
+        files: dict[str, str] = {}
         if result.status == "ok":
-            atomic_write(
-                self.path(result.run_id, METRIC), _parquet_bytes(_metric_rows(result, swept))
-            )
-            atomic_write(self.path(result.run_id, DIST), _parquet_bytes(_dist_rows(result)))
+            contents = {
+                METRIC: _parquet_bytes(_metric_rows(result, swept)),
+                DIST: _parquet_bytes(_dist_rows(result)),
+            }
             if result.tasks is not None:
-                atomic_write(
-                    self.path(result.run_id, TASKS), _parquet_bytes(pa.table(result.tasks))
-                )
+                contents[TASKS] = _parquet_bytes(pa.table(result.tasks))
             else:  # a stale trace of an earlier run with the same id must not resurface
                 self.path(result.run_id, TASKS).unlink(missing_ok=True)
+            for suffix, data in contents.items():
+                atomic_write(self.path(result.run_id, suffix), data)
+                files[suffix] = hashlib.sha256(data).hexdigest()
         record = {
             "run_id": result.run_id,
             "policy": result.policy,
@@ -144,6 +170,7 @@ class RunStore:
             "counters": result.counters,
             "traced": result.tasks is not None,
             "engine": engine_fingerprint(),
+            "files": files,
         }
         atomic_write(self.path(result.run_id), json.dumps(record, indent=1, default=str).encode())
         _fsync_dir(self.runs)
@@ -161,9 +188,9 @@ class RunStore:
         return {run_id: rec for run_id, rec in found.items() if rec is not None}
 
     def completed_ids(self, run_ids: Iterable[str], *, traced: bool = False) -> set[str]:
-        """Runs that need not run again: recorded ok, with their data files present
-        (and a task trace when ``traced``), made by this engine code. Failed runs are
-        not complete."""
+        """Runs that need not run again: recorded ok by this engine code, with their data
+        files (and a task trace when ``traced``) matching the record's checksums. Failed
+        runs are not complete."""
         suffixes = [METRIC, DIST, *([TASKS] if traced else [])]
         engine = engine_fingerprint()  # results of other engine code are not reused
         return {
@@ -171,28 +198,47 @@ class RunStore:
             for run_id, rec in self.records(run_ids).items()
             if rec.get("status") == "ok"
             and rec.get("engine") == engine
-            and all(self.path(run_id, s).is_file() for s in suffixes)
+            and self.intact(run_id, rec, suffixes)
         }
 
+    def intact(self, run_id: str, record: dict[str, Any], suffixes: Sequence[str]) -> bool:
+        """The run's files of ``suffixes`` exist and match the checksums in its record."""
+        files = record.get("files")
+        if not isinstance(files, dict):
+            return False  # a record without checksums cannot vouch for its files
+        for suffix in suffixes:
+            expected = files.get(suffix)
+            if not isinstance(expected, str) or _file_sha256(self.path(run_id, suffix)) != expected:
+                return False
+        return True
+
     def aggregate(self, plan: Plan, meta: RunMeta) -> dict[str, Any]:
-        """Rebuild every aggregate table and the manifest from the plan's runs."""
+        """Rebuild every aggregate table and the manifest from the plan's runs.
+
+        A run recorded ok whose files are missing, unreadable or do not match
+        their checksums is left out of every table and listed as ``damaged``.
+        """
         specs = _ordered(plan)
         records = self.records(s.run_id for s in specs)
+        traced = plan.specs[0].trace if plan.specs else False
         ok = [s for s in specs if records.get(s.run_id, {}).get("status") == "ok"]
+        tables, damaged = self._read_runs(ok, records, traced)
+        for run_id, reason in damaged.items():
+            records[run_id] = {**records[run_id], "status": "damaged", "error": reason}
+        ok = [s for s in ok if s.run_id not in damaged]
         keys = _key_frame(plan, ok)
-        metrics = self._gather(ok, METRIC, ["metric", "scope", "value"], keys)
+        metrics = self._gather(ok, tables[METRIC], ["metric", "scope", "value"], keys)
         self._write_csv_parquet(metrics, "metrics")
         atomic_write(self.root / "summary.csv", _csv_bytes(_summary(metrics)))
-        dist = self._gather(ok, DIST, ["kind", "variable", "x", "value"], keys)
+        dist = self._gather(ok, tables[DIST], ["kind", "variable", "x", "value"], keys)
         for kind, name, x_name in (
             ("quantile", "distributions", "quantile"),
             ("time", "timeseries", "time"),
         ):
             part = dist[dist["kind"] == kind].drop(columns="kind").rename(columns={"x": x_name})
             atomic_write(self.root / f"{name}.parquet", _parquet_bytes(part))
-        traced = plan.specs[0].trace if plan.specs else False
         if traced:
-            tasks = self._gather(ok, TASKS, None, keys)
+            tasks = self._gather(ok, tables[TASKS], None, keys)
             atomic_write(self.root / "tasks.parquet", _parquet_bytes(tasks))
         else:  # a trace from an earlier traced sweep would describe other runs
             (self.root / "tasks.parquet").unlink(missing_ok=True)
@@ -206,22 +252,41 @@ class RunStore:
         atomic_write(self.root / f"{name}.parquet", _parquet_bytes(frame))
         atomic_write(self.root / f"{name}.csv", _csv_bytes(frame))
 
+    def _read_runs(
+        self, specs: list[RunSpec], records: dict[str, dict[str, Any]], traced: bool
+    ) -> tuple[dict[str, dict[str, pa.Table]], dict[str, str]]:
+        """Each run's tables by file kind, and the runs whose files are damaged (with why)."""
+        suffixes = [METRIC, DIST, *([TASKS] if traced else [])]
+        columns = {METRIC: ["metric", "scope", "value"], DIST: None, TASKS: None}
+        tables: dict[str, dict[str, pa.Table]] = {suffix: {} for suffix in (METRIC, DIST, TASKS)}
+        damaged: dict[str, str] = {}
+        for spec in specs:
+            record = records[spec.run_id]
+            if "files" in record and not self.intact(spec.run_id, record, suffixes):
+                damaged[spec.run_id] = (
+                    "its files are missing or do not match their checksums; run again with --resume"
+                )
+                continue
+            try:
+                for suffix in suffixes:
+                    path = self.path(spec.run_id, suffix)
+                    tables[suffix][spec.run_id] = pq.read_table(path, columns=columns[suffix])
+            except (OSError, pa.ArrowException) as exc:
+                damaged[spec.run_id] = (
+                    f"{type(exc).__name__} reading its files; run again with --resume"
+                )
+        return tables, damaged
+
     def _gather(
-        self, specs: list[RunSpec], suffix: str, columns: list[str] | None, keys: pd.DataFrame
+        self,
+        specs: list[RunSpec],
+        by_run: dict[str, pa.Table],
+        columns: list[str] | None,
+        keys: pd.DataFrame,
     ) -> pd.DataFrame:
         """Concatenate one file kind over runs, each row prefixed with its run's key columns."""
-        tables, counts = [], []
-        for spec in specs:
-            path = self.path(spec.run_id, suffix)
-            try:
-                table = pq.read_table(path, columns=columns)
-            except (OSError, pa.ArrowException) as exc:
-                raise StoreError(
-                    f"{path}: unreadable ({exc}); delete {self.path(spec.run_id).name} "
-                    "and run again with --resume"
-                ) from None
-            tables.append(table)
-            counts.append(table.num_rows)
+        tables = [by_run[spec.run_id] for spec in specs]
+        counts = [table.num_rows for table in tables]
         if tables:
             body = pa.concat_tables(tables, promote_options="permissive").to_pandas()
         else:
@@ -341,6 +406,7 @@ def _run_entries(specs: list[RunSpec], records: dict[str, dict[str, Any]]) -> li
     entries = []
     for spec in specs:
         rec = records.get(spec.run_id, {})
+        counters = rec.get("counters")
         entries.append(
             {
                 "run_id": spec.run_id,
@@ -349,7 +415,7 @@ def _run_entries(specs: list[RunSpec], records: dict[str, dict[str, Any]]) -> li
                 "seed": spec.seed,
                 "status": rec.get("status", "missing"),
                 "wall_time": rec.get("wall_time"),
-                "warmup": (rec.get("counters") or {}).get("warmup_time"),
+                "warmup": counters.get("warmup_time") if isinstance(counters, dict) else None,
                 "error": rec.get("error"),
             }
         )
@@ -382,6 +448,7 @@ def _manifest(
         "n_ok": statuses.count("ok"),
         "n_failed": statuses.count("failed"),
         "n_missing": statuses.count("missing"),
+        "n_damaged": statuses.count("damaged"),
         "warmup": exp.warmup,
         "horizon": exp.horizon,
     }

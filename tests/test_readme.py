@@ -95,6 +95,7 @@ def test_the_component_example_runs_beside_the_experiment(
     ref, _ = load_yaml_text(ref_text.group(1))
     data["policies"] = [{"name": "trusted", "dispatch": "push", "routing": ref}]
     data.pop("sweep")
+    data.pop("expect", None)  # its expectations compare the policies replaced here
     path = tmp_path / "exp" / "exp.yaml"
     path.write_text(json.dumps(data))
     loaded = load_experiment(path, ["seeds=1", "horizon=200", "warmup=20"])

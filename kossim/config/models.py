@@ -8,6 +8,7 @@ used at the edge only: the engine receives plain data and builds its own
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,9 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from kossim.config.problems import did_you_mean
 from kossim.dists import Constant, Distribution, Exponential
 from kossim.errors import FieldError
-from kossim.expectations import Expectation
+from kossim.expectations import Expectation, check_expectations
 
 __all__ = [
     "AgentGroup",
@@ -39,12 +41,14 @@ __all__ = [
     "Workload",
 ]
 
+PRIORITY_MAX = 2**15 - 1
+"""Priorities are recorded in a 16-bit integer column."""
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$", max_length=80)]
 COORDINATOR = "coordinator"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class AgentGroup(Strict):
@@ -92,11 +96,22 @@ class Arrivals(Strict):
     @model_validator(mode="after")
     def _complete(self) -> Arrivals:
         if self.process == "poisson" and self.rate is None:
-            raise ValueError("poisson arrivals need 'rate'")
+            raise FieldError("poisson arrivals need 'rate'", "rate")
         if self.process == "poisson" and self.interarrival is not None:
-            raise ValueError("poisson arrivals take 'rate', not 'interarrival'")
+            raise FieldError("poisson arrivals take 'rate', not 'interarrival'", "interarrival")
         if self.process == "renewal" and self.interarrival is None:
-            raise ValueError("renewal arrivals need 'interarrival'")
+            raise FieldError("renewal arrivals need 'interarrival'", "interarrival")
+        if self.process == "renewal" and self.rate is not None:
+            raise FieldError("renewal arrivals take 'interarrival', not 'rate'", "rate")
+        mean = self.mean_interarrival()
+        if mean == 0:
+            raise FieldError(
+                "this inter-arrival time is always 0, so arrivals would never let simulated "
+                "time advance; its mean must be positive",
+                "interarrival",
+            )
+        if not math.isfinite(mean):
+            raise FieldError("so small that the mean inter-arrival time overflows", "rate")
         return self
 
     def interarrival_dist(self) -> Distribution:
@@ -114,7 +129,9 @@ class TaskType(Strict):
     type: Name
     share: float = Field(default=1.0, gt=0)
     work: Distribution
-    priority: int = Field(default=0, ge=0, description="tier; lower is more urgent")
+    priority: int = Field(
+        default=0, ge=0, le=PRIORITY_MAX, description="tier; lower is more urgent"
+    )
     deadline: Distribution | None = Field(
         default=None, description="relative deadline, drawn at arrival"
     )
@@ -128,7 +145,12 @@ class Workload(Strict):
     @field_validator("tasks")
     @classmethod
     def _unique_types(cls, v: list[TaskType]) -> list[TaskType]:
-        _unique([t.type for t in v], "task type")
+        _unique([t.type for t in v], "task type", "type")
+        if not math.isfinite(sum(t.share for t in v)):
+            raise FieldError(
+                "the shares add up to more than the largest float; shares are relative "
+                "weights, so scale them down"
+            )
         return v
 
 
@@ -151,6 +173,16 @@ class FailureSpec(Strict):
         default=None, description="agent groups (or nodes) that fail; default all"
     )
 
+    @model_validator(mode="after")
+    def _clock_advances(self) -> FailureSpec:
+        if self.up.mean_value() == 0 and self.down.mean_value() == 0:
+            raise FieldError(
+                "up and down times are both always 0, so the failure clock would never let "
+                "simulated time advance; give one of them a positive mean",
+                "down",
+            )
+        return self
+
 
 class Failures(Strict):
     agents: FailureSpec | None = None
@@ -166,14 +198,17 @@ class Scenario(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
-        _unique([g.group for g in self.agents], "agent group")
+        _unique([g.group for g in self.agents], "agent group", "group", "agents")
         node_names = [n.name for n in self.nodes]
-        _unique(node_names, "node")
-        for g in self.agents:
+        _unique(node_names, "node", "name", "nodes")
+        for index, g in enumerate(self.agents):
             if g.node is not None and g.node not in node_names:
-                raise ValueError(
+                raise FieldError(
                     f"agent group {g.group!r} is on unknown node {g.node!r} "
-                    f"(nodes: {node_names or 'none declared'})"
+                    f"(nodes: {', '.join(node_names) or 'none declared'})",
+                    "agents",
+                    index,
+                    "node",
                 )
         offered = [set(g.skills) for g in self.agents]
         for index, t in enumerate(self.workload.tasks):
@@ -192,13 +227,20 @@ class Scenario(Strict):
 
     def _check_failure_targets(self, node_names: list[str]) -> None:
         groups = [g.group for g in self.agents]
-        for spec, allowed, what in (
-            (self.failures.agents, groups, "agent group"),
-            (self.failures.nodes, node_names, "node"),
+        for spec, allowed, what, kind in (
+            (self.failures.agents, groups, "agent group", "agents"),
+            (self.failures.nodes, node_names, "node", "nodes"),
         ):
-            for name in (spec.only or []) if spec else []:
+            for index, name in enumerate((spec.only or []) if spec else []):
                 if name not in allowed:
-                    raise ValueError(f"failures: unknown {what} {name!r} (allowed: {allowed})")
+                    raise FieldError(
+                        f"unknown {what} {name!r}; allowed: {', '.join(allowed) or 'none'}"
+                        f"{did_you_mean(name, allowed)}",
+                        "failures",
+                        kind,
+                        "only",
+                        index,
+                    )
 
 
 ComponentRef = str | dict[str, Any]
@@ -230,7 +272,9 @@ class PolicySpec(Strict):
         return ref
 
 
-Seeds = Annotated[int, Field(ge=1, le=100_000)] | list[Annotated[int, Field(ge=0)]]
+SEED_MAX = 2**63 - 1
+"""Seeds are stored in a 64-bit integer column."""
+Seeds = Annotated[int, Field(ge=1, le=100_000)] | list[Annotated[int, Field(ge=0, le=SEED_MAX)]]
 
 
 class Experiment(Strict):
@@ -268,14 +312,19 @@ class Experiment(Strict):
                 "tasks" if self.tasks is not None else "horizon",
             )
         if self.horizon is not None and self.fixed_warmup >= self.horizon:
-            raise ValueError(f"warmup ({self.warmup}) must be below horizon ({self.horizon})")
+            raise FieldError(f"must be below horizon ({self.horizon:g})", "warmup", got=self.warmup)
         if self.warmup != 0 and self.warmup_tasks:
-            raise ValueError("give at most one of 'warmup' (time) or 'warmup_tasks' (count)")
+            raise FieldError(
+                "give at most one of 'warmup' (time) or 'warmup_tasks' (count)", "warmup_tasks"
+            )
         if isinstance(self.seeds, list):
             if not self.seeds:
-                raise ValueError("seeds: the list is empty")
-            _unique([str(s) for s in self.seeds], "seed")
-        _unique([p.name for p in self.policies], "policy name")
+                raise FieldError("the list is empty", "seeds")
+            for index, seed in enumerate(self.seeds):
+                if seed in self.seeds[:index]:
+                    raise FieldError("duplicate seed", "seeds", index, got=seed)
+        _unique([p.name for p in self.policies], "policy name", "name", "policies")
+        check_expectations(self.expect, [p.name for p in self.policies])
         return self
 
     @property
@@ -298,9 +347,10 @@ class Experiment(Strict):
         raise KeyError(name)
 
 
-def _unique(names: list[str], what: str) -> None:
+def _unique(names: list[str], what: str, field: str, *at: str) -> None:
+    """Raise at the second of two equal names (``at``: the list's path from the model)."""
     seen: set[str] = set()
-    for n in names:
+    for index, n in enumerate(names):
         if n in seen:
-            raise ValueError(f"duplicate {what} {n!r}")
+            raise FieldError(f"duplicate {what} {n!r}", *at, index, field)
         seen.add(n)

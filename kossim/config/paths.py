@@ -15,7 +15,15 @@ from typing import Any, Final
 from kossim.config.problems import did_you_mean
 from kossim.errors import KossimInputError
 
-__all__ = ["DOTTED_KEY_MAPPINGS", "NAME_KEYS", "format_path", "get_path", "parse_set", "set_path"]
+__all__ = [
+    "DOTTED_KEY_MAPPINGS",
+    "NAME_KEYS",
+    "data_path",
+    "format_path",
+    "get_path",
+    "parse_set",
+    "set_path",
+]
 
 NAME_KEYS: Final = ("name", "group", "type", "id")
 """Keys that name a list item, so a dotted path can say ``policies.pod2`` for an item."""
@@ -81,6 +89,33 @@ def set_path(data: Any, dotted: str, value: Any) -> tuple[str | int, ...]:
             child = {} if child is None else {"id": child}
             node[key] = child
         node, walked = child, [*walked, part]
+
+
+def data_path(data: Any, dotted: str) -> tuple[str | int, ...]:
+    """The data path ``dotted`` leads to (list items by index), without changing ``data``.
+
+    Two spellings of one place (``policies.pod2.queue`` and ``policies.1.queue``)
+    give the same data path; keys not in ``data`` yet are taken as written, as
+    :func:`set_path` would create them.
+    """
+    parts, node, index = _split(dotted), data, 0
+    walked: list[str] = []
+    resolved: list[str | int] = []
+    while index < len(parts):
+        part, index = _take(parts, index, walked, node)
+        if isinstance(node, str):  # a component given by bare id
+            node = {"id": node}
+        if isinstance(node, list):
+            position = _list_index(node, part, walked)
+            resolved.append(position)
+            node = node[position]
+        elif isinstance(node, dict) or node is None:
+            resolved.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+        else:
+            raise _cannot_enter(walked, node)
+        walked.append(part)
+    return tuple(resolved)
 
 
 def parse_set(expr: str) -> tuple[str, Any]:

@@ -160,7 +160,7 @@ def test_report_re_renders_from_the_folder(results: Path) -> None:
 def test_report_on_a_folder_without_results_exits_2(tmp_path: Path) -> None:
     result = invoke("report", tmp_path)
     assert result.exit_code == 2
-    assert "is not a kossim results folder (no manifest.json)" in one_line(result.stderr)
+    assert f"{tmp_path}: not a kossim results folder (no manifest.json)" in one_line(result.stderr)
     assert not (tmp_path / "report.html").exists()
 
 

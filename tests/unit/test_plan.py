@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from kossim.config.experiment import LoadedExperiment, validate_data
 from kossim.config.loader import SourceMap
 from kossim.errors import KossimInputError
-from kossim.plan import Plan, make_plan, sweep_points
+from kossim.plan import Plan, make_plan, run_config, sweep_points
 
 RATE = "scenario.workload.arrivals.rate"
 COUNT = "scenario.agents.worker.count"
@@ -76,3 +77,79 @@ def test_sweeping_a_component_parameter_of_a_bare_id(tiny_data: dict[str, Any]) 
     tiny_data["sweep"] = {"policies.pod.routing.d": [2, 0]}
     with pytest.raises(KossimInputError, match="greater than or equal to 1"):
         plan_of(tiny_data)
+
+
+def test_equal_sweep_values_are_an_error_after_normalising_numbers(
+    tiny_data: dict[str, Any],
+) -> None:
+    """``[3, 3.0]`` would run one point twice and pool its seeds: each repeat is reported."""
+    tiny_data["sweep"] = {RATE: [3, 2.5, 3.0, 2.5]}
+    with pytest.raises(KossimInputError) as info:
+        plan_of(tiny_data)
+    assert [(p.path, p.got) for p in info.value.problems] == [
+        (f"sweep.{RATE}.2", 3.0),
+        (f"sweep.{RATE}.3", 2.5),
+    ]
+    tiny_data["sweep"] = {RATE: [True, 1]}  # a flag and a number are not one value
+    with pytest.raises(KossimInputError, match="valid number"):
+        plan_of(tiny_data)
+
+
+def test_a_zip_point_repeated_is_an_error(tiny_data: dict[str, Any]) -> None:
+    """Zip lists may repeat a value; a whole zip point may not."""
+    tiny_data["sweep"] = {"zip": {COUNT: [2, 4, 2], RATE: [1.5, 1.5, 1.5]}}
+    with pytest.raises(KossimInputError) as info:
+        plan_of(tiny_data)
+    assert [p.path for p in info.value.problems] == [f"sweep.zip.{COUNT}.2"]
+    tiny_data["sweep"] = {"zip": {COUNT: [2, 4, 2], RATE: [1.5, 1.5, 3.0]}}
+    assert len(plan_of(tiny_data).points) == 3
+
+
+def test_one_field_swept_twice_is_an_error_whatever_the_spelling(
+    tiny_data: dict[str, Any],
+) -> None:
+    """By name or by index, in the grid or in zip, or a field inside a swept mapping."""
+    for sweep in (
+        {COUNT: [2, 3], "zip": {"scenario.agents.0.count": [4, 5], RATE: [1.0, 2.0]}},
+        {"scenario.workload.arrivals": [{"process": "poisson", "rate": 1.0}], RATE: [1.0]},
+    ):
+        tiny_data["sweep"] = sweep
+        with pytest.raises(KossimInputError, match="sweep each field in one place"):
+            plan_of(tiny_data)
+
+
+def test_fields_that_are_no_run_input_cannot_be_swept(tiny_data: dict[str, Any]) -> None:
+    """A policy's name keys its results; seeds and the name are not sweep axes."""
+    for path in ("policies.random.name", "policies.1", "seeds", "name"):
+        tiny_data["sweep"] = {path: ["a", "b"]}
+        with pytest.raises(KossimInputError, match=f"cannot sweep '{path}'"):
+            plan_of(tiny_data)
+
+
+def test_run_inputs_cover_data_files_and_components_not_built_in(
+    tiny_data: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Built-ins are in the engine fingerprint; files, user and plugin components are here."""
+    from kossim import registry
+    from kossim.datafiles import file_digest
+    from kossim.plan import run_inputs
+    from tests.plugins import Exploding
+
+    monkeypatch.setitem(registry._REGISTRY, "routing", dict(registry.available("routing")))
+    registry.register(Exploding)  # as an entry-point plugin would
+    data = tmp_path / "work.csv"
+    data.write_text("1.0\n2.0\n")
+    tiny_data["scenario"]["workload"]["tasks"][0]["work"] = {"dist": "empirical", "file": str(data)}
+    plain = plan_of(copy.deepcopy(tiny_data))
+    assert run_inputs(plain.specs[0].config) == {f"file:{data}": file_digest(data)}
+    tiny_data["policies"][1]["routing"] = {"id": "exploding", "seed": 9}
+    tiny_data["policies"].append(
+        {"name": "user", "dispatch": "push", "routing": "tests.plugins:Exploding"}
+    )
+    inputs = run_inputs(run_config(tiny_data, (), "random"))
+    source = file_digest(Path(__file__).resolve().parents[1] / "plugins.py")
+    assert inputs == {"component:routing:exploding": source, f"file:{data}": file_digest(data)}
+    assert (
+        run_inputs(run_config(tiny_data, (), "user"))["component:routing:tests.plugins:Exploding"]
+        == source
+    )

@@ -120,3 +120,31 @@ def test_a_module_found_nowhere_says_where_it_was_looked_for(
     where = re.escape(f"looked in {tmp_path / 'exp'}, {tmp_path} and the installed packages")
     with registry.searching(tmp_path / "exp"), pytest.raises(ValueError, match=where):
         registry.resolve("routing", "kossim_no_such_module:Thing")
+
+
+def test_a_component_whose_parameter_check_raises_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """User code raising something other than a validation error is still a located problem."""
+    (tmp_path / "kossim_test_bad_params.py").write_text(
+        "from pydantic import field_validator\n"
+        "from kossim.policy import Params\n"
+        "from policies.routing import Random\n\n\n"
+        "class P(Params):\n"
+        "    d: int = 1\n\n"
+        "    @field_validator('d')\n"
+        "    @classmethod\n"
+        "    def _boom(cls, v: int) -> int:\n"
+        "        raise TypeError('unsupported d')\n\n\n"
+        "class Router(Random):\n"
+        "    kind = 'routing'\n"
+        "    id = 'kossim_test_bad_params'\n"
+        "    Params = P\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError) as info:
+        registry.resolve("routing", {"id": "kossim_test_bad_params:Router", "d": 2})
+    assert str(info.value) == (
+        "routing 'kossim_test_bad_params:Router': validating its parameters raised "
+        "TypeError: unsupported d"
+    )
