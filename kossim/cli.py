@@ -516,6 +516,58 @@ def bench(
 
 
 @app.command()
+def trace(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="Results folder of a --trace run.")],
+    policy: Annotated[str | None, typer.Option(metavar="POLICY", help="Only this policy.")] = None,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Only this seed.")] = None,
+    task: Annotated[int | None, typer.Option(metavar="ID", help="Only this task.")] = None,
+    agent: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Only rows naming this actor.")
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KIND",
+            help="Only these kinds (repeatable): route, start, suspect, send, send:task, ...",
+        ),
+    ] = None,
+    start: Annotated[float | None, typer.Option("--from", metavar="T", help="From time T.")] = None,
+    end: Annotated[float | None, typer.Option("--to", metavar="T", help="Up to time T.")] = None,
+    limit: Annotated[int, typer.Option(metavar="N", min=1, help="Rows printed at most.")] = 200,
+) -> None:
+    """Print the execution log of a traced run, filtered: every message and decision with
+    its reason."""
+    from kossim.trace import EventFilter, filter_events, read_events
+
+    try:
+        read_manifest(folder)
+        events = read_events(folder)
+    except KossimInputError as exc:
+        _fail_input(exc)
+    how = EventFilter(policy, seed, task, agent, tuple(kind or ()), start, end)
+    rows = filter_events(events, how)
+    from kossim.sim.eventlog import EVENT_COLUMNS
+
+    # the run a row belongs to, where the rows shown come from more than one
+    keys = [c for c in rows.columns if c not in EVENT_COLUMNS and rows[c].nunique() > 1]
+    for row in rows.head(limit).to_dict("records"):
+        where = " ".join(f"{k.rpartition('.')[2]}={row[k]}" for k in keys)
+        task_text = f" task {row['task']}" if row["task"] >= 0 else ""
+        out.print(
+            f"{row['time']:>10.4f} {where + ' ' if where else ''}{row['kind']:<14} "
+            f"{row['actor']}{task_text}: {row['reason']}",
+            markup=False,
+            highlight=False,
+        )
+    shown = min(limit, len(rows))
+    err.print(
+        f"{shown} of {plural(len(rows), 'event')} shown"
+        + ("" if shown == len(rows) else f" (raise --limit to see more than {limit})"),
+        highlight=False,
+    )
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of experiment files (for editor completion)."""
     from kossim.config.models import Experiment

@@ -44,6 +44,9 @@ from kossim.stats import summarize
 __all__ = ["RunMeta", "RunStore", "atomic_write", "write_error"]
 
 METRIC, DIST, TASKS = ".parquet", ".dist.parquet", ".tasks.parquet"
+EVENTS = ".events.parquet"
+TRACES = {TASKS: "tasks", EVENTS: "events"}
+"""The files of a traced run (``--trace``), by suffix, and their aggregate's name."""
 
 
 @dataclass(frozen=True)
@@ -152,10 +155,11 @@ class RunStore:
                 METRIC: _parquet_bytes(_metric_rows(result, swept)),
                 DIST: _parquet_bytes(_dist_rows(result)),
             }
-            if result.tasks is not None:
-                contents[TASKS] = _parquet_bytes(pa.table(result.tasks))
-            else:  # a stale trace of an earlier run with the same id must not resurface
-                self.path(result.run_id, TASKS).unlink(missing_ok=True)
+            for suffix, trace in ((TASKS, result.tasks), (EVENTS, result.events)):
+                if trace is not None:
+                    contents[suffix] = _parquet_bytes(pa.table(trace))
+                else:  # a stale trace of an earlier run with the same id must not resurface
+                    self.path(result.run_id, suffix).unlink(missing_ok=True)
             for suffix, data in contents.items():
                 atomic_write(self.path(result.run_id, suffix), data)
                 files[suffix] = hashlib.sha256(data).hexdigest()
@@ -191,7 +195,7 @@ class RunStore:
         """Runs that need not run again: recorded ok by this engine code, with their data
         files (and a task trace when ``traced``) matching the record's checksums. Failed
         runs are not complete."""
-        suffixes = [METRIC, DIST, *([TASKS] if traced else [])]
+        suffixes = [METRIC, DIST, *(TRACES if traced else [])]
         engine = engine_fingerprint()  # results of other engine code are not reused
         return {
             run_id
@@ -237,11 +241,12 @@ class RunStore:
         ):
             part = dist[dist["kind"] == kind].drop(columns="kind").rename(columns={"x": x_name})
             atomic_write(self.root / f"{name}.parquet", _parquet_bytes(part))
-        if traced:
-            tasks = self._gather(ok, tables[TASKS], None, keys)
-            atomic_write(self.root / "tasks.parquet", _parquet_bytes(tasks))
-        else:  # a trace from an earlier traced sweep would describe other runs
-            (self.root / "tasks.parquet").unlink(missing_ok=True)
+        for suffix, name in TRACES.items():
+            if traced:
+                trace = self._gather(ok, tables[suffix], None, keys)
+                atomic_write(self.root / f"{name}.parquet", _parquet_bytes(trace))
+            else:  # a trace from an earlier traced sweep would describe other runs
+                (self.root / f"{name}.parquet").unlink(missing_ok=True)
         manifest = _manifest(plan, meta, _run_entries(specs, records), traced)
         atomic_write(
             self.root / "manifest.json", json.dumps(manifest, indent=2, default=str).encode()
@@ -256,9 +261,9 @@ class RunStore:
         self, specs: list[RunSpec], records: dict[str, dict[str, Any]], traced: bool
     ) -> tuple[dict[str, dict[str, pa.Table]], dict[str, str]]:
         """Each run's tables by file kind, and the runs whose files are damaged (with why)."""
-        suffixes = [METRIC, DIST, *([TASKS] if traced else [])]
-        columns = {METRIC: ["metric", "scope", "value"], DIST: None, TASKS: None}
-        tables: dict[str, dict[str, pa.Table]] = {suffix: {} for suffix in (METRIC, DIST, TASKS)}
+        suffixes = [METRIC, DIST, *(TRACES if traced else [])]
+        columns: dict[str, list[str] | None] = {METRIC: ["metric", "scope", "value"]}
+        tables: dict[str, dict[str, pa.Table]] = {suffix: {} for suffix in (METRIC, DIST, *TRACES)}
         damaged: dict[str, str] = {}
         for spec in specs:
             record = records[spec.run_id]
@@ -270,7 +275,7 @@ class RunStore:
             try:
                 for suffix in suffixes:
                     path = self.path(spec.run_id, suffix)
-                    tables[suffix][spec.run_id] = pq.read_table(path, columns=columns[suffix])
+                    tables[suffix][spec.run_id] = pq.read_table(path, columns=columns.get(suffix))
             except (OSError, pa.ArrowException) as exc:
                 damaged[spec.run_id] = (
                     f"{type(exc).__name__} reading its files; run again with --resume"

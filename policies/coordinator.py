@@ -138,6 +138,15 @@ class Queueing(Behaviour):
                 f"routing component {type(self.router).id!r} chose {chosen!r} for task "
                 f"{task.id}, which is not among the {len(cands)} candidates it was offered"
             )
+        if self.ctx.tracing:
+            queues = [c.queue_length for c in cands[:12]]
+            self.ctx.log(
+                "route",
+                f"task {task.id} -> {chosen.name}: {type(self.router).id}, queue "
+                f"{chosen.queue_length} of {queues}{' ...' if len(cands) > 12 else ''}",
+                task,
+                agent=chosen.name,
+            )
         return chosen
 
     def _is_candidate(self, v: Any, task: Task) -> bool:

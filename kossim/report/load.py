@@ -38,6 +38,7 @@ FRAMES: dict[str, str] = {
     "distributions": "distributions.parquet",
     "timeseries": "timeseries.parquet",
     "tasks": "tasks.parquet",
+    "events": "events.parquet",
 }
 """Attribute name -> file name of each optional table of a results folder."""
 
@@ -113,6 +114,7 @@ class ResultsData:
     distributions: pd.DataFrame | None = None
     timeseries: pd.DataFrame | None = None
     tasks: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
 
     @property
     def manifest(self) -> dict[str, Any]:

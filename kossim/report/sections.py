@@ -265,6 +265,29 @@ def _gantt(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     return section
 
 
+def _execution(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
+    from kossim.report.execution import life_table, timeline_figure
+
+    section = Section("execution", "Execution log")
+    if data.events is None:
+        section.notes.append(
+            "Execution log skipped: events.parquet is absent (run with --trace to record it)."
+        )
+        return section
+    section.intro = (
+        "Every message and decision of the traced runs, with its reason, is in "
+        "events.parquet; `kossim trace DIR` filters it."
+    )
+    table = life_table(data)
+    if table is not None:
+        section.tables.append(table)
+    section.add_figure(
+        timeline_figure(data, writer),
+        "Timeline skipped: no failure or suspicion in the traced runs.",
+    )
+    return section
+
+
 BUILDERS: tuple[tuple[str, str, Builder], ...] = (
     ("headline", "Headline", _headline),
     ("expectations", "Expectations", _expectations),
@@ -278,6 +301,7 @@ BUILDERS: tuple[tuple[str, str, Builder], ...] = (
     ("agents", "Utilisation per agent", _agents),
     ("timeseries", "Tasks in system", _timeseries),
     ("gantt", "Gantt chart", _gantt),
+    ("execution", "Execution log", _execution),
 )
 
 
@@ -288,6 +312,7 @@ READS: dict[str, tuple[str, ...]] = {
     "paired": ("metrics",),
     "timeseries": ("timeseries",),
     "gantt": ("tasks",),
+    "execution": ("events",),
 }
 """Input tables of each section whose partial absence (some folders only) deserves a note."""
 

@@ -99,6 +99,8 @@ def simulate(spec: RunSpec) -> RunResult:
     )
     if spec.trace:
         result.tasks = _trace(world, cols)
+        assert world.kernel.log is not None
+        result.events = world.kernel.log.columns()
     return result
 
 

@@ -38,8 +38,13 @@ class EventLog:
 
     def message(self, now: float, src: Actor, dst: Actor, kind: str, payload: Any) -> None:
         task_id = payload.id if isinstance(payload, Task) else -1
-        reason = f"{kind} {src.name} -> {dst.name}"
+        where = "local" if src.node == dst.node else f"{src.node} -> {dst.node}"
+        reason = f"{kind} from {src.name} to {dst.name} ({where})"
         self.rows.append((now, "send:" + kind, task_id, src.name, src.name, dst.name, reason, ""))
+
+    def task(self, now: float, kind: str, task: Task, actor: str, reason: str) -> None:
+        """A step of a task's life that the engine itself takes (arrive, start, end)."""
+        self.rows.append((now, kind, task.id, actor, "", "", reason, ""))
 
     def columns(self) -> dict[str, np.ndarray]:
         cols = list(zip(*self.rows, strict=True)) if self.rows else [()] * len(EVENT_COLUMNS)

@@ -27,7 +27,7 @@ from kossim.sim.task import TRANSIT, Task
 if TYPE_CHECKING:
     from kossim.sim.eventlog import EventLog
 
-__all__ = ["Actor", "Handlers", "Kernel", "Timer"]
+__all__ = ["Actor", "Handlers", "Kernel", "Timer", "TracingKernel"]
 
 
 class Handlers(dict[str, Callable[[Any, Any], None]]):
@@ -117,8 +117,6 @@ class Kernel:
             self.messages += 1
             by_kind = self.by_kind
             by_kind[kind] = by_kind.get(kind, 0) + 1
-        if self.log is not None:
-            self.log.message(env._now, src, dst, kind, carries or payload)
         if self.instant:
             dst.handlers[kind](src, payload)
             return
@@ -157,3 +155,18 @@ class Kernel:
 
     def counts(self) -> dict[str, int]:
         return dict(self.by_kind)
+
+
+class TracingKernel(Kernel):
+    """A kernel that also writes every message into the execution log (``--trace``).
+
+    A subclass rather than a flag, so that an untraced run pays nothing for it.
+    """
+
+    log: EventLog
+
+    def send(
+        self, src: Actor, dst: Actor, kind: str, payload: Any = None, carries: Task | None = None
+    ) -> None:
+        self.log.message(self.env._now, src, dst, kind, carries or payload)
+        super().send(src, dst, kind, payload, carries)

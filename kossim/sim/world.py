@@ -25,12 +25,12 @@ from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
 from kossim.sim.context import AgentContext, CoordinatorContext, ServiceContext
 from kossim.sim.eventlog import EventLog
-from kossim.sim.kernel import Actor, Kernel
+from kossim.sim.kernel import Actor, Kernel, TracingKernel
 from kossim.sim.ledger import Ledger
 from kossim.sim.network import Net
 from kossim.sim.recorder import Recorder
 from kossim.sim.streams import stream
-from kossim.sim.task import ABANDONED, DONE, Task
+from kossim.sim.task import ABANDONED, DONE, RUNNING, Task
 
 __all__ = ["World"]
 
@@ -81,7 +81,11 @@ class World:
         self.coord_node = COORDINATOR
         nodes = sorted({a.node for a in self.agents})
         self.net = Net(self.env, sc.network, nodes, seed)
-        self.kernel = Kernel(self.env, self.net, EventLog() if trace else None)
+        self.kernel = (
+            TracingKernel(self.env, self.net, EventLog())
+            if trace
+            else Kernel(self.env, self.net, None)
+        )
         self.transit = self.kernel.transit
         self.ledger = Ledger(self)
         self._build_actors()
@@ -126,6 +130,31 @@ class World:
             actor.behaviour.on_start(actor.ctx)
         self._declared_kinds = sorted({kind for a in self._actors for kind in a.behaviour.sends})
         self._arrive = coord.handlers["arrival"]
+        if self.kernel.log is not None:
+            self._trace_tasks(self.kernel.log)
+
+    def _trace_tasks(self, log: EventLog) -> None:
+        """``--trace``: log each task's arrival, starts and ending by wrapping the verbs that
+        take them (so that an untraced run pays nothing)."""
+        arrive, finish = self._arrive, self.finish
+
+        def arrived(sender: Any, task: Task) -> None:
+            log.task(self.env._now, "arrive", task, "world", f"task {task.id} ({task.type})")
+            arrive(sender, task)
+
+        def finished(task: Task) -> None:
+            finish(task)
+            if task.end >= 0:
+                kind = "abandon" if task.state == ABANDONED else "complete"
+                who = self.agents[task.agent].name if task.agent >= 0 else "world"
+                log.task(
+                    task.end, kind, task, who, f"task {task.id} {kind}d, attempt {task.attempts}"
+                )
+
+        self._arrive = arrived
+        self.finish = finished  # type: ignore[method-assign]
+        for actor, agent in zip(self.agent_actors, self.agents, strict=True):
+            actor.ctx.start = _traced_start(log, agent)
 
     def message_counts(self) -> dict[str, int]:
         """Messages in the window per kind: every kind the behaviours declare, seen or not
@@ -242,9 +271,24 @@ class World:
             yield self.env.timeout(up())
             for a in targets:
                 a.fail()
+            self._log_clock("crash", targets)
             yield self.env.timeout(down())
             for a in targets:
                 a.repair()
+            self._log_clock("repair", targets)
+
+    def _log_clock(self, kind: str, targets: list[Agent]) -> None:
+        log = self.kernel.log
+        if log is not None:
+            for a in targets:
+                log.record(
+                    self.env._now,
+                    kind,
+                    a.name,
+                    f"{a.name} {kind}, failure {a.epoch}",
+                    None,
+                    {"up": a.up},
+                )
 
     def _start_failures(self) -> None:
         fail = self.exp.scenario.failures
@@ -342,3 +386,20 @@ class World:
                 seen.add(t.id)
                 unique.append(t)
         return unique
+
+
+def _traced_start(log: EventLog, agent: Agent) -> Any:
+    start = agent.start
+
+    def started(task: Task) -> None:
+        start(task)
+        if task.state == RUNNING and task.agent == agent.index:
+            log.task(
+                agent.world.env._now,
+                "start",
+                task,
+                agent.name,
+                f"task {task.id} on {agent.name}, attempt {task.attempts}",
+            )
+
+    return started
