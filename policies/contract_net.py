@@ -53,17 +53,24 @@ class ContractNetParams(Params):
         description="wait before announcing again a task whose auction got no bid; "
         "default: the window",
     )
+    count_awards: bool = Field(
+        default=True,
+        description="add to each bid the service time of the tasks awarded to the bidder "
+        "since the announcement (its bid cannot count them), spread over its slots; "
+        "false: award on the bids alone",
+    )
 
 
 class _Auction:
     """One open call for bids: what the coordinator has heard so far."""
 
-    __slots__ = ("bids", "invited", "serial", "task", "timer")
+    __slots__ = ("awarded", "bids", "invited", "serial", "task", "timer")
 
-    def __init__(self, serial: int, task: Task, invited: int) -> None:
+    def __init__(self, serial: int, task: Task, invited: int, awarded: dict[int, float]) -> None:
         self.serial = serial
         self.task = task
         self.invited = invited
+        self.awarded = awarded  # each invited agent's awarded work when the call went out
         self.bids: list[tuple[float, int]] = []  # (estimate, agent index), in arrival order
         self.timer: Timer | None = None
 
@@ -98,6 +105,10 @@ class ContractNet(Queueing):
         self.auctions: dict[int, _Auction] = {}  # open auctions by serial number
         self.backing_off: dict[int, Task] = {}  # by task id: waiting to be announced again
         self.serial = 0
+        # Service time awarded to each agent so far: what was awarded to a bidder after
+        # the announcement went out is work its bid could not count.
+        self.awarded = [0.0] * len(self.views)
+        self.count_awards = params.count_awards
         self._u = Sampler(Uniform(dist="uniform", low=0.0, high=1.0), self.rng)
 
     def held(self) -> list[Task]:
@@ -120,7 +131,9 @@ class ContractNet(Queueing):
                 ctx.log("hold", f"task {task.id}: no skilled agent believed up", task)
             return
         self.serial = serial = self.serial + 1
-        auction = self.auctions[serial] = _Auction(serial, task, len(invited))
+        awarded = self.awarded
+        since = {v.index: awarded[v.index] for v in invited} if self.count_awards else {}
+        auction = self.auctions[serial] = _Auction(serial, task, len(invited), since)
         if ctx.tracing:
             names = [v.name for v in invited]
             ctx.log(
@@ -186,7 +199,11 @@ class ContractNet(Queueing):
             auction.timer.cancel()
         task = auction.task
         views = self.views
-        valid = [(e, i) for e, i in auction.bids if e < _INF and views[i].up]
+        bids = auction.bids
+        if self.count_awards:  # the work awarded since the call, spread over the slots
+            awarded, since = self.awarded, auction.awarded
+            bids = [(e + (awarded[i] - since[i]) / views[i].capacity, i) for e, i in bids]
+        valid = [(e, i) for e, i in bids if e < _INF and views[i].up]
         ctx = self.ctx
         if not valid:
             self._no_bid(auction)
@@ -195,7 +212,10 @@ class ContractNet(Queueing):
         ties = [i for e, i in valid if e == best]
         winner = views[ties[0] if len(ties) == 1 else ties[int(self._u() * len(ties))]]
         if ctx.tracing:
-            seen = ", ".join(f"{views[i].name} {e:.4g}" for e, i in auction.bids)
+            seen = ", ".join(
+                f"{views[i].name} {e:.4g}" + (f" (bid {b:.4g} + awarded since)" if e != b else "")
+                for (e, i), (b, _) in zip(bids, auction.bids, strict=True)
+            )
             how = (
                 f"all {auction.invited} bids in"
                 if complete
@@ -211,6 +231,7 @@ class ContractNet(Queueing):
                 complete=complete,
             )
         self._send(winner, task)
+        self.awarded[winner.index] += task.svc
 
     def _no_bid(self, auction: _Auction) -> None:
         """No usable bid: announce again after the back-off (or hold the task, see ``route``)."""

@@ -16,7 +16,7 @@ import pytest
 
 from kossim.runspec import RunSpec
 from kossim.sim import simulate, simulate_world
-from tests.unit.test_engine import config, constant, metrics, trace
+from tests.unit.test_engine import config, constant, metrics, run, trace
 
 
 def cnp(**params: Any) -> dict[str, Any]:
@@ -140,6 +140,34 @@ def test_the_window_closes_the_auction_without_the_late_bid(
             "task 0 -> far-0: bid 0.75, best of [near-0 3, far-0 0.75]; all 2 bids in",
         )
         assert decisions(rows, "late_bid") == []
+
+
+@pytest.mark.parametrize(
+    ("count_awards", "agents", "second"),
+    [(True, [1, 0], (0.5, 1.5)), (False, [1, 1], (1.025, 1.65))],
+)
+def test_work_awarded_since_the_call_counts_against_the_bid(
+    count_awards: bool, agents: list[int], second: tuple[float, float]
+) -> None:
+    """a (speed 1) and b (speed 1.6), latency 0.1, work 1 at 0.1 and 0.2: the auctions overlap.
+
+    Both bids of task 1 are made at 0.3, before task 0 (awarded to b at 0.3)
+    reaches b, so b bids 0.625 again. Counting the award made since the call,
+    b's bid is worth 1.25 > 1 and a gets task 1; on the bids alone b gets it
+    too and task 1 waits behind task 0.
+    """
+    cols = run(
+        config(
+            interarrival=0.1,
+            work=1.0,
+            tasks=2,
+            agents=[{"group": "a", "speed": 1.0}, {"group": "b", "speed": 1.6}],
+            network={"latency": constant(0.1)},
+            policy=cnp(window=1.0, count_awards=count_awards),
+        )
+    )
+    assert cols["agent"].tolist() == agents
+    assert flat(trace(cols)) == pytest.approx([0.1, 0.4, 1.025, 0.2, *second])
 
 
 @pytest.mark.parametrize(("k", "agents"), [(None, 4), (2, 4), (1, 4), (3, 3)])
