@@ -10,13 +10,21 @@ interarrival after time 0; under latency ``l`` a task reaches its winner
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kossim.config.experiment import load_experiment
+from kossim.config.loader import load_yaml_text
+from kossim.plan import make_plan
 from kossim.runspec import RunSpec
 from kossim.sim import simulate, simulate_world
 from tests.unit.test_engine import config, constant, metrics, run, trace
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cnp(**params: Any) -> dict[str, Any]:
@@ -287,3 +295,26 @@ def test_same_seed_same_metrics() -> None:
     )
     assert repr(first) == repr(second)  # repr: NaN (no deadlines) equals itself
     assert repr(first) != repr(other)
+
+
+def test_the_readme_policies_run_in_the_bundled_experiment(tmp_path: Path) -> None:
+    """The README's contract-net policies validate in experiments/protocols/contract_net.yaml
+    and each runs a short simulation without losing a task."""
+    readme = (ROOT / "README.md").read_text()
+    block = next(
+        b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "contract_net" in b
+    )
+    data, _ = load_yaml_text((ROOT / "experiments/protocols/contract_net.yaml").read_text())
+    data["policies"] = load_yaml_text(block)[0]["policies"]
+    data.pop("sweep")
+    data.pop("expect", None)
+    path = tmp_path / "exp.yaml"
+    path.write_text(json.dumps(data))  # JSON is YAML
+    plan = make_plan(load_experiment(path, ["seeds=1", "horizon=50", "warmup=5"]))
+    assert sorted(spec.policy for spec in plan.specs) == ["cnp", "cnp_k2"]
+    for spec in plan.specs:
+        result = simulate(spec)
+        assert result.status == "ok", result.error
+        m = {(name, scope): v for name, scope, v in result.metrics}
+        assert m[("lost", "all")] == 0
+        assert m[("messages", "kind=announce")] == m[("messages", "kind=bid")] > 0
