@@ -247,8 +247,20 @@ class ContractNet(Queueing):
         self.backing_off[task.id] = task
         ctx.after(self.backoff, "retry", task)
 
+    def on_returned(self, sender: Actor, task: Task) -> None:
+        """A task preempted on its agent comes back (pull dispatch): announced afresh.
+
+        Not at once: on an instant network this runs inside the agent's
+        preemption, whose slot is free only until the displacing task starts.
+        """
+        self._forget(self.views[sender.index], task)
+        task.state = WAITING
+        self.backing_off[task.id] = task
+        self.ctx.after(0.0, "retry", task)
+
     def on_retry(self, sender: None, task: Task) -> None:
-        """The back-off after an auction without a bid is over: announce again."""
+        """Announce again: the back-off after an auction without a bid is over, or a
+        returned task's turn has come."""
         del self.backing_off[task.id]
         self.route(task)
 

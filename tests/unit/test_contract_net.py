@@ -22,6 +22,7 @@ from kossim.config.loader import load_yaml_text
 from kossim.plan import make_plan
 from kossim.runspec import RunSpec
 from kossim.sim import simulate, simulate_world
+from tests.property.test_conservation import guarded_engine
 from tests.unit.test_engine import config, constant, metrics, run, trace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -318,3 +319,31 @@ def test_the_readme_policies_run_in_the_bundled_experiment(tmp_path: Path) -> No
         m = {(name, scope): v for name, scope, v in result.metrics}
         assert m[("lost", "all")] == 0
         assert m[("messages", "kind=announce")] == m[("messages", "kind=bid")] > 0
+
+
+def test_a_preempted_task_returned_under_pull_is_announced_afresh() -> None:
+    """Central dispatch with SRPT on an instant network: the worker returns a preempted task
+    to the coordinator, which auctions it again once the preemption is over (the agent
+    never runs more than its capacity), and every task completes."""
+    cfg = config(
+        interarrival=0.5,
+        tasks=40,
+        types=[
+            {"type": "long", "work": constant(2.0)},
+            {"type": "short", "work": constant(0.25)},
+        ],
+        agents=[{"group": "w", "count": 2}],
+        policy={
+            "coordinator": {"id": "contract_net", "window": 1.0},
+            "dispatch": "central",
+            "queue": "srpt",
+        },
+    )
+    with guarded_engine():
+        _, rows = traced(cfg)
+    m = metrics(cfg)
+    assert m[("messages", "kind=returned")] > 0
+    announced = [reason.split(" ")[1] for _, reason in decisions(rows, "announce")]
+    assert len(announced) == 40 + m[("messages", "kind=returned")]
+    assert m[("completed", "all")] == 40
+    assert m[("lost", "all")] == 0
