@@ -327,7 +327,11 @@ def policies() -> None:
     for kind in KINDS:
         for ident, cls in sorted(available(kind).items()):
             params = (
-                ", ".join(f"{n}={f.default!r}" for n, f in cls.Params.model_fields.items()) or "-"
+                ", ".join(
+                    f"{n} (required)" if f.is_required() else f"{n}={f.default!r}"
+                    for n, f in cls.Params.model_fields.items()
+                )
+                or "-"
             )
             table.add_row(kind, ident, cls.description, params)
     out.print(table)

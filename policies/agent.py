@@ -9,6 +9,7 @@ comes back. It acts on its slots only through its context.
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from kossim.policy import Behaviour
@@ -30,6 +31,10 @@ class Worker(Behaviour):
     ``requeue`` loses the running and queued tasks with the agent (the
     coordinator reclaims them when it learns of the failure), and tasks sent
     to a down agent come back undelivered.
+
+    Called on for bids (contract net, ``on_announce``), it answers with its
+    estimate of when it would finish the task, from its true local state; a
+    down agent is silent.
     """
 
     kind = "agent"
@@ -140,3 +145,62 @@ class Worker(Behaviour):
             ctx.start(t)
         self._fill()
         ctx.send(self.coordinator, "repaired", ctx.incarnation)
+
+    # -- contract net: bids ------------------------------------------------------------------
+    def on_announce(self, sender: Any, call: tuple[int, Task]) -> None:
+        """A call for bids ``(auction, task)``: bid the time this agent would finish the task.
+
+        A down agent is silent; an agent without the skills bids ``inf`` (a refusal).
+        """
+        ctx = self.ctx
+        if not ctx.up:
+            return
+        auction, task = call
+        wait, service = self.estimate(task)
+        bid = wait + service
+        if ctx.tracing:
+            ctx.log(
+                "bid",
+                f"task {task.id}: {bid:.4g} = wait {wait:.4g} ({len(ctx.running)} running of "
+                f"{ctx.capacity}, {len(self.local)} queued) + service {service:.4g}",
+                task,
+                value=bid,
+                to=sender.name,
+            )
+        ctx.send(sender, "bid", (auction, bid))
+
+    def estimate(self, task: Task) -> tuple[float, float]:
+        """``(wait, service)``: when a slot would free for ``task`` if it arrived now, and its
+        service time here, from this agent's true state.
+
+        The work left on the slots and the local tasks that would be served before
+        ``task`` (all of them under FIFO, else those whose key is not larger) are
+        placed on the earliest free slot in turn. An estimate: it foresees neither
+        preemption nor later arrivals nor failures.
+        """
+        ctx = self.ctx
+        profile = ctx.profile
+        speed = profile.speed
+
+        def service(t: Task) -> float:
+            return t.remaining / (speed * profile.proficiency(t.skills) if t.skills else speed)
+
+        if task.skills and profile.proficiency(task.skills) <= 0:
+            return float("inf"), float("inf")
+        ctx.refresh()
+        running = ctx.running
+        free = [service(t) for t in running]
+        free.extend([0.0] * (ctx.capacity - len(running)))
+        heapq.heapify(free)
+        local = self.local
+        if local:
+            discipline = self.discipline
+            if discipline.fifo:
+                ahead = list(local)
+            else:
+                key = discipline.key
+                mine = key(task)
+                ahead = sorted((t for t in local if not mine < key(t)), key=key)
+            for t in ahead:
+                heapq.heapreplace(free, free[0] + service(t))
+        return free[0], service(task)

@@ -10,7 +10,7 @@ report it receives, is a message over the network.
 from __future__ import annotations
 
 import bisect
-from typing import Any
+from typing import Any, ClassVar
 
 from kossim.policy import Behaviour
 from kossim.registry import register
@@ -35,13 +35,13 @@ class Queueing(Behaviour):
     kind = "coordinator"
     id = "queueing"
     description = "a waiting queue and per-agent views; dispatch, routing and queue components"
-    sends = ("task",)
+    sends: ClassVar[tuple[str, ...]] = ("task",)
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)
         self.router = ctx.component("routing")
         discipline = self.discipline = ctx.component("queue")
-        pull = self.pull = bool(ctx.component("dispatch").pull)
+        pull = self.pull = self.pulls(ctx)
         self.agents: list[Actor] = ctx.agents
         self.views: list[AgentState] = [
             AgentState(p.index, p.name, p.group, p.speed, p.capacity, p.skills, p.trust)
@@ -76,6 +76,11 @@ class Queueing(Behaviour):
         if self.listing:
             for v in self._skilled_for(next(iter(kinds))):
                 self._relist(v)
+
+    def pulls(self, ctx: Any) -> bool:
+        """Whether tasks wait here for a free slot (pull) rather than leave on arrival (push):
+        the policy's ``dispatch`` says; a subclass that decides otherwise overrides this."""
+        return bool(ctx.component("dispatch").pull)
 
     # -- candidates -------------------------------------------------------------
     def _skilled_for(self, skills: tuple[str, ...]) -> list[AgentState]:
