@@ -18,7 +18,7 @@ Failure handling (``suspect``, ``repaired``, ``bounce``, ``returned``,
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import Field
 
@@ -91,7 +91,7 @@ class ContractNet(Queueing):
     Params = ContractNetParams
     #: The protocol's kinds: bids are sent by the agents it calls on, declared here so
     #: that every contract-net run has a ``kind=bid`` row (and no other run does).
-    sends: ClassVar[tuple[str, ...]] = ("announce", "bid", "task")
+    sends: tuple[str, ...] = ("announce", "bid", "task")
 
     def pulls(self, ctx: Any) -> bool:
         return False  # every task is auctioned as it comes

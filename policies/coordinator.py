@@ -10,7 +10,7 @@ report it receives, is a message over the network.
 from __future__ import annotations
 
 import bisect
-from typing import Any, ClassVar
+from typing import Any
 
 from kossim.policy import Behaviour
 from kossim.registry import register
@@ -35,7 +35,7 @@ class Queueing(Behaviour):
     kind = "coordinator"
     id = "queueing"
     description = "a waiting queue and per-agent views; dispatch, routing and queue components"
-    sends: ClassVar[tuple[str, ...]] = ("task",)
+    sends: tuple[str, ...] = ("task",)
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)
