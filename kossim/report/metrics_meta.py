@@ -46,6 +46,9 @@ METRIC_DIRECTION: dict[str, int] = {
     "jain_fairness": +1,
     "messages": -1,
     "in_system_mean": -1,
+    "hops_mean": -1,
+    "delegation_delay_mean": -1,
+    "hops_share": 0,
     "warmup_time": 0,
     "busy_time": 0,
 }
@@ -69,6 +72,9 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "jain_fairness": ("Jain fairness index", "index in [0, 1]"),
     "messages": ("messages", "messages"),
     "in_system_mean": ("mean tasks in system", "tasks"),
+    "hops_mean": ("mean hand-offs per task", "hops"),
+    "delegation_delay_mean": ("mean time spent being handed off", TIME_UNIT),
+    "hops_share": ("share of tasks by hand-offs", "fraction"),
     "warmup_time": ("warm-up cut", TIME_UNIT),
     "busy_time": ("busy slot-time", TIME_UNIT),
 }

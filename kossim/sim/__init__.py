@@ -110,6 +110,7 @@ def _facts(world: World) -> RunFacts:
         messages=world.kernel.messages,
         type_names=[t.name for t in world.task_types],
         messages_by_kind=world.message_counts(),
+        max_hops=max((getattr(a.behaviour, "max_hops", 0) for a in world.agents), default=0),
     )
 
 
