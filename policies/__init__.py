@@ -6,6 +6,6 @@ Importing this package registers every built-in component with
 
 from __future__ import annotations
 
-from policies import agent, coordinator, detector, dispatch, queue, routing
+from policies import agent, coordinator, delegation, detector, dispatch, queue, routing
 
-__all__ = ["agent", "coordinator", "detector", "dispatch", "queue", "routing"]
+__all__ = ["agent", "coordinator", "delegation", "detector", "dispatch", "queue", "routing"]
