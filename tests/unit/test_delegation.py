@@ -9,7 +9,10 @@ another crosses two links: 0.1.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kossim.config.experiment import load_experiment
+from kossim.config.loader import load_yaml_text
+from kossim.lab import run_experiment
 from kossim.policy import AgentView, Component, Params, TaskView
+from kossim.report import render_report
 from kossim.runspec import RunSpec
 from kossim.sim import simulate, simulate_world
 from kossim.sim.task import ABANDONED, DONE
@@ -257,3 +264,33 @@ def test_delegation_never_exceeds_max_hops_and_loses_nothing(
     assert result.status == "ok", result.error
     m = {(name, scope): v for name, scope, v in result.metrics}
     assert m[("lost", "all")] == 0
+
+
+# -- the README's example and the report --------------------------------------------
+
+
+def test_the_readme_example_is_the_experiments_policies() -> None:
+    """The README's delegating policies are those of experiments/protocols/delegation.yaml."""
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    block = next(
+        b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "delegating" in b
+    )
+    shown = load_yaml_text(block)[0]["policies"]
+    experiment = load_yaml_text((root / "experiments/protocols/delegation.yaml").read_text())[0]
+    assert shown == [p for p in experiment["policies"] if p["name"] in ("random", "delegating")]
+
+
+def test_the_report_shows_the_hop_distribution_of_delegating_policies(tmp_path: Path) -> None:
+    """A section tabulates the share of tasks by hops, for the delegating policy only."""
+    cfg = scenario({"decision_delay": 0.1}, [0], tasks=4)
+    cfg["policies"].append({"name": "plain", "dispatch": "push"})
+    cfg["seeds"] = 1
+    path = tmp_path / "exp.yaml"
+    path.write_text(json.dumps(cfg))
+    run_experiment(load_experiment(path), tmp_path / "out", executor="serial", progress=False)
+    render_report(tmp_path / "out")
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "| policy | 0 hops | 1 hops | 2 hops | 3 hops |" in report
+    assert "| p | 50.0 % | 50.0 % | 0.0 % | 0.0 % |" in report
+    assert "| plain |" not in report.split("Hand-offs per task")[-1].split("<a id=")[0]
