@@ -47,6 +47,7 @@ from kossim.registry import register
 from kossim.sim.kernel import Actor, Timer
 from kossim.sim.task import QUEUED, FifoQueue, Task
 from policies.agent import Worker
+from policies.peer_loads import PeerLoads
 
 __all__ = ["Delegating", "DelegatingParams", "Handoff"]
 
@@ -120,12 +121,9 @@ class Delegating(Worker):
         self.capacity_of = [1] * n
         for peer in self.peers:
             self.capacity_of[peer.index] = ctx.profile_of(peer).capacity
-        # What messages told of each agent's load (slots in use plus queue, per slot).
-        self.known = [0.0] * n
-        self.version = [0] * n
         self._eligible: dict[tuple[str, ...], list[Actor]] = {}
-        self._heaps: dict[tuple[str, ...], list[tuple[float, int, int, int]]] = {}
-        self._member_of: list[list[tuple[str, ...]]] = [[] for _ in range(n)]
+        self._eligible_index: dict[tuple[str, ...], list[int]] = {}
+        self.loads = PeerLoads(self.me.index, n, self._peer_indices)
         self.chain: dict[Task, Handoff] = {}  # tasks held here that came from a peer
         self.deciding: dict[Task, tuple[Timer, Handoff | None]] = {}
         self.recalls: dict[Task, Timer] = {}
@@ -157,7 +155,7 @@ class Delegating(Worker):
         ctx = self.ctx
         task = handoff.task
         task.handoff += ctx.now
-        self._learned(sender.index, handoff.load)
+        self.loads.learned(sender.index, handoff.load)
         if not ctx.up:
             if self.requeue:  # unreachable: back up to the coordinator at once
                 task.handoff -= ctx.now
@@ -174,7 +172,7 @@ class Delegating(Worker):
             self._pass(task, handoff, why)
 
     def on_load(self, sender: Actor, load: float) -> None:
-        self._learned(sender.index, load)
+        self.loads.learned(sender.index, load)
 
     def on_gossip(self, sender: Any, payload: Any) -> None:
         """Timer: tell the next peer in turn this agent's load."""
@@ -251,7 +249,8 @@ class Delegating(Worker):
             self._notify("handback", task, handoff)
             return
         i = target.index
-        self._learned(i, self.known[i] + 1.0 / self.capacity_of[i])  # it is one task busier
+        loads = self.loads
+        loads.learned(i, loads.known[i] + 1.0 / self.capacity_of[i])  # one task busier
         handoff.last = self.me
         handoff.load = self.load()
         if ctx.tracing:
@@ -281,12 +280,10 @@ class Delegating(Worker):
             if cands[j].index == last:  # never straight back, when there is another peer
                 j = (j + 1 + int(rng.integers(len(cands) - 1))) % len(cands)
             return cands[j]
-        best = self._lightest(task.skills, last)
-        if best is None:
-            return None
-        if why != "unskilled" and self.known[best.index] >= self.load():
+        best = self.loads.lightest(task.skills, last)
+        if why != "unskilled" and self.loads.known[best] >= self.load():
             return None  # nobody known is lighter than this agent
-        return best
+        return self.peers[best if best < self.me.index else best - 1]
 
     def _at_limit(self, task: Task, handoff: Handoff | None, why: str) -> None:
         """``task`` should move but has made ``max_hops`` hops: ``on_max_hops`` decides."""
@@ -444,7 +441,7 @@ class Delegating(Worker):
                 self._notify("finished", t, self.chain.pop(t))
         super().on_repair(suspended)
 
-    # -- what this agent knows of its peers' loads ---------------------------------------
+    # -- peers -----------------------------------------------------------------------------
     def _peers_for(self, skills: tuple[str, ...]) -> list[Actor]:
         """Peers able to serve ``skills`` at this agent's bar (static profiles, cached)."""
         got = self._eligible.get(skills)
@@ -457,53 +454,8 @@ class Delegating(Worker):
             ]
         return got
 
-    def _entry(self, i: int) -> tuple[float, int, int, int]:
-        """Heap entry: lightest first, ties to the nearest peer after this one in index order."""
-        ring = (i - self.me.index) % len(self.known)
-        return (self.known[i], ring, i, self.version[i])
-
-    def _heap(self, skills: tuple[str, ...]) -> list[tuple[float, int, int, int]]:
-        heap = self._heaps.get(skills)
-        if heap is None:
-            members = self._peers_for(skills)
-            heap = self._heaps[skills] = [self._entry(p.index) for p in members]
-            heapq.heapify(heap)
-            for p in members:
-                self._member_of[p.index].append(skills)
-        return heap
-
-    def _learned(self, i: int, load: float) -> None:
-        """A peer's load, as a message told it: O(log k) per heap the peer is in."""
-        self.known[i] = load
-        self.version[i] += 1
-        entry = self._entry(i)
-        for skills in self._member_of[i]:
-            heap = self._heaps[skills]
-            heapq.heappush(heap, entry)
-            if len(heap) > 4 * len(self._eligible[skills]) + 8:  # drop stale entries
-                heap[:] = [self._entry(p.index) for p in self._eligible[skills]]
-                heapq.heapify(heap)
-
-    def _lightest(self, skills: tuple[str, ...], exclude: int) -> Actor | None:
-        """The lightest known peer for ``skills``, other than ``exclude`` if possible."""
-        heap = self._heap(skills)
-        version = self.version
-        aside = []
-        best = -1
-        while heap:
-            _, _, i, v = heap[0]
-            if v != version[i]:
-                heapq.heappop(heap)  # stale: a newer entry exists
-            elif i == exclude:
-                aside.append(heapq.heappop(heap))
-            else:
-                best = i
-                break
-        for entry in aside:
-            heapq.heappush(heap, entry)
-        if best < 0:
-            best = exclude if aside else -1
-        return self._peer_by_index(best) if best >= 0 else None
-
-    def _peer_by_index(self, i: int) -> Actor:
-        return self.peers[i if i < self.me.index else i - 1]
+    def _peer_indices(self, skills: tuple[str, ...]) -> list[int]:
+        got = self._eligible_index.get(skills)
+        if got is None:
+            got = self._eligible_index[skills] = [p.index for p in self._peers_for(skills)]
+        return got

@@ -29,6 +29,7 @@ from kossim.runspec import RunSpec
 from kossim.sim import simulate, simulate_world
 from kossim.sim.task import ABANDONED, DONE
 from kossim.sim.world import World
+from policies.peer_loads import PeerLoads
 from tests.property.test_conservation import guarded_engine, scenarios
 from tests.unit.test_engine import config, constant, trace
 
@@ -294,3 +295,18 @@ def test_the_report_shows_the_hop_distribution_of_delegating_policies(tmp_path: 
     assert "| policy | 0 hops | 1 hops | 2 hops | 3 hops |" in report
     assert "| p | 50.0 % | 50.0 % | 0.0 % | 0.0 % |" in report
     assert "| plain |" not in report.split("Hand-offs per task")[-1].split("<a id=")[0]
+
+
+def test_peer_loads_give_the_lightest_peer_from_news_only() -> None:
+    """Ties go to the next agent after this one; news moves a peer; the excluded peer is
+    skipped unless it is the only one; a skill set holds only the peers that serve it."""
+    serves = {("a",): [0, 2, 3], ("b",): [3]}
+    loads = PeerLoads(1, 4, lambda skills: serves[skills])
+    assert loads.lightest(("a",), exclude=-1) == 2
+    loads.learned(2, 0.5)
+    assert loads.lightest(("a",), exclude=-1) == 3
+    assert loads.lightest(("a",), exclude=3) == 0
+    for step in range(50):  # stale entries pile up, then are dropped
+        loads.learned(3, 0.1 * (step % 3))
+    assert loads.lightest(("a",), exclude=-1) == 0  # 3 last heard at 0.1 > 0.0
+    assert loads.lightest(("b",), exclude=3) == 3
