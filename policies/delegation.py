@@ -233,26 +233,13 @@ class Delegating(Worker):
                 ctx.log("keep", f"task {task.id} kept: {why}, no lighter peer known", task)
             self._keep(task, handoff)
             return
-        if handoff is None:
-            handoff = Handoff(task, self.me)
+        self._hand_off(task, handoff or Handoff(task, self.me), target, why)
+
+    def _hand_off(self, task: Task, handoff: Handoff, target: Actor, why: str) -> None:
+        """One hop: ``task`` leaves this agent for ``target`` (a peer or the coordinator)."""
+        ctx = self.ctx
         self.chain.pop(task, None)
         task.hops += 1
-        if target is self.coordinator:
-            if ctx.tracing:
-                ctx.log(
-                    "delegate",
-                    f"task {task.id} {self.me.name} -> coordinator: {self._reason(why, task)}",
-                    task,
-                    to="coordinator",
-                    hops=task.hops,
-                )
-            self._notify("handback", task, handoff)
-            return
-        i = target.index
-        loads = self.loads
-        loads.learned(i, loads.known[i] + 1.0 / self.capacity_of[i])  # one task busier
-        handoff.last = self.me
-        handoff.load = self.load()
         if ctx.tracing:
             ctx.log(
                 "delegate",
@@ -261,6 +248,14 @@ class Delegating(Worker):
                 to=target.name,
                 hops=task.hops,
             )
+        if target is self.coordinator:
+            self._notify("handback", task, handoff)
+            return
+        i = target.index
+        loads = self.loads
+        loads.learned(i, loads.known[i] + 1.0 / self.capacity_of[i])  # one task busier
+        handoff.last = self.me
+        handoff.load = self.load()
         ctx.send(target, "delegate", handoff, carries=task)
 
     def _choose(self, task: Task, handoff: Handoff | None, why: str) -> Actor | None:
