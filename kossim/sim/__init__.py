@@ -128,6 +128,7 @@ def _trace(world: World, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "agent": names[cols["agent"]],
         "attempts": cols["attempts"].astype(np.int64),
         "hops": cols["hops"].astype(np.int64),
+        "handoff": cols["handoff"],
         "state": np.array(STATE_NAMES)[cols["state"]],
         "deadline": cols["deadline"],
         "measured": cols["measured"],

@@ -133,8 +133,11 @@ def test_without_news_ties_go_round_and_a_lighter_peer_is_required() -> None:
 def test_metrics_count_hops_delegation_delay_and_messages() -> None:
     """Two of four tasks made one hop each, 0.2 apiece in hand-offs; the fourth was held for
     the decision delay (0.1) before w-0 kept it: (0.2 + 0.2 + 0.1) / 4."""
-    result = simulate(RunSpec.make(scenario({"decision_delay": 0.1}, [0], tasks=4), "p", (), 0))
+    spec = RunSpec.make(scenario({"decision_delay": 0.1}, [0], tasks=4), "p", (), 0, trace=True)
+    result = simulate(spec)
     assert result.status == "ok", result.error
+    assert result.tasks is not None
+    assert result.tasks["handoff"].tolist() == pytest.approx([0.0, 0.2, 0.2, 0.1])
     m = {(name, scope): v for name, scope, v in result.metrics}
     assert m[("hops_mean", "all")] == 0.5
     assert m[("hops_mean", "type=job")] == 0.5
