@@ -42,6 +42,8 @@ CORE_METRICS = (
     "detection_latency_mean",
     "duplicates",
     "duplicate_work",
+    "hops_mean",
+    "delegation_delay_mean",
 )
 
 
@@ -62,6 +64,9 @@ class RunFacts:
     coordination: dict[str, float] = field(default_factory=dict)
     """Figures of the failure detectors and task copies, by metric name (scope ``all``)."""
     """Network messages in the window per message kind (scope ``kind=K``)."""
+    max_hops: int = 0
+    """The agents' hop limit (0 without delegation): the hop distribution has a row for
+    every count up to it, so that runs of one policy have the same rows."""
 
 
 def _nan_stat(values: np.ndarray, fn: str, q: float = 0.0) -> float:
@@ -98,6 +103,8 @@ def _task_rows(
         "throughput": float(done.sum()) / span if span > 0 else float("nan"),
         "retries": float(np.maximum(cols["attempts"][sel].astype(np.int64) - 1, 0).sum()),
         "deadline_miss_rate": float(missed.sum() / judged.sum()) if judged.any() else float("nan"),
+        "hops_mean": _nan_stat(cols["hops"][sel][done].astype(np.float64), "mean"),
+        "delegation_delay_mean": _nan_stat(cols["handoff"][sel][done], "mean"),
     }
 
 
@@ -135,7 +142,8 @@ def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[Metric
     tidx = cols["tidx"]
     for i, name in enumerate(facts.type_names):
         sel = m & (tidx == i)
-        rows.extend(_scope_rows(cols, sel, f"type={name}", span, end))
+        rows.extend(_scope_rows(cols, sel, f"type={name}", span, end, TYPE_SCOPED))
+    rows.extend(_hop_shares(cols, m, facts.max_hops))
     for kind, n in sorted(facts.messages_by_kind.items()):
         rows.append(("messages", f"kind={kind}", float(n)))
     for name, u, b in zip(facts.agent_names, util, busy, strict=True):
@@ -167,14 +175,30 @@ SCOPED = (
     "deadline_miss_rate",
     "abandoned",
 )
+TYPE_SCOPED = (*SCOPED, "hops_mean", "delegation_delay_mean")
 
 
 def _scope_rows(
-    cols: dict[str, np.ndarray], sel: np.ndarray, scope: str, span: float, end: float
+    cols: dict[str, np.ndarray],
+    sel: np.ndarray,
+    scope: str,
+    span: float,
+    end: float,
+    names: tuple[str, ...] = SCOPED,
 ) -> Iterable[MetricRow]:
     vals = _task_rows(cols, sel, span, end)
     vals["arrived"] = float(sel.sum())
-    return [(k, scope, vals[k]) for k in SCOPED]
+    return [(k, scope, vals[k]) for k in names]
+
+
+def _hop_shares(cols: dict[str, np.ndarray], m: np.ndarray, max_hops: int) -> list[MetricRow]:
+    """The hop distribution: the share of measured completed tasks handed off K times
+    (scope ``hops=K``, for every K from 0 to the hop limit or the most seen)."""
+    hops = cols["hops"][m & (cols["state"] == DONE)]
+    if not hops.size:
+        return []
+    counts = np.bincount(hops.astype(np.int64), minlength=max_hops + 1)
+    return [("hops_share", f"hops={k}", float(n / hops.size)) for k, n in enumerate(counts)]
 
 
 def _sliced(

@@ -6,6 +6,24 @@ Importing this package registers every built-in component with
 
 from __future__ import annotations
 
-from policies import agent, contract_net, coordinator, detector, dispatch, queue, routing
+from policies import (
+    agent,
+    contract_net,
+    coordinator,
+    delegation,
+    detector,
+    dispatch,
+    queue,
+    routing,
+)
 
-__all__ = ["agent", "contract_net", "coordinator", "detector", "dispatch", "queue", "routing"]
+__all__ = [
+    "agent",
+    "contract_net",
+    "coordinator",
+    "delegation",
+    "detector",
+    "dispatch",
+    "queue",
+    "routing",
+]

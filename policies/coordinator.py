@@ -71,6 +71,9 @@ class Queueing(Behaviour):
         # them; under requeue, the tasks of a suspected agent are re-sent.
         self.track = (pull and bool(discipline.preemptive)) or self.requeue
         self.free: list[AgentState] = []
+        # Tasks delegated among agents: task -> [view counting it, hand-off of the last
+        # "moved" applied, "moved" notices seen, notices sent (known at the task's end)].
+        self.delegated: dict[Task, list[int]] = {}
         # Only agents with the (common) skills ever enter the free list.
         self._listable = {v.index for v in self._skilled_for(next(iter(kinds)))}
         if self.listing:
@@ -261,6 +264,63 @@ class Queueing(Behaviour):
         if self.pull:
             self.pump()
 
+    # -- delegation among agents (agent behaviour ``delegating``) ----------------------
+    # The notices name the agent this coordinator sent the task to (``first``): until a
+    # notice says otherwise, the task counts on that agent's view. Notices may arrive in
+    # any order; the hand-off number orders the "moved" ones, and a task's book closes
+    # once its end is known and every "moved" notice sent for it has arrived.
+    def on_moved(self, sender: Actor, news: tuple[Task, Actor, int, int]) -> None:
+        """``sender`` keeps ``task`` (sent to ``first``) after hand-off number ``hops``."""
+        task, first, hops, _ = news
+        book = self._book(task, first)
+        book[2] += 1
+        if book[0] >= 0 and hops > book[1]:
+            self._forget(self.views[book[0]], task)
+            view = self.views[sender.index]
+            view.queue_length += 1
+            svc = task.svc = view.service_time(task)
+            view.work_outstanding += svc
+            if self.track:
+                view.tasks.add(task)
+            if self.listing:
+                self._relist(view)
+            book[0], book[1] = sender.index, hops
+        self._drop_record(task, book)
+        if self.pull:
+            self.pump()
+
+    def on_finished(self, sender: Actor, news: tuple[Task, Actor, int, int]) -> None:
+        """A delegated task ended at ``sender`` (completed, or abandoned at its hop limit)."""
+        self._settle(news)
+        if self.pull:
+            self.pump()
+
+    def on_handback(self, sender: Actor, news: tuple[Task, Actor, int, int]) -> None:
+        """An agent hands ``task`` back to this queue instead of keeping it."""
+        task = self._settle(news)
+        task.handoff += self.ctx.now  # the hand-off ends here
+        self.reenter(task)
+
+    def _book(self, task: Task, first: Actor) -> list[int]:
+        book = self.delegated.get(task)
+        if book is None:
+            book = self.delegated[task] = [first.index, -1, 0, -1]
+        return book
+
+    def _settle(self, news: tuple[Task, Actor, int, int]) -> Task:
+        """The task left the agents: forget it on the view that counts it."""
+        task, first, _, moves = news
+        book = self._book(task, first)
+        if book[0] >= 0:
+            self._forget(self.views[book[0]], task)
+        book[0], book[3] = -1, moves
+        self._drop_record(task, book)
+        return task
+
+    def _drop_record(self, task: Task, book: list[int]) -> None:
+        if book[0] < 0 and book[2] >= book[3]:
+            del self.delegated[task]
+
     def on_returned(self, sender: Actor, task: Task) -> None:
         """A preempted task comes back to this queue (pull dispatch)."""
         self._forget(self.views[sender.index], task)
@@ -332,7 +392,8 @@ class Queueing(Behaviour):
         view = self.views[agent.index]
         ctx = self.ctx
         for task in ctx.reclaim(agent):
-            self._forget(view, task)
+            book = self.delegated.pop(task, None) if self.delegated else None
+            self._forget(self.views[book[0]] if book and book[0] >= 0 else view, task)
             if task.fresh and task.attempts >= ctx.max_attempts:
                 ctx.abandon(task)
             else:

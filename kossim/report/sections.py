@@ -214,6 +214,38 @@ def _scopes(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     return section
 
 
+def _hops(data: ResultsData, writer: PlotWriter, baseline: str) -> Section | None:
+    """The hop distribution of policies whose agents delegate; absent when none does."""
+    if data.summary is None:
+        return None
+    frame = data.summary[data.summary["metric"] == "hops_share"]
+    hops = frame["scope"].str.removeprefix("hops=").astype(int)
+    moved = set(frame["policy"][(hops > 0) & (frame["mean"] > 0)])
+    if not moved:
+        return None
+    section = Section(
+        "hops",
+        "Hand-offs per task",
+        "Share of measured completed tasks by the number of times agents passed them on "
+        "(`hops_share`, mean over seeds), for the policies whose agents delegate.",
+    )
+    counts = sorted(set(hops))
+    head = ["sweep point"] if data.swept else []
+    table = Table("", [*head, "policy", *(f"{k} hops" for k in counts)], n_labels=len(head) + 1)
+    means = {
+        (str(policy), str(point), int(k)): float(mean)
+        for policy, point, k, mean in zip(
+            frame["policy"], frame["point"], hops, frame["mean"], strict=True
+        )
+    }
+    for point in data.points:
+        for policy in (p for p in data.policies if p in moved):
+            cells = [Cell(f"{100 * means.get((policy, point, k), 0.0):.1f} %") for k in counts]
+            table.rows.append([*([Cell(point)] if data.swept else []), Cell(policy), *cells])
+    section.tables = [table]
+    return section
+
+
 def _paired(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
     section = Section(
         "paired",
@@ -297,6 +329,7 @@ BUILDERS: tuple[tuple[str, str, Builder], ...] = (
     ("bars", "Bar charts", _bars),
     ("sweep", "Sweep", _sweep),
     ("scopes", "Per priority and type", _scopes),
+    ("hops", "Hand-offs per task", _hops),
     ("paired", "Paired differences", _paired),
     ("agents", "Utilisation per agent", _agents),
     ("timeseries", "Tasks in system", _timeseries),

@@ -117,6 +117,7 @@ def _facts(world: World) -> RunFacts:
         type_names=[t.name for t in world.task_types],
         messages_by_kind=world.message_counts(),
         coordination=world.ledger.figures(),
+        max_hops=max((getattr(a.behaviour, "max_hops", 0) for a in world.agents), default=0),
     )
 
 
@@ -134,6 +135,7 @@ def _trace(world: World, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "agent": names[cols["agent"]],
         "attempts": cols["attempts"].astype(np.int64),
         "hops": cols["hops"].astype(np.int64),
+        "handoff": cols["handoff"],
         "state": np.array(STATE_NAMES)[cols["state"]],
         "deadline": cols["deadline"],
         "measured": cols["measured"],

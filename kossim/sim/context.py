@@ -227,6 +227,15 @@ class AgentContext(Context):
         return self._world.heartbeat_interval
 
     @property
+    def peers(self) -> list[Actor]:
+        """The other agent actors, in index order (a directory: names, not state)."""
+        return [a for a in self._world.agent_actors if a is not self.actor]
+
+    def profile_of(self, peer: Actor) -> AgentState:
+        """A peer's static description (speed, capacity, skills), as configured."""
+        return self._world.profiles[peer.index]
+
+    @property
     def incarnation(self) -> int:
         """How many times this agent has failed: messages carry it so that news of an
         older failure is never taken for news of a newer one."""

@@ -25,6 +25,7 @@ COLUMNS = (
     ("agent", "i"),
     ("attempts", "h"),
     ("hops", "h"),
+    ("handoff", "d"),
     ("state", "b"),
 )
 

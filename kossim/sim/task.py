@@ -61,6 +61,7 @@ class Task:
         "end",
         "ev",
         "fresh",
+        "handoff",
         "hops",
         "id",
         "measured",
@@ -105,6 +106,7 @@ class Task:
         self.agent = -1
         self.attempts = 0
         self.hops = 0  # hand-offs from agent to agent (delegation)
+        self.handoff = 0.0  # time spent being handed from agent to agent (delegation)
         self.copy = 0  # 0: the original; k: its k-th duplicate
         self.cancelled = False  # a copy whose sibling finished first
         self.fresh = True
