@@ -293,7 +293,18 @@ def _print_load(folder: Path | None, load: dict[str, Any] | None = None) -> None
 
 
 @app.command()
-def validate(experiment: ExpArg, set_: SetOpt = None) -> None:
+def validate(
+    experiment: ExpArg,
+    set_: SetOpt = None,
+    conformance: Annotated[
+        bool,
+        typer.Option(
+            metavar="",
+            help="Also run the conformance check on the user components the file names "
+            "(module:Class or plugins); exit 1 if one fails.",
+        ),
+    ] = False,
+) -> None:
     """Check an experiment file (and every sweep point) without running it."""
     from kossim.config.experiment import load_experiment
     from kossim.plan import make_plan
@@ -314,6 +325,38 @@ def validate(experiment: ExpArg, set_: SetOpt = None) -> None:
 
     points = point_loads(plan)
     _print_load(None, {"points": points, "warnings": overload_warnings(points)})
+    if conformance:
+        _conformance(plan.experiment)
+
+
+def _conformance(exp: Any) -> None:
+    """The conformance check of every component the policies name that kossim does not
+    ship (built-ins are checked by kossim's own tests)."""
+    from kossim.conformance import check
+    from kossim.registry import registered_kinds, resolve
+
+    seen: set[str] = set()
+    failed = 0
+    for policy in exp.policies:
+        for kind in registered_kinds():
+            ref = getattr(policy, kind, None)
+            if ref is None:
+                continue
+            cls = resolve(kind, ref).cls
+            key = f"{kind}:{ref!r}"
+            if cls.__module__.partition(".")[0] in ("kossim", "policies") or key in seen:
+                continue
+            seen.add(key)
+            problems = check(kind, ref)
+            failed += bool(problems)
+            verdict = "conforms" if not problems else f"{plural(len(problems), 'problem')}"
+            out.print(f"{kind} {cls.id!r}: {verdict}", markup=False, highlight=False)
+            for problem in problems:
+                err.print(f"  {problem}", markup=False, highlight=False)
+    if not seen:
+        out.print("conformance: no user component to check", highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -32,12 +32,12 @@ from typing import Any
 
 from kossim.policy import Component
 from kossim.registry import DECISION_KINDS as KINDS
-from kossim.registry import ComponentSpec, available, build, resolve
+from kossim.registry import ComponentSpec, available, build, registered_kinds, resolve
 from kossim.sim.agent import AgentState
 from kossim.sim.streams import stream
 from kossim.sim.task import Task
 
-__all__ = ["DECISIONS", "check_component", "check_registry"]
+__all__ = ["DECISIONS", "check", "check_component", "check_registry"]
 
 DECISIONS = 200
 """Synthetic decisions fed to each build."""
@@ -85,12 +85,41 @@ def check_component(kind: str, ref: Ref, seed: int = 0, decisions: int = DECISIO
 
 
 def check_registry(seed: int = 0, decisions: int = DECISIONS) -> dict[tuple[str, str], list[str]]:
-    """:func:`check_component` over every registered component, by ``(kind, id)``."""
-    return {
+    """The conformance check of every registered component, by ``(kind, id)``: decision
+    components by :func:`check_component`, actor behaviours by
+    :func:`~kossim.conformance_actors.check_behaviour`."""
+    from kossim.conformance_actors import check_behaviour
+
+    report = {
         (kind, ident): check_component(kind, ident, seed, decisions)
         for kind in KINDS
         for ident in sorted(available(kind))
     }
+    for kind in behaviour_kinds():
+        for ident, cls in sorted(available(kind).items()):
+            if not _needs_parameters(cls):
+                report[(kind, ident)] = check_behaviour(kind, ident, seed)
+    return report
+
+
+def check(kind: str, ref: Ref, seed: int = 0) -> list[str]:
+    """The conformance check for a component of any kind."""
+    if kind in KINDS:
+        return check_component(kind, ref, seed)
+    from kossim.conformance_actors import check_behaviour
+
+    if isinstance(ref, type):
+        ref = f"{ref.__module__}:{ref.__qualname__}"
+    return check_behaviour(kind, ref, seed)
+
+
+def behaviour_kinds() -> list[str]:
+    """Every registered kind that is not a decision kind: actor behaviours."""
+    return [kind for kind in registered_kinds() if kind not in KINDS]
+
+
+def _needs_parameters(cls: type[Component]) -> bool:
+    return any(f.is_required() for f in cls.Params.model_fields.values())
 
 
 def _spec(kind: str, ref: Ref) -> ComponentSpec:

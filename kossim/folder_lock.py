@@ -63,6 +63,10 @@ def lock_folder(folder: Path, option: str = "--out") -> Iterator[None]:
 def _open_lock_file(folder: Path, option: str) -> tuple[Path, int | None]:
     """The folder's resolved path, and the lock file opened unless this process
     already holds the folder (or cannot lock at all)."""
+    if folder.exists() and not folder.is_dir():
+        raise KossimInputError.single(
+            f"is a file, not a folder: {option} names the results folder", file=str(folder)
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         key = folder.resolve()

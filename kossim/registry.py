@@ -93,6 +93,12 @@ def _ensure_loaded() -> None:
             register(obj)
 
 
+def registered_kinds() -> list[str]:
+    """Every kind with a registered component: the built-in kinds, then any others."""
+    _ensure_loaded()
+    return [*KINDS, *sorted(k for k in _REGISTRY if k not in KINDS and _REGISTRY[k])]
+
+
 def available(kind: str) -> dict[str, type[Component]]:
     """Registered components of ``kind``, by id."""
     _ensure_loaded()

@@ -80,9 +80,9 @@ class RunResult:
     timeseries: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     """``variable -> (times, values)`` sampled on a fixed grid (``in_system``)."""
     tasks: dict[str, Any] | None = None
+    """Per-task columns (name -> numpy array) when the run was traced."""
     events: dict[str, Any] | None = None
     """With tracing: the execution log, one row per message and decision (with its reason)."""
-    """Per-task columns (name -> numpy array) when the run was traced."""
 
 
 _ENGINE_SOURCES = (

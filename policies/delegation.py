@@ -37,7 +37,6 @@ agents: every decision delay and every hand-off message's latency.
 
 from __future__ import annotations
 
-import heapq
 from typing import Any, Literal
 
 from pydantic import Field
@@ -45,7 +44,7 @@ from pydantic import Field
 from kossim.policy import Params
 from kossim.registry import register
 from kossim.sim.kernel import Actor, Timer
-from kossim.sim.task import QUEUED, FifoQueue, Task
+from kossim.sim.task import QUEUED, Task
 from policies.agent import Worker
 from policies.peer_loads import PeerLoads
 
@@ -370,16 +369,7 @@ class Delegating(Worker):
         self._pass(task, self.chain.get(task), "recall")
 
     def _unqueue(self, task: Task) -> None:
-        local = self.local
-        if isinstance(local, FifoQueue):
-            local.remove(task)
-            return
-        entries: list[Any] = local  # type: ignore[assignment]
-        for i, entry in enumerate(list.__iter__(entries)):
-            if entry[2] is task:
-                del entries[i]
-                heapq.heapify(entries)
-                return
+        self.local.remove(task)
 
     def _fill(self) -> None:
         local = self.local

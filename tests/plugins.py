@@ -8,15 +8,21 @@ module path; functions defined inside a test module would not travel.
 from __future__ import annotations
 
 import os
+import random as _random
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
 from kossim.policy import AgentView, Params, TaskView
 from kossim.runspec import RunResult, RunSpec
+from kossim.sim.task import Task
+from policies.agent import Worker
+from policies.coordinator import Queueing
+from policies.detector import Timeout
 from policies.routing import Random
 
 
@@ -130,3 +136,39 @@ class Sleepy(Random):
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
         time.sleep(self.params.pause)
         return super().select(task, candidates, now)
+
+
+class SetOrderCoordinator(Queueing):
+    """Re-sends held tasks in the order of a set of objects: memory order, not the seed's."""
+
+    id = "set_order"
+    description = "queueing, but drains a set of tasks (tests only)"
+
+    def on_arrival(self, sender: Any, task: Task) -> None:
+        self._held = getattr(self, "_held", set())
+        self._held.add(task)
+        if len(self._held) >= 3:
+            for held in list(self._held):
+                super().on_arrival(sender, held)
+            self._held = set()
+
+
+class MutatingAgent(Worker):
+    """A worker that speeds itself up by writing its own profile (outside its context)."""
+
+    id = "mutating"
+    description = "writes its profile (tests only)"
+
+    def on_complete(self, task: Task) -> None:
+        self.ctx.profile.speed *= 1.01
+        super().on_complete(task)
+
+
+class RestlessDetector(Timeout):
+    """A timeout detector whose timeout is drawn from Python's global random state."""
+
+    id = "restless"
+    description = "timeout from global random state (tests only)"
+
+    def limit(self, i: int) -> float:
+        return float(self.params.timeout) * (1.0 + _random.random())

@@ -179,3 +179,87 @@ def test_the_ci_workflow_steps_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     uploaded = tmp_path / upload["with"]["path"]
     assert (uploaded / "check.xml").is_file()
     assert "Expectations" in (uploaded / "quickstart" / "report.html").read_text()
+
+
+def test_the_policies_fragments_fit_the_experiment(tmp_path: Path) -> None:
+    """Every ``policies:`` fragment (components and behaviours) validates in the example."""
+    base, _ = load_yaml_text(_experiment_block())
+    fragments = [b for b in blocks("yaml") if b.startswith("policies:")]
+    assert len(fragments) >= 3  # detectors, contract net, delegation
+    for i, block in enumerate(fragments):
+        part, _ = load_yaml_text(block)
+        data: dict[str, Any] = {**base, **part, "expect": []}
+        data.pop("sweep")
+        path = tmp_path / f"exp{i}.yaml"
+        path.write_text(json.dumps(data))
+        make_plan(load_experiment(path))
+
+
+def test_the_protocol_example_runs_conforms_and_detects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's detector, beside an experiment: it conforms (validate --conformance),
+    and suspects crashes ``missed`` intervals after the last heartbeat, give or take an
+    interval and the latency."""
+    from typer.testing import CliRunner
+
+    from kossim import registry
+    from kossim.cli import app
+
+    monkeypatch.setitem(registry._REGISTRY, "detector", dict(registry.available("detector")))
+    sys.modules.pop("my_protocols", None)
+    code = next(b for b in blocks("python") if b.startswith("# my_protocols.py"))
+    (tmp_path / "my_protocols.py").write_text(code)
+    data, _ = load_yaml_text((ROOT / "experiments" / "protocols" / "heartbeats.yaml").read_text())
+    data["policies"] = [
+        {
+            "name": "missed",
+            "dispatch": "central",
+            "detector": {"id": "my_protocols:Missed", "interval": 0.5, "missed": 3},
+        }
+    ]
+    data.pop("sweep")
+    data["expect"] = [{"metric": "lost", "max": 0}]
+    path = tmp_path / "exp.yaml"
+    path.write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)
+    checked = CliRunner().invoke(app, ["validate", str(path), "--conformance"])
+    assert checked.exit_code == 0, checked.output
+    assert "detector 'missed_beats': conforms" in checked.stdout
+    loaded = load_experiment(path, ["seeds=2", "horizon=600", "warmup=10"])
+    outcome = run_experiment(loaded, tmp_path / "out", executor="serial", progress=False)
+    assert outcome.n_failed == 0
+    import pandas as pd
+
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index(["metric", "scope"])
+    latency = summary.loc[("detection_latency_mean", "all"), "mean"]
+    assert 1.0 <= latency <= 1.5 + 0.5 + 0.3  # (missed - 1) h .. missed h + one sweep + latency
+    assert summary.loc[("messages", "kind=heartbeat"), "mean"] > 0
+    sys.modules.pop("my_protocols", None)
+
+
+def test_the_trace_commands_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's ``kossim trace`` commands, on a traced (shortened) heartbeats run."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from kossim.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    loaded = load_experiment(
+        ROOT / "experiments" / "protocols" / "heartbeats.yaml",
+        ["seeds=1", "horizon=100", "warmup=5"],
+    )
+    run_experiment(loaded, None, executor="serial", trace=True, progress=False)
+    commands = [
+        line
+        for block in blocks("bash")
+        for line in block.splitlines()
+        if line.startswith("kossim trace ")
+    ]
+    assert len(commands) == 2
+    for command in commands:
+        result = CliRunner().invoke(app, shlex.split(command)[1:])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip(), command

@@ -8,9 +8,8 @@
 
 from __future__ import annotations
 
-from kossim.config.loader import SourceMap, load_yaml, load_yaml_text
-from kossim.config.paths import get_path, parse_set, set_path
-from kossim.config.problems import FieldError, did_you_mean, validation_problems
+import importlib
+from typing import Any
 
 __all__ = [
     "FieldError",
@@ -23,3 +22,24 @@ __all__ = [
     "set_path",
     "validation_problems",
 ]
+
+_HOME = {
+    "SourceMap": "loader",
+    "load_yaml": "loader",
+    "load_yaml_text": "loader",
+    "get_path": "paths",
+    "parse_set": "paths",
+    "set_path": "paths",
+    "FieldError": "problems",
+    "did_you_mean": "problems",
+    "validation_problems": "problems",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load a submodule on first use (PEP 562): the engine imports ``kossim.config.models``
+    alone, and must not pay for the YAML loader."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'kossim.config' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"kossim.config.{home}"), name)

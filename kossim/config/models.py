@@ -201,6 +201,15 @@ class Scenario(Strict):
         _unique([g.group for g in self.agents], "agent group", "group", "agents")
         node_names = [n.name for n in self.nodes]
         _unique(node_names, "node", "name", "nodes")
+        for index, n in enumerate(self.nodes):
+            if n.name == COORDINATOR:
+                raise FieldError(
+                    f"node name {COORDINATOR!r} is reserved for the coordinator's node; "
+                    "choose another name",
+                    "nodes",
+                    index,
+                    "name",
+                )
         for index, g in enumerate(self.agents):
             if g.node is not None and g.node not in node_names:
                 raise FieldError(
@@ -223,7 +232,47 @@ class Scenario(Strict):
                     "skills",
                 )
         self._check_failure_targets(node_names)
+        self._check_links(node_names)
+        self._check_failure_semantics()
         return self
+
+    def _check_links(self, node_names: list[str]) -> None:
+        """A link joins known nodes: declared ones, the coordinator's, or an agent's own."""
+        if not self.network.links:
+            return
+        own = {f"{g.group}-{i}" for g in self.agents if g.node is None for i in range(g.count)}
+        known = {COORDINATOR, *node_names, *own}
+        for index, link in enumerate(self.network.links):
+            for end in ("a", "b"):
+                name = getattr(link, end)
+                if name not in known:
+                    shown = [COORDINATOR, *node_names]
+                    raise FieldError(
+                        f"link to unknown node {name!r}; nodes: {', '.join(shown)}, or an "
+                        f"agent's own node (its name, when its group has no node)"
+                        f"{did_you_mean(name, sorted(known))}",
+                        "network",
+                        "links",
+                        index,
+                        end,
+                    )
+
+    def _check_failure_semantics(self) -> None:
+        """Agent and node failures each run their own clock, with one failure semantics."""
+        agents, nodes = self.failures.agents, self.failures.nodes
+        if agents is None or nodes is None:
+            return
+        for field in ("on_failure", "detect", "max_attempts"):
+            a, n = getattr(agents, field), getattr(nodes, field)
+            if a != n:
+                raise FieldError(
+                    f"failures.agents and failures.nodes each run their own clock but share "
+                    f"one failure semantics: {field} must be the same in both "
+                    f"(agents: {_shown(a)}, nodes: {_shown(n)})",
+                    "failures",
+                    "nodes",
+                    field,
+                )
 
     def _check_failure_targets(self, node_names: list[str]) -> None:
         groups = [g.group for g in self.agents]
@@ -345,6 +394,12 @@ class Experiment(Strict):
             if p.name == name:
                 return p
         raise KeyError(name)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return str(value.model_dump(exclude_none=True))
+    return repr(value)
 
 
 def _unique(names: list[str], what: str, field: str, *at: str) -> None:

@@ -28,6 +28,9 @@ class EventLog:
 
     def __init__(self) -> None:
         self.rows: list[tuple[float, str, int, str, str, str, str, str]] = []
+        # Timers set (time, actor, kind, delay): compared by the conformance check, not
+        # written out (heartbeat timers alone would outnumber every other row).
+        self.timers: list[tuple[float, str, str, float]] = []
 
     def record(
         self, now: float, kind: str, actor: str, reason: str, task: Task | None, fields: Any

@@ -170,3 +170,7 @@ class TracingKernel(Kernel):
     ) -> None:
         self.log.message(self.env._now, src, dst, kind, carries or payload)
         super().send(src, dst, kind, payload, carries)
+
+    def after(self, actor: Actor, delay: float, kind: str, payload: Any = None) -> Timer:
+        self.log.timers.append((self.env._now, actor.name, kind, delay))
+        return super().after(actor, delay, kind, payload)

@@ -1,83 +1,71 @@
 """The network between the coordinator and the nodes that host agents.
 
-A networkx graph: a star from the coordinator to every node with the default
-latency, plus the explicit links. A message follows the path of least mean
-latency (computed once); its delay is one draw per link on that path, from a
+A star from the coordinator to every node with the default latency, plus the
+explicit links. A message follows the path of least mean latency (computed
+once per pair of nodes, by networkx when explicit links make it a graph
+rather than a star); its delay is one draw per link on that path, from a
 stream per link. When every latency is the constant 0 the network is
-*instant*: messages are delivered by a direct call, with no SimPy event.
+*instant*: the kernel delivers messages by a direct call, with no SimPy event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from itertools import pairwise
 from typing import Any
 
-import networkx as nx
-from simpy import Environment
-from simpy.events import Timeout
-
 from kossim.config.models import COORDINATOR, Network
-from kossim.dists import Constant, Sampler, sampler
+from kossim.dists import Constant, Distribution, Sampler, sampler
 from kossim.sim.streams import stream
 
 __all__ = ["Net"]
 
 
 class Net:
-    """Delivers messages with link delays and counts them."""
+    """Link delays between nodes: the path of least mean latency, one draw per link."""
 
-    def __init__(self, env: Environment, spec: Network, nodes: list[str], seed: int) -> None:
-        self.env = env
-        self.messages = 0
-        self.measure_from = 0.0
-        g: nx.Graph = nx.Graph()
-        g.add_node(COORDINATOR)
+    def __init__(self, spec: Network, nodes: list[str], seed: int) -> None:
+        self._edges: dict[tuple[str, str], Distribution] = {}
         for n in nodes:
-            g.add_edge(COORDINATOR, n, dist=spec.latency)
+            self._add(COORDINATOR, n, spec.latency)
         for link in spec.links:
-            g.add_edge(link.a, link.b, dist=link.latency)
-        self.graph = g
-        self.instant = all(
-            isinstance(d, Constant) and d.value == 0 for *_, d in g.edges(data="dist")
-        )
+            self._add(link.a, link.b, link.latency)
+        self.star = not spec.links
+        self.instant = all(isinstance(d, Constant) and d.value == 0 for d in self._edges.values())
         self._seed = seed
         self._links: dict[tuple[str, str], Sampler] = {}
         self._paths: dict[tuple[str, str], list[Sampler]] = {}
+
+    def _add(self, a: str, b: str, dist: Distribution) -> None:
+        self._edges[(a, b)] = self._edges[(b, a)] = dist
 
     def _path(self, src: str, dst: str) -> list[Sampler]:
         key = (src, dst)
         path = self._paths.get(key)
         if path is None:
-            hops = nx.shortest_path(
-                self.graph, src, dst, weight=lambda u, v, d: d["dist"].mean_value()
-            )
-            path = [self._link(a, b) for a, b in pairwise(hops)]
+            path = [self._link(a, b) for a, b in pairwise(self._hops(src, dst))]
             self._paths[key] = path
         return path
+
+    def _hops(self, src: str, dst: str) -> list[str]:
+        if self.star:  # a tree: through the coordinator unless one end is it
+            if COORDINATOR in (src, dst):
+                return [src, dst]
+            return [src, COORDINATOR, dst]
+        import networkx as nx  # only a network with explicit links needs a graph search
+
+        g: Any = nx.Graph()
+        for (a, b), dist in self._edges.items():
+            g.add_edge(a, b, dist=dist)
+        hops: list[str] = nx.shortest_path(
+            g, src, dst, weight=lambda u, v, d: d["dist"].mean_value()
+        )
+        return hops
 
     def _link(self, a: str, b: str) -> Sampler:
         key = (a, b)
         if key not in self._links:
-            self._links[key] = sampler(
-                self.graph.edges[a, b]["dist"], stream(self._seed, f"net:{a}>{b}")
-            )
+            self._links[key] = sampler(self._edges[key], stream(self._seed, f"net:{a}>{b}"))
         return self._links[key]
 
     def delay(self, src: str, dst: str) -> float:
         return sum(draw() for draw in self._path(src, dst)) if src != dst else 0.0
-
-    def send(self, src: str, dst: str, deliver: Callable[[Any], None], payload: Any) -> None:
-        """Deliver ``payload`` to ``deliver`` after the path delay from ``src`` to ``dst``."""
-        if self.env._now >= self.measure_from:
-            self.messages += 1
-        if self.instant:
-            deliver(payload)
-            return
-        ev = Timeout(self.env, self.delay(src, dst), (deliver, payload))
-        ev.callbacks.append(_deliver)
-
-
-def _deliver(ev: Timeout) -> None:
-    deliver, payload = ev._value
-    deliver(payload)

@@ -155,6 +155,15 @@ class KeyedQueue(list[tuple[Any, int, int, Task]]):
     def peek(self) -> Task:
         return self[0][3]
 
+    def remove(self, task: Task) -> None:  # type: ignore[override]
+        """Take ``task`` out wherever it is (O(n): for recalls, not the hot path)."""
+        for i, entry in enumerate(list.__iter__(self)):
+            if entry[3] is task:
+                del self[i]
+                heapq.heapify(self)
+                return
+        raise ValueError(f"{task!r} is not in the queue")
+
     def drain(self) -> list[Task]:
         out = [entry[3] for entry in sorted(list.__iter__(self))]  # (key, id, copy) order
         self.clear()
@@ -171,6 +180,7 @@ class TaskQueue(Protocol):
     def pop(self) -> Task: ...
     def peek(self) -> Task: ...
     def drain(self) -> list[Task]: ...
+    def remove(self, task: Task) -> None: ...
     def __len__(self) -> int: ...
     def __iter__(self) -> Iterator[Task]: ...
 
@@ -219,6 +229,9 @@ class SplitQueue:
     def pop_head(self, task: Task) -> None:
         """Remove ``task``, which must head its part."""
         self.parts[task.skills].pop()
+
+    def remove(self, task: Task) -> None:
+        self.parts[task.skills].remove(task)
 
     def drain(self) -> list[Task]:
         out = sorted((t for part in self.parts.values() for t in part.drain()), key=self.order)

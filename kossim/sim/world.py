@@ -80,7 +80,7 @@ class World:
         self._build_agents()
         self.coord_node = COORDINATOR
         nodes = sorted({a.node for a in self.agents})
-        self.net = Net(self.env, sc.network, nodes, seed)
+        self.net = Net(sc.network, nodes, seed)
         self.kernel = (
             TracingKernel(self.env, self.net, EventLog())
             if trace

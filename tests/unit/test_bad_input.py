@@ -191,6 +191,26 @@ CASES = [
         "(did you mean 'sojourn_mean'?)",
     ),
     Bad(
+        "node_coordinator",
+        "node_coordinator.yaml",
+        "{file}:6:12: scenario.nodes.0.name: node name 'coordinator' is reserved for the "
+        "coordinator's node; choose another name",
+    ),
+    Bad(
+        "link_unknown_node",
+        "link_unknown_node.yaml",
+        "{file}:11:26: scenario.network.links.0.b: link to unknown node 'rack_a'; nodes: "
+        "coordinator, rack-a, or an agent's own node (its name, when its group has no node) "
+        "(did you mean 'rack-a'?)",
+    ),
+    Bad(
+        "failures_disagree",
+        "failures_disagree.yaml",
+        "{file}:15:83: scenario.failures.nodes.on_failure: failures.agents and failures.nodes "
+        "each run their own clock but share one failure semantics: on_failure must be the same "
+        "in both (agents: 'resume', nodes: 'requeue')",
+    ),
+    Bad(
         "horizon_inf",
         "horizon_inf.yaml",
         "{file}:4:1: horizon: must be a finite number (got inf)",

@@ -11,12 +11,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kossim.conformance import check_component, check_registry
+from kossim.conformance import behaviour_kinds, check, check_component, check_registry
+from kossim.conformance_actors import check_behaviour
 from kossim.policy import AgentView, Component, TaskView
 from kossim.registry import DECISION_KINDS as KINDS
 from kossim.registry import available
+from tests.plugins import MutatingAgent, RestlessDetector, SetOrderCoordinator
 
 REGISTERED = [(kind, ident) for kind in KINDS for ident in sorted(available(kind))]
+BEHAVIOURS = [
+    (kind, {"id": ident, **REQUIRED.get(ident, {})})
+    for kind in ("coordinator", "agent", "detector")
+    for ident in sorted(available(kind))
+    for REQUIRED in [{"contract_net": {"window": 0.3}}]
+]
 
 
 @pytest.mark.parametrize(("kind", "ident"), REGISTERED, ids=[f"{k}:{i}" for k, i in REGISTERED])
@@ -38,11 +46,37 @@ def test_parameterised_and_module_references_conform(kind: str, ref: Any) -> Non
     assert check_component(kind, ref, seed=3) == []
 
 
+@pytest.mark.parametrize(("kind", "ref"), BEHAVIOURS, ids=[f"{k}:{r['id']}" for k, r in BEHAVIOURS])
+def test_every_registered_behaviour_conforms(kind: str, ref: dict[str, Any]) -> None:
+    """Run in the standard worlds: same seed, same log, timers and metrics; no task lost;
+    profiles and scenario untouched."""
+    assert check_behaviour(kind, ref) == []
+
+
 def test_check_registry_covers_every_kind() -> None:
-    """One entry per registered component, all empty."""
+    """One entry per registered component (behaviours that need parameters aside), all
+    empty."""
     report = check_registry(decisions=20)
-    assert set(report) == set(REGISTERED)
+    behaviours = {(k, r["id"]) for k, r in BEHAVIOURS if r["id"] != "contract_net"}
+    assert set(report) == set(REGISTERED) | behaviours
+    assert set(behaviour_kinds()) >= {"coordinator", "agent", "detector"}
     assert not any(report.values())
+
+
+@pytest.mark.parametrize(
+    ("kind", "cls", "complaint"),
+    [
+        ("coordinator", SetOrderCoordinator, "same seed, different execution logs"),
+        ("agent", MutatingAgent, "mutated the agents' profiles or the scenario"),
+        ("detector", RestlessDetector, "same seed, different"),
+    ],
+)
+def test_broken_behaviour_is_flagged(kind: str, cls: type, complaint: str) -> None:
+    """Nondeterminism and writes outside the context are found by running the behaviour."""
+    problems = check(kind, cls)
+    assert problems, f"{cls.__name__} passed"
+    assert any(complaint in p for p in problems), problems
+    assert all(p.startswith(f"{kind} {cls.id!r}: ") for p in problems)  # type: ignore[attr-defined]
 
 
 # -- deliberately broken components ------------------------------------------------------

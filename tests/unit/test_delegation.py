@@ -80,7 +80,12 @@ def decisions(world: World) -> list[tuple[float, str, str]]:
     """``(time, kind, reason)`` of the agents' logged decisions."""
     log = world.kernel.log
     assert log is not None
-    return [(round(r[0], 9), r[1], r[6]) for r in log.rows if not r[1].startswith("send:")]
+    engine = {"arrive", "route", "start", "complete", "abandon", "crash", "repair"}
+    return [
+        (round(r[0], 9), r[1], r[6])
+        for r in log.rows
+        if not r[1].startswith("send:") and r[1] not in engine
+    ]
 
 
 def views_settled(world: World) -> bool:

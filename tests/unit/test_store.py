@@ -34,6 +34,7 @@ def _failed(spec: RunSpec) -> RunResult:
 def _traced(spec: RunSpec) -> RunResult:
     result = quick_result(spec)
     result.tasks = {"task": np.arange(3), "state": np.array(["done", "done", "lost"])}
+    result.events = {"time": np.array([0.5]), "kind": np.array(["arrive"]), "task": np.array([0])}
     return result
 
 
@@ -191,7 +192,7 @@ def test_stale_runs_of_other_configs_are_ignored(
 def test_traced_aggregate_writes_tasks_and_an_untraced_one_removes_them(
     tmp_path: Path, write_experiment: Callable[..., Path]
 ) -> None:
-    """tasks.parquet describes the current sweep's runs or does not exist."""
+    """tasks.parquet and events.parquet describe the current sweep's runs or do not exist."""
     traced = _plan(write_experiment, trace=True, seeds=1)
     store = RunStore(tmp_path).open()
     for spec in traced.specs:
@@ -200,8 +201,12 @@ def test_traced_aggregate_writes_tasks_and_an_untraced_one_removes_them(
     tasks = pd.read_parquet(tmp_path / "tasks.parquet")
     assert len(tasks) == 3 * len(traced.specs)
     assert list(tasks.columns[:3]) == ["policy", "seed", "scenario.workload.arrivals.rate"]
+    events = pd.read_parquet(tmp_path / "events.parquet")
+    assert len(events) == len(traced.specs)
+    assert list(events.columns[-3:]) == ["time", "kind", "task"]
     store.aggregate(_plan(write_experiment, seeds=1), META)
     assert not (tmp_path / "tasks.parquet").exists()
+    assert not (tmp_path / "events.parquet").exists()
 
 
 def test_distributions_and_timeseries_are_split_by_kind(

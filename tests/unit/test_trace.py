@@ -23,7 +23,9 @@ HEARTBEATS = Path(__file__).resolve().parents[2] / "experiments" / "protocols" /
 def traced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The heartbeats experiment, one seed, a short horizon, traced."""
     out = tmp_path_factory.mktemp("traced")
-    loaded = load_experiment(HEARTBEATS, ["seeds=1", "horizon=150", "warmup=10", "sweep={}"])
+    loaded = load_experiment(
+        HEARTBEATS, ["seeds=1", "horizon=150", "warmup=10", "sweep={}", "expect=[]"]
+    )
     outcome = run_experiment(loaded, out, executor="serial", trace=True, progress=False)
     assert outcome.n_failed == 0
     return out
@@ -77,7 +79,9 @@ def test_kossim_trace_filters_by_policy_task_and_kind(traced: Path) -> None:
 
 
 def test_kossim_trace_without_a_log_says_how_to_record_one(tmp_path: Path) -> None:
-    loaded = load_experiment(HEARTBEATS, ["seeds=1", "horizon=30", "warmup=1", "sweep={}"])
+    loaded = load_experiment(
+        HEARTBEATS, ["seeds=1", "horizon=30", "warmup=1", "sweep={}", "expect=[]"]
+    )
     run_experiment(loaded, tmp_path, executor="serial", progress=False)
     result = invoke("trace", tmp_path)
     assert result.exit_code == 2
