@@ -41,7 +41,7 @@ class Context:
     #: ``on_<kind>(None, payload)`` after ``delay``, unless the timer is cancelled.
     after: Callable[..., Timer]
 
-    __slots__ = ("_rng", "_world", "actor", "after", "kernel", "send")
+    __slots__ = ("_rng", "_world", "actor", "after", "kernel", "send", "tracing")
 
     def __init__(self, world: World, actor: Actor) -> None:
         self._world = world
@@ -51,6 +51,8 @@ class Context:
         # Bound once: these run on every message, so no extra call layer.
         self.send = partial(world.kernel.send, actor)
         self.after = partial(world.kernel.after, actor)
+        #: The run keeps an execution log: build reasons for ``log`` only when true.
+        self.tracing = world.kernel.log is not None
 
     # -- identity and time ---------------------------------------------------------------
     @property
@@ -76,10 +78,6 @@ class Context:
     def scenario(self) -> Scenario:
         """The scenario as configured (static facts, never live state)."""
         return self._world.exp.scenario
-
-    @property
-    def tracing(self) -> bool:
-        return self.kernel.log is not None
 
     # -- acting ------------------------------------------------------------------------------
     def log(self, kind: str, reason: str, task: Task | None = None, **fields: Any) -> None:

@@ -102,5 +102,5 @@ def test_out_on_a_file_is_an_input_error(tmp_path: Path) -> None:
     """``--out`` naming a file is exit 2 material, not a traceback."""
     target = tmp_path / "file"
     target.write_text("x")
-    with pytest.raises(KossimInputError, match="cannot write results there"), lock_folder(target):
+    with pytest.raises(KossimInputError, match="is a file, not a folder"), lock_folder(target):
         pass
