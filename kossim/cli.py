@@ -553,7 +553,7 @@ def bench(
 ) -> None:
     """Cost per task of kossim vs a hand-written SimPy model of the same M/M/c system."""
     if sweep:
-        from kossim.bench_sweep import print_sweep_bench, run_sweep_bench
+        from kossim.bench.sweep import print_sweep_bench, run_sweep_bench
 
         print_sweep_bench(run_sweep_bench(quick=quick, repeat=repeat))
         return

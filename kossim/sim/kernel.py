@@ -91,7 +91,7 @@ class Kernel:
         self.instant = net.instant
         self.messages = 0  # network messages in the measurement window
         self.by_kind: dict[str, int] = {}
-        self.measure_from = 0.0
+        self.measure_from = 0.0  # messages are counted from here (the end of the warm-up)
         self.transit: set[Task] = set()  # tasks inside messages on the wire
         self.actors: dict[str, Actor] = {}
 
@@ -148,10 +148,6 @@ class Kernel:
         actor, kind, payload, timer = ev._value
         if not timer.cancelled:
             actor.handlers[kind](None, payload)
-
-    def restart_count(self, now: float) -> None:
-        """Measure messages from ``now`` on (the end of the warm-up)."""
-        self.measure_from = now
 
     def counts(self) -> dict[str, int]:
         return dict(self.by_kind)

@@ -348,9 +348,12 @@ class World:
         env = self.env
         if self.measure_start is not None and self._warmup > 0:
             self.measure_start = None
+            self.kernel.measure_from = _INF  # messages count from the end of the warm-up
             env.process(self._measure_at_warmup())
         elif self.measure_start is not None:
             self._start_measuring()
+        else:  # warmup_tasks: from the first measured arrival
+            self.kernel.measure_from = _INF
         self._start_failures()
         env.process(self._sample())
         self._schedule_arrival()

@@ -21,8 +21,8 @@ from kossim.bench import (
     print_bench,
     run_bench,
 )
-from kossim.bench_simpy import simulate_mmc
-from kossim.bench_sweep import SweepReport, print_sweep_bench
+from kossim.bench.simpy_model import simulate_mmc
+from kossim.bench.sweep import SweepReport, print_sweep_bench
 from kossim.stats import t_interval
 
 QUICK_SEED = 7
@@ -164,10 +164,26 @@ def test_quick_bench_reports_every_figure(quick: BenchReport) -> None:
     assert quick.ratio() > 0 and math.isfinite(quick.spread_pct())
 
 
+def test_quick_bench_times_heartbeats_and_tracing(quick: BenchReport) -> None:
+    """8 agents beating every 1 against 7.2 arrivals per unit time: 8 / 7.2 heartbeats per
+    task (over 20 000 tasks, within 1 %); both variants cost more than the plain run."""
+    p = quick.protocols
+    assert p is not None
+    assert p.heartbeats_per_task == pytest.approx(8 / 7.2, rel=0.01)
+    assert p.heartbeat_us > 0 and p.traced_us > 0 and p.traced_tasks == 20_000
+
+
 def test_quick_bench_prints_theory_ratio_and_load(quick: BenchReport) -> None:
     """The printout names the theory value, the verdict, the ratio and the load."""
     text = io.StringIO()
     print_bench(quick, Console(file=text, width=100))
     out = text.getvalue()
-    for needle in ("Erlang C: Wq = 0.8769", "the models agree", "ratio kossim / SimPy", "load"):
+    for needle in (
+        "Erlang C: Wq = 0.8769",
+        "the models agree",
+        "ratio kossim / SimPy",
+        "load",
+        "heartbeating every 1",
+        "traced (--trace",
+    ):
         assert needle in out

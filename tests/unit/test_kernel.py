@@ -60,3 +60,13 @@ def test_stale_repair_report_does_not_hide_a_later_failure() -> None:
     assert cols["arrival"].tolist() == pytest.approx([1.6, 3.2, 4.8])
     assert (cols["start"] == -1).all()
     assert world.kernel.by_kind == {"repaired": 4}  # repairs at 1, 2, 3, 4 (5 is the end)
+
+
+def test_messages_are_counted_from_the_end_of_the_warm_up() -> None:
+    """Warm-up 2.5, arrivals at 1, 2, 3, 4, latency 0.1, work 0.5: counted are the report
+    of task 1 (sent at 2.6) and the dispatch and report of tasks 2 and 3: 5 messages."""
+    cfg = config(horizon=5.0, network={"latency": constant(0.1)})
+    cfg["warmup"] = 2.5
+    m = metrics(cfg)
+    assert m[("messages", "all")] == 5
+    assert (m[("messages", "kind=task")], m[("messages", "kind=done")]) == (2, 3)

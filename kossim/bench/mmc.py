@@ -3,7 +3,7 @@
 The bundled scenario is M/M/c with c = 8, arrival rate 7.2 and mean service 1
 (utilisation 0.9). It runs through kossim (``simulate``, metrics included, as
 a user pays for them) and, in the same process, through the idiomatic SimPy
-model of :mod:`kossim.bench_simpy`. Both mean waits are set against Erlang C
+model of :mod:`kossim.bench.simpy_model`. Both mean waits are set against Erlang C
 with a batch-means 95 % interval, so the reader sees that the two models
 simulate the same system before comparing their speed.
 
@@ -43,7 +43,8 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats as sps
 
-from kossim.bench_simpy import simulate_mmc
+from kossim.bench.protocols import ProtocolFigures, measure_protocols, print_protocols
+from kossim.bench.simpy_model import simulate_mmc
 from kossim.runspec import RunSpec
 from kossim.sim import _facts, simulate, simulate_world
 from kossim.stats import t_interval
@@ -57,7 +58,7 @@ __all__ = [
     "print_bench",
     "run_bench",
 ]
-# ``kossim bench --sweep`` lives in kossim.bench_sweep.
+# ``kossim bench --sweep`` lives in kossim.bench.sweep.
 
 SERVERS, RATE, MEAN_SERVICE = 8, 7.2, 1.0
 WARMUP_TASKS = 10_000
@@ -174,6 +175,8 @@ class BenchReport:
     size_cpu_seconds: list[list[float]]
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    protocols: ProtocolFigures | None = None
+    """The same system with agents heartbeating, and traced."""
     cpus: int = field(default_factory=lambda: os.cpu_count() or 0)
     python: str = field(default_factory=platform.python_version)
 
@@ -267,7 +270,7 @@ def _memory(model: str, tasks: int, warmup: int, seed: int) -> tuple[float, floa
     """(peak RSS growth, base RSS) in MiB of one run in a fresh interpreter."""
     root = str(Path(__file__).resolve().parent.parent)
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    code = "import sys; from kossim.bench import memory_child; memory_child(*sys.argv[1:])"
+    code = "import sys; from kossim.bench.mmc import memory_child; memory_child(*sys.argv[1:])"
     args = [sys.executable, "-c", code, model, str(tasks), str(warmup), str(seed)]
     proc = subprocess.run(
         args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, check=False
@@ -339,6 +342,8 @@ def run_bench(
         *_memory("simpy", tasks, warmup, seed),
     )
     walls, cpus = zip(*(_split(t) for t in size_times), strict=True)
+    say("[dim]  timing the same system heartbeating, and traced[/]")
+    protocols = measure_protocols(bench_config, tasks, warmup, seed, repeat)
     return BenchReport(
         tasks,
         warmup,
@@ -356,6 +361,7 @@ def run_bench(
         list(cpus),
         load_before,
         _load(),
+        protocols,
     )
 
 
@@ -424,6 +430,8 @@ def print_bench(report: BenchReport, console: Console | None = None) -> None:
         "means. Memory: peak RSS growth during one run in a fresh interpreter (post-import "
         f"RSS: kossim {r.kossim.base_rss_mib:.0f} MiB, SimPy {r.simpy.base_rss_mib:.0f} MiB)."
     )
+    if r.protocols is not None:
+        print_protocols(r.protocols, r.kossim.us_per_task(), out)
 
 
 def _fmt_load(load: tuple[float, float, float]) -> str:

@@ -15,7 +15,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from kossim.bench import _fmt_load, _load, _timed, bench_config
+from kossim.bench.mmc import _fmt_load, _load, _timed, bench_config
 from kossim.runspec import RunResult, RunSpec
 from kossim.sim import simulate
 
