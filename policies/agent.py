@@ -49,6 +49,7 @@ class Worker(Behaviour):
         self.pull = bool(ctx.component("dispatch").pull)
         self.local: TaskQueue = make_queue(self.discipline)
         self.coordinator = ctx.coordinator
+        self.send = ctx.send
         self.requeue = ctx.failure_mode == "requeue"
         self.restarts = ctx.failure_mode == "restart"
         self.interval = ctx.heartbeat_interval
@@ -73,7 +74,7 @@ class Worker(Behaviour):
                 task.state = QUEUED
                 self.local.push(task)
             return
-        if ctx.free_slots or (self.preemptive and self._preempt_for(task)):
+        if len(ctx.running) < ctx.capacity or (self.preemptive and self._preempt_for(task)):
             ctx.start(task)
         else:
             task.state = QUEUED
@@ -112,7 +113,7 @@ class Worker(Behaviour):
     def on_complete(self, task: Task) -> None:
         if self.local:
             self._fill()
-        self.ctx.send(self.coordinator, "done", task)
+        self.send(self.coordinator, "done", task)
 
     def on_discard(self, task: Task) -> None:
         """A copy of a task that finished elsewhere first left this agent: its slot is free,
@@ -122,7 +123,8 @@ class Worker(Behaviour):
     def _fill(self) -> None:
         local = self.local
         ctx = self.ctx
-        while local and ctx.free_slots:
+        running, capacity = ctx.running, ctx.capacity
+        while local and len(running) < capacity:
             ctx.start(local.pop())
 
     def on_crash(self) -> None:

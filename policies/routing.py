@@ -26,7 +26,8 @@ class _Randomised(Component):
         self._u = Sampler(Uniform(dist="uniform", low=0.0, high=1.0), rng)
 
     def _pick(self, n: int) -> int:
-        return int(self._u() * n)
+        """A uniform index below ``n``; a lone candidate needs no draw."""
+        return int(self._u() * n) if n > 1 else 0
 
     def _argmin(self, agents: Sequence[AgentView], values: Sequence[float]) -> AgentView:
         best = min(values)
@@ -43,7 +44,8 @@ class Random(_Randomised):
     description = "uniformly random agent"
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
-        return candidates[self._pick(len(candidates))]
+        n = len(candidates)  # _pick inlined: this runs on every dispatch of the default policy
+        return candidates[int(self._u() * n)] if n > 1 else candidates[0]
 
 
 @register

@@ -206,14 +206,15 @@ class Agent:
             return
         self.account(self.world.env._now)
         self.up = True
-        suspended, self.running = self.running, []
+        suspended = self.running[:]
+        self.running.clear()  # in place: the agent's context holds this very list
         self.behaviour.on_repair(suspended)
 
     def orphan(self, tasks: list[Task]) -> None:
         """``tasks`` are lost with this agent until the coordinator reclaims them."""
         for t in tasks:
             t.state = ORPHANED
-        self.running = [t for t in self.running if t.state != ORPHANED]
+        self.running[:] = [t for t in self.running if t.state != ORPHANED]
         self.orphans.extend(tasks)
 
     def take_orphans(self) -> list[Task]:

@@ -186,25 +186,24 @@ class AgentContext(Context):
     #: (call :meth:`refresh` first).
     preempt: Callable[[Task], None]
 
-    __slots__ = ("agent", "preempt", "start")
+    #: The tasks on this agent's slots (the engine's own list: read it, never change it).
+    running: list[Task]
+    #: How many tasks this agent serves at once.
+    capacity: int
+
+    __slots__ = ("agent", "capacity", "preempt", "running", "start")
 
     def __init__(self, world: World, actor: Actor, agent: Agent) -> None:
         super().__init__(world, actor)
         self.agent = agent
+        self.running = agent.running  # the same list for the whole run
+        self.capacity = agent.capacity
         self.start = agent.start  # bound once: once per task
         self.preempt = agent.preempt
 
     @property
     def up(self) -> bool:
         return self.agent.up
-
-    @property
-    def running(self) -> list[Task]:
-        return self.agent.running
-
-    @property
-    def capacity(self) -> int:
-        return self.agent.capacity
 
     @property
     def free_slots(self) -> int:

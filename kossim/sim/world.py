@@ -88,6 +88,7 @@ class World:
         )
         self.transit = self.kernel.transit
         self.ledger = Ledger(self)
+        self._families = self.ledger.families  # read on every ending
         self._build_actors()
         self.recorder = Recorder()
         self._setup_run_length()
@@ -160,7 +161,7 @@ class World:
         """Messages in the window per kind: every kind the behaviours declare, seen or not
         (so that each run of a policy has the same rows), and any other kind seen."""
         counts = dict.fromkeys(self._declared_kinds, 0)
-        counts.update(self.kernel.by_kind)
+        counts.update(self.kernel.counts())
         return counts
 
     def crashed(self, agent: Agent) -> None:
@@ -225,7 +226,7 @@ class World:
     def _start_measuring(self) -> None:
         now = self.env._now
         self.measure_start = now
-        self.kernel.measure_from = now
+        self.kernel.measure(now)
         for a in self.agents:
             a.account(now)
             a.area0 = a.area
@@ -247,7 +248,7 @@ class World:
         A task with copies ends with the first copy that completes (or the last
         one abandoned); the others are cancelled and never recorded.
         """
-        families = self.ledger.families
+        families = self._families
         if families and task.id in families and not self.ledger.ends_family(task):
             return
         if task.state != ABANDONED:
@@ -327,7 +328,7 @@ class World:
                 for a in self.agents:
                     a.account(now)
                 areas = [a.area for a in self.agents]
-                self.snapshots.append((now, self.arrived, areas, self.kernel.counts()))
+                self.snapshots.append((now, self.arrived, areas, dict(self.kernel.sent)))
 
     def truncate_at(self, index: int) -> float:
         """``warmup: auto``: measure from snapshot ``index`` on; return its time."""
@@ -335,10 +336,7 @@ class World:
         self.measure_start = now
         self.arrived_measured = self.arrived - arrived
         self._warmup_tasks = arrived  # measured = arrival index after the snapshot
-        k = self.kernel
-        for kind, n in messages.items():
-            k.by_kind[kind] -= n
-            k.messages -= n
+        self.kernel.measure(now, before=messages)
         for a, area in zip(self.agents, areas, strict=True):
             a.area0 = area
         return now

@@ -108,8 +108,8 @@ def test_a_full_agent_delegates_to_the_least_loaded_peer_it_heard_of() -> None:
     assert cols["hops"].tolist() == [0, 0, 1]
     assert cols["handoff"].tolist() == pytest.approx([0.0, 0.0, 0.2])
     assert decisions(world) == [(3.15, "delegate", "task 2 w-0 -> w-2: full")]
-    assert world.kernel.by_kind["delegate"] == 1
-    assert world.kernel.by_kind["load"] > 0
+    assert world.kernel.counts()["delegate"] == 1
+    assert world.kernel.counts()["load"] > 0
     assert views_settled(world)
 
 
@@ -130,8 +130,8 @@ def test_without_news_ties_go_round_and_a_lighter_peer_is_required() -> None:
         (3.15, "delegate", "task 2 w-0 -> w-2: full"),
         (4.15, "keep", "task 3 kept: full, no lighter peer known"),
     ]
-    assert world.kernel.by_kind["moved"] == 2  # the coordinator hears where each one went
-    assert world.kernel.by_kind["finished"] == 2
+    assert world.kernel.counts()["moved"] == 2  # the coordinator hears where each one went
+    assert world.kernel.counts()["finished"] == 2
     assert views_settled(world)
 
 
@@ -223,7 +223,7 @@ def test_rule_coordinator_hands_the_task_back_as_a_hop() -> None:
     world, cols = run(scenario({"rule": "coordinator"}, [0, 0, 1], tasks=2, agents=2))
     assert approx_trace(cols) == [(1.0, 1.05, 11.05), (2.0, 2.15, 12.15)]
     assert cols["hops"].tolist() == [0, 1]
-    assert world.kernel.by_kind["handback"] == 1
+    assert world.kernel.counts()["handback"] == 1
     assert views_settled(world)
 
 

@@ -50,7 +50,7 @@ def test_timeout_detector_suspects_a_crash_between_its_bounds() -> None:
     (latency,) = world.ledger.detection_latencies
     assert 1.75 <= latency <= 2.75  # = phase + 1.75: the last beat was at phase + 9
     assert world.ledger.false_suspicions == 0
-    assert world.kernel.by_kind["heartbeat"] == 10  # at phase, phase + 1, ..., phase + 9
+    assert world.kernel.counts()["heartbeat"] == 10  # at phase, phase + 1, ..., phase + 9
 
 
 def test_timeout_shorter_than_the_heartbeat_interval_suspects_live_agents() -> None:
@@ -125,3 +125,33 @@ def test_false_suspicions_under_requeue_make_counted_copies_and_lose_nothing() -
     m = metrics(cfg, seed=3)
     assert m[("lost", "all")] == 0
     assert m[("duplicates", "all")] == world.ledger.duplicates
+
+
+def test_behaviour_parameters_are_swept_and_set_like_any_other(tmp_path: Any) -> None:
+    """A sweep over a detector's parameter, and a --set of another, reach the runs: a longer
+    timeout detects later."""
+    from kossim.config.experiment import load_experiment
+    from kossim.lab import run_experiment
+    from tests.unit.test_trace import HEARTBEATS
+
+    loaded = load_experiment(
+        HEARTBEATS,
+        [
+            "seeds=2",
+            "horizon=400",
+            "warmup=10",
+            "expect=[]",
+            "sweep={policies.timeout.detector.timeout: [1.0, 2.0]}",
+            "policies.timeout.detector.interval=0.25",
+        ],
+    )
+    outcome = run_experiment(loaded, tmp_path, executor="serial", progress=False)
+    assert outcome.n_failed == 0
+    import pandas as pd
+
+    s = pd.read_csv(tmp_path / "summary.csv")
+    col = "policies.timeout.detector.timeout"
+    rows = s[(s.policy == "timeout") & (s.metric == "detection_latency_mean")].set_index(col)
+    # a crash is seen timeout + latency - interval .. timeout + latency after it
+    assert 0.75 <= rows.loc[1.0, "mean"] <= 1.0 + 0.5
+    assert 1.75 <= rows.loc[2.0, "mean"] <= 2.0 + 0.5

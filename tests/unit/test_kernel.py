@@ -59,7 +59,7 @@ def test_stale_repair_report_does_not_hide_a_later_failure() -> None:
     world, cols = simulate_world(RunSpec.make(cfg, "p", (), 0))
     assert cols["arrival"].tolist() == pytest.approx([1.6, 3.2, 4.8])
     assert (cols["start"] == -1).all()
-    assert world.kernel.by_kind == {"repaired": 4}  # repairs at 1, 2, 3, 4 (5 is the end)
+    assert world.kernel.counts() == {"repaired": 4}  # repairs at 1, 2, 3, 4 (5 is the end)
 
 
 def test_messages_are_counted_from_the_end_of_the_warm_up() -> None:
