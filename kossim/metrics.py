@@ -27,6 +27,7 @@ CORE_METRICS = (
     "sojourn_p99",
     "throughput",
     "utilization",
+    "busy_share",
     "arrived",
     "completed",
     "abandoned",
@@ -60,6 +61,8 @@ class RunFacts:
     agent_capacity: list[int]
     messages: int
     type_names: list[str]
+    agent_down: list[float] = field(default_factory=list)
+    """Time each agent spent down inside the window (none given: never down)."""
     messages_by_kind: dict[str, int] = field(default_factory=dict)
     coordination: dict[str, float] = field(default_factory=dict)
     """Figures of the failure detectors and task copies, by metric name (scope ``all``)."""
@@ -130,8 +133,13 @@ def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[Metric
     overall["lost"] = overall["arrived"] - overall["completed"] - overall["abandoned"] - in_flight
     busy = np.asarray(facts.agent_busy, dtype=float)
     cap = np.asarray(facts.agent_capacity, dtype=float)
-    util = busy / (cap * span) if span > 0 else np.full(len(busy), np.nan)
-    overall["utilization"] = float(busy.sum() / (cap.sum() * span)) if span > 0 else float("nan")
+    down = np.asarray(facts.agent_down or [0.0] * len(busy), dtype=float)
+    available = cap * np.maximum(span - down, 0.0)  # slot-time while up
+    with np.errstate(invalid="ignore", divide="ignore"):
+        util = busy / available if span > 0 else np.full(len(busy), np.nan)
+    total = float(available.sum())
+    overall["utilization"] = float(busy.sum() / total) if total > 0 else float("nan")
+    overall["busy_share"] = float(busy.sum() / (cap.sum() * span)) if span > 0 else float("nan")
     overall["jain_fairness"] = _jain(util)
     overall["messages"] = float(facts.messages)
     overall["in_system_mean"] = _in_system_mean(cols, start, end)

@@ -172,3 +172,17 @@ class RestlessDetector(Timeout):
 
     def limit(self, i: int) -> float:
         return float(self.params.timeout) * (1.0 + _random.random())
+
+
+class Spinner(Timeout):
+    """A timeout detector that also re-arms a zero-delay timer forever (tests only)."""
+
+    id = "spinner"
+    description = "loops without time passing (tests only)"
+
+    def on_start(self, ctx: Any) -> None:
+        super().on_start(ctx)
+        ctx.after(0.0, "spin")
+
+    def on_spin(self, sender: Any, payload: Any) -> None:
+        self.ctx.after(0.0, "spin")

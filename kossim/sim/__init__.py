@@ -112,6 +112,7 @@ def _facts(world: World) -> RunFacts:
         window_end=world.recorder.end_time,
         agent_names=[a.name for a in world.agents],
         agent_busy=[a.area - a.area0 for a in world.agents],
+        agent_down=[a.down_time - a.down0 for a in world.agents],
         agent_capacity=[a.capacity for a in world.agents],
         messages=world.kernel.messages,
         type_names=[t.name for t in world.task_types],

@@ -96,6 +96,8 @@ class Agent:
         "capacity",
         "crash_times",
         "down",
+        "down0",
+        "down_time",
         "epoch",
         "index",
         "last",
@@ -124,12 +126,16 @@ class Agent:
         self.crash_times: list[float] = []  # when each failure began (truth, for the ledger)
         self.area = 0.0  # integral of busy slots over time
         self.area0 = 0.0
+        self.down_time = 0.0  # time spent down
+        self.down0 = 0.0
         self.last = 0.0
 
     # -- accounting -------------------------------------------------------
     def account(self, now: float) -> None:
         if self.up:
             self.area += len(self.running) * (now - self.last)
+        else:
+            self.down_time += now - self.last
         self.last = now
 
     # -- work ---------------------------------------------------------------

@@ -85,6 +85,11 @@ class Timer:
 class Kernel:
     """Delivers messages and timers between the actors of one run, and counts messages."""
 
+    STALL_LIMIT = 1_000_000
+    """Zero-delay timers and messages at one simulated instant before a run is declared
+    stuck: a protocol that keeps answering itself without time passing would otherwise
+    hang the sweep."""
+
     def __init__(self, env: Environment, net: Net, log: EventLog | None) -> None:
         self.env = env
         self.net = net
@@ -95,6 +100,8 @@ class Kernel:
         self.sent: defaultdict[str, int] = defaultdict(int)
         self._before: dict[str, int] = {}
         self.measure_from = 0.0  # the measurement window starts here (the end of the warm-up)
+        self._stall_at = -1.0
+        self._stalled = 0
         self.transit: set[Task] = set()  # tasks inside messages on the wire
         self.actors: dict[str, Actor] = {}
         if self.instant and type(self) is Kernel:
@@ -134,7 +141,10 @@ class Kernel:
             self.transit.add(task)
         else:
             task = None
-        ev = Timeout(env, self.net.delay(src.node, dst.node), (src, dst, kind, payload, task))
+        delay = self.net.delay(src.node, dst.node)
+        if delay == 0.0:
+            self._no_time_passes(src, kind)
+        ev = Timeout(env, delay, (src, dst, kind, payload, task))
         ev.callbacks.append(self._deliver)
 
     def _send_instant(
@@ -153,12 +163,27 @@ class Kernel:
 
     def after(self, actor: Actor, delay: float, kind: str, payload: Any = None) -> Timer:
         """Call ``actor``'s ``on_<kind>(None, payload)`` after ``delay``, unless cancelled."""
-        if delay < 0:
-            raise ValueError(f"negative timer delay {delay} from {actor.name!r}")
+        if delay <= 0:
+            if delay < 0:
+                raise ValueError(f"negative timer delay {delay} from {actor.name!r}")
+            self._no_time_passes(actor, kind)
         timer = Timer(self.env._now + delay)
         ev = Timeout(self.env, delay, (actor, kind, payload, timer))
         ev.callbacks.append(self._fire)
         return timer
+
+    def _no_time_passes(self, actor: Actor, kind: str) -> None:
+        """Count zero-delay events at this instant; fail the run past :attr:`STALL_LIMIT`."""
+        now = self.env._now
+        if now != self._stall_at:
+            self._stall_at, self._stalled = now, 0
+        self._stalled += 1
+        if self._stalled > self.STALL_LIMIT:
+            raise RuntimeError(
+                f"no progress in simulated time: {self._stalled:,} zero-delay timers and "
+                f"messages at time {now:g} (the last a {kind!r} of {actor.name!r}); a protocol "
+                "that answers itself without time passing never ends"
+            )
 
     def _fire(self, ev: Timeout) -> None:
         actor, kind, payload, timer = ev._value

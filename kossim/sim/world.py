@@ -187,7 +187,7 @@ class World:
         self._warmup_tasks = exp.warmup_tasks
         self._warmup = exp.fixed_warmup
         # warmup: auto records, at each sample time, what truncating there would need.
-        self.snapshots: list[tuple[float, int, list[float], dict[str, int]]] = []
+        self.snapshots: list[tuple[float, int, list[tuple[float, float]], dict[str, int]]] = []
         self.arrived = 0  # all arrivals
         self.arrived_measured = 0
         self.in_system = 0
@@ -230,6 +230,7 @@ class World:
         for a in self.agents:
             a.account(now)
             a.area0 = a.area
+            a.down0 = a.down_time
 
     def _measure_at_warmup(self) -> Any:
         yield self.env.timeout(self._warmup)
@@ -327,7 +328,7 @@ class World:
             if auto:
                 for a in self.agents:
                     a.account(now)
-                areas = [a.area for a in self.agents]
+                areas = [(a.area, a.down_time) for a in self.agents]
                 self.snapshots.append((now, self.arrived, areas, dict(self.kernel.sent)))
 
     def truncate_at(self, index: int) -> float:
@@ -337,8 +338,8 @@ class World:
         self.arrived_measured = self.arrived - arrived
         self._warmup_tasks = arrived  # measured = arrival index after the snapshot
         self.kernel.measure(now, before=messages)
-        for a, area in zip(self.agents, areas, strict=True):
-            a.area0 = area
+        for a, (area, down) in zip(self.agents, areas, strict=True):
+            a.area0, a.down0 = area, down
         return now
 
     # -- run ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kossim.runspec import RunSpec
@@ -35,9 +35,6 @@ def contract_net_scenarios(draw: st.DrawFn) -> dict[str, Any]:
     return cfg
 
 
-@settings(
-    max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
 @given(cfg=contract_net_scenarios(), seed=st.integers(0, 2**16))
 def test_every_arrival_is_accounted_for_under_contract_net(cfg: dict[str, Any], seed: int) -> None:
     """Each arrival ends once (completed or abandoned) or is still live; none is lost."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kossim.runspec import RunSpec
@@ -61,7 +61,6 @@ def timeout_setups(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
 @given(setup=timeout_setups(), seed=st.integers(0, 2**16))
 def test_timeout_detector_suspects_every_crash_within_its_bounds(
     setup: dict[str, Any], seed: int
@@ -106,9 +105,6 @@ def suspicious_scenarios(draw: st.DrawFn) -> dict[str, Any]:
     return cfg
 
 
-@settings(
-    max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
 @given(cfg=suspicious_scenarios(), seed=st.integers(0, 2**16))
 def test_false_suspicions_never_lose_or_double_a_task(cfg: dict[str, Any], seed: int) -> None:
     """Every task is recorded at most once and accounted for; copies are counted."""

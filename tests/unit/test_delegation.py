@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kossim.config.experiment import load_experiment
@@ -230,9 +230,6 @@ def test_rule_coordinator_hands_the_task_back_as_a_hop() -> None:
 # -- hop limit and conservation on random scenarios -----------------------------------
 
 
-@settings(
-    max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
 @given(
     cfg=scenarios(),
     seed=st.integers(0, 2**16),

@@ -70,3 +70,36 @@ def test_messages_are_counted_from_the_end_of_the_warm_up() -> None:
     m = metrics(cfg)
     assert m[("messages", "all")] == 5
     assert (m[("messages", "kind=task")], m[("messages", "kind=done")]) == (2, 3)
+
+
+def test_utilization_counts_time_up_and_busy_share_all_time() -> None:
+    """One agent, busy from the first arrival at 0.1 whenever up (arrivals every 0.1, work
+    1): up 10, down 5, up 10, down 5 over a horizon of 30. Busy 19.9 of the 20 up; of 30."""
+    cfg = config(
+        interarrival=0.1,
+        work=1.0,
+        horizon=30.0,
+        failures={"agents": {"up": constant(10.0), "down": constant(5.0)}},
+    )
+    m = metrics(cfg)
+    assert m[("utilization", "all")] == pytest.approx(19.9 / 20)
+    assert m[("utilization", "agent=w-0")] == pytest.approx(19.9 / 20)
+    assert m[("busy_share", "all")] == pytest.approx(19.9 / 30)
+
+
+def test_a_protocol_looping_without_time_passing_fails_its_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Zero-delay timers at one instant past the limit: the run fails with the reason, it
+    does not hang."""
+    from kossim.sim.kernel import Kernel
+
+    monkeypatch.setattr(Kernel, "STALL_LIMIT", 1000)
+    cfg = config(tasks=3, policy={"dispatch": "central", "detector": "tests.plugins:Spinner"})
+    result = simulate(RunSpec.make(cfg, "p", (), 0))
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "no progress in simulated time: 1,001 zero-delay timers and messages at time 0" in (
+        result.error
+    )
+    assert "'spin' of 'detector'" in result.error
