@@ -50,6 +50,7 @@ class Worker(Behaviour):
         self.local: TaskQueue = make_queue(self.discipline)
         self.coordinator = ctx.coordinator
         self.send = ctx.send
+        self.filling = False
         self.requeue = ctx.failure_mode == "requeue"
         self.restarts = ctx.failure_mode == "restart"
         self.interval = ctx.heartbeat_interval
@@ -116,16 +117,22 @@ class Worker(Behaviour):
         self.send(self.coordinator, "done", task)
 
     def on_discard(self, task: Task) -> None:
-        """A copy of a task that finished elsewhere first left this agent: its slot is free,
-        and the coordinator hears of it as of a completion."""
-        self.on_complete(task)
+        """A copy of a task that finished elsewhere first left this agent, from a slot or on
+        its way to one: the coordinator hears of it as of a completion, and a slot it freed
+        is filled (unless this agent is filling its slots already: a queue of discarded
+        copies is skipped in one loop, not one nested call each)."""
+        self.send(self.coordinator, "done", task)
+        if self.local and not self.filling:
+            self._fill()
 
     def _fill(self) -> None:
         local = self.local
         ctx = self.ctx
         running, capacity = ctx.running, ctx.capacity
+        self.filling = True
         while local and len(running) < capacity:
             ctx.start(local.pop())
+        self.filling = False
 
     def on_crash(self) -> None:
         if self.requeue:

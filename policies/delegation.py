@@ -375,12 +375,14 @@ class Delegating(Worker):
         local = self.local
         ctx = self.ctx
         recalls = self.recalls
+        self.filling = True
         while local and ctx.free_slots:
             task = local.pop()
             timer = recalls.pop(task, None)
             if timer is not None:
                 timer.cancel()
             ctx.start(task)
+        self.filling = False
 
     def _notify(self, kind: str, task: Task, handoff: Handoff) -> None:
         news = (task, handoff.first, task.hops, handoff.moves)

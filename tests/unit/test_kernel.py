@@ -103,3 +103,28 @@ def test_a_protocol_looping_without_time_passing_fails_its_run(
         result.error
     )
     assert "'spin' of 'detector'" in result.error
+
+
+def test_a_queue_of_lost_copies_is_skipped_in_one_loop() -> None:
+    """5,000 cancelled copies queued behind a running task (their siblings finished
+    elsewhere) are discarded one after the other when it completes, each reported once,
+    without nesting a call per copy."""
+    import math
+
+    from kossim.config.models import Experiment
+    from kossim.sim import World
+    from kossim.sim.task import Task
+
+    cfg = config(tasks=1, policy={"dispatch": "push"})
+    exp = Experiment.model_validate(cfg)
+    world = World(exp, exp.policy("p"), seed=0)
+    tasks = [Task(i, "job", 0, 1.0, 0, math.inf, (), 0.0, True) for i in range(5001)]
+    for task in tasks:
+        world.coordinator.on_arrival(None, task)
+    for task in tasks[1:]:
+        task.cancelled = True
+    world.env.run(until=1.5)
+    worker = world.agents[0].behaviour
+    assert not worker.local and not world.agents[0].running
+    assert world.kernel.counts() == {"task": 5001, "done": 5001}
+    assert world.coordinator.views[0].queue_length == 0
