@@ -26,7 +26,7 @@ from rich.table import Table
 import kossim
 from kossim.console import plural
 from kossim.errors import KossimInputError
-from kossim.folders import read_manifest
+from kossim.lab.folders import read_manifest
 
 __all__ = ["app", "main"]
 
@@ -98,8 +98,8 @@ def _main(
 @contextmanager
 def _stoppable() -> Iterator[None]:
     """SIGINT and SIGTERM stop the command: finished runs are kept, and the exit code
-    is 130 or 143 (see :mod:`kossim.interrupt`)."""
-    from kossim.interrupt import exit_code, stop_on_signals
+    is 130 or 143 (see :mod:`kossim.lab.interrupt`)."""
+    from kossim.lab.interrupt import exit_code, stop_on_signals
 
     with stop_on_signals():
         try:
@@ -174,12 +174,12 @@ def run(
             held,
         )
         if outcome.plan.experiment.expect:
-            from kossim.check import check_folder
+            from kossim.analysis.check import check_folder
 
             check_folder(outcome.out_dir, outcome.plan.experiment.expect, experiment.parent)
         report_path = _render(outcome.out_dir) if report else None
         _print_load(outcome.out_dir)
-        from kossim.precision import shortfall
+        from kossim.lab.precision import shortfall
 
         short = shortfall(json.loads((outcome.out_dir / "manifest.json").read_text()))
         if short:
@@ -205,11 +205,11 @@ def _run(
     """Run the sweep; the results folder stays locked until ``held`` closes (the command
     renders into it afterwards), or until the sweep ends without one."""
     from kossim.config.experiment import load_experiment
-    from kossim.executors import make_executor
-    from kossim.folder_lock import lock_folder
     from kossim.lab import run_experiment
-    from kossim.plan import make_plan
-    from kossim.precision import parse_target, run_to_precision
+    from kossim.lab.executors import make_executor
+    from kossim.lab.folder_lock import lock_folder
+    from kossim.lab.plan import make_plan
+    from kossim.lab.precision import parse_target, run_to_precision
 
     try:
         loaded = load_experiment(experiment, set_ or [])
@@ -307,7 +307,7 @@ def validate(
 ) -> None:
     """Check an experiment file (and every sweep point) without running it."""
     from kossim.config.experiment import load_experiment
-    from kossim.plan import make_plan
+    from kossim.lab.plan import make_plan
 
     try:
         plan = make_plan(load_experiment(experiment, set_ or []))
@@ -321,7 +321,7 @@ def validate(
         markup=False,
         highlight=False,
     )
-    from kossim.overload import overload_warnings, point_loads
+    from kossim.analysis.overload import overload_warnings, point_loads
 
     points = point_loads(plan)
     _print_load(None, {"points": points, "warnings": overload_warnings(points)})
@@ -478,7 +478,7 @@ def check(
     set_: SetOpt = None,
 ) -> None:
     """Evaluate the experiment's expect: block; exit 1 if any expectation fails."""
-    from kossim.check import check_folder, junit_xml, results_json, results_table
+    from kossim.analysis.check import check_folder, junit_xml, results_json, results_table
 
     if target.is_dir():
         try:

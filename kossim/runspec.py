@@ -87,7 +87,7 @@ class RunResult:
 
 _ENGINE_SOURCES = (
     "kossim/sim",
-    "kossim/metrics.py",
+    "kossim/analysis/metrics.py",
     "kossim/dists.py",
     "kossim/registry.py",
     "kossim/config/models.py",
@@ -102,7 +102,7 @@ def engine_fingerprint() -> str:
     Stored with every run record, so ``--resume`` never mixes results of
     different engine code. User components (``module:Class``) and data files
     are outside it: their digests are part of each run's key instead
-    (:func:`kossim.plan.run_inputs`).
+    (:func:`kossim.lab.plan.run_inputs`).
     """
     global _FINGERPRINT
     if _FINGERPRINT is None:

@@ -17,7 +17,7 @@ import pytest
 from kossim.config.experiment import load_experiment
 from kossim.config.loader import load_yaml_text
 from kossim.lab import run_experiment
-from kossim.plan import make_plan
+from kossim.lab.plan import make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -43,11 +43,11 @@ from rich.console import Console
 from rich.table import Table
 from scipy import stats as sps
 
+from kossim.analysis.stats import t_interval
 from kossim.bench.protocols import ProtocolFigures, measure_protocols, print_protocols
 from kossim.bench.simpy_model import simulate_mmc
 from kossim.runspec import RunSpec
 from kossim.sim import _facts, simulate, simulate_world
-from kossim.stats import t_interval
 
 __all__ = [
     "BenchReport",
@@ -226,7 +226,9 @@ def _kossim_run(tasks: int, warmup: int, seed: int) -> float:
 
 def _kossim_waits(tasks: int, warmup: int, seed: int) -> tuple[np.ndarray, float, float]:
     """Measured waits in arrival order, and the seconds of the engine and of the metrics."""
-    from kossim.metrics import compute_metrics  # after kossim.sim: metrics <-> sim import cycle
+    from kossim.analysis.metrics import (
+        compute_metrics,  # after kossim.sim: metrics <-> sim import cycle
+    )
 
     spec = RunSpec.make(bench_config(tasks, warmup), "central", (), seed)
     engine, _, (world, cols) = _timed(simulate_world, spec)

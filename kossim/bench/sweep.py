@@ -55,7 +55,7 @@ def run_sweep_bench(
     quick: bool = False, repeat: int = 3, console: Console | None = None
 ) -> SweepReport:
     """Time trivially short runs (10 tasks each) through the local executor and serially."""
-    from kossim.executors import LocalExecutor, SerialExecutor, default_jobs
+    from kossim.lab.executors import LocalExecutor, SerialExecutor, default_jobs
 
     say = (console or Console(stderr=True)).print
     runs = [8, 32] if quick else [50, 500]

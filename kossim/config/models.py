@@ -20,10 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from kossim.analysis.expectations import Expectation, check_expectations
 from kossim.config.problems import did_you_mean
 from kossim.dists import Constant, Distribution, Exponential
 from kossim.errors import FieldError
-from kossim.expectations import Expectation, check_expectations
 
 __all__ = [
     "AgentGroup",

@@ -1,6 +1,6 @@
 """Confidence intervals and paired comparisons the report prints.
 
-Thin adapters over :mod:`kossim.stats`, so the report's intervals and tests
+Thin adapters over :mod:`kossim.analysis.stats`, so the report's intervals and tests
 are the very ones behind ``summary.csv`` and ``kossim check`` (Student t:
 seeds are few, so a normal approximation would overstate confidence).
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kossim.stats import paired_t, summarize
+from kossim.analysis.stats import paired_t, summarize
 
 __all__ = ["PairedDifference", "paired_difference", "summarise"]
 
@@ -40,7 +40,7 @@ def paired_difference(diffs: np.ndarray, level: float = 0.95) -> PairedDifferenc
     """Paired t inference on ``diffs`` (policy minus baseline, one per seed and point).
 
     A paired t test is a one-sample t test of the differences (it equals
-    ``scipy.stats.ttest_rel``); :func:`kossim.stats.paired_t` also gives p = 0
+    ``scipy.stats.ttest_rel``); :func:`kossim.analysis.stats.paired_t` also gives p = 0
     for an identical non-zero difference on every seed, and p = 1 for none.
     """
     values = np.asarray(diffs, dtype=float)

@@ -1,6 +1,6 @@
 """What each metric means to a reader: its direction, label and unit.
 
-One table, importable by the report, ``kossim.check`` and anyone else who has
+One table, importable by the report, ``kossim.analysis.check`` and anyone else who has
 to say whether a bigger number is good news. Direction is ``-1`` (lower is
 better), ``+1`` (higher is better) or ``0`` (neutral: no "best" exists, e.g.
 utilisation, where both extremes can be bad).

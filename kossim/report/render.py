@@ -16,7 +16,7 @@ from typing import Any
 import jinja2
 import markupsafe
 
-from kossim.atomic import atomic_write
+from kossim.lab.atomic import atomic_write
 from kossim.report.figures import PlotWriter
 from kossim.report.fmt import MISSING, fmt_num, fmt_value
 from kossim.report.load import ResultsData, Source, load_comparison, load_results, short_names

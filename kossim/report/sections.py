@@ -112,7 +112,7 @@ def _headline(data: ResultsData, writer: PlotWriter, baseline: str) -> Section:
 
 
 def _expectations(data: ResultsData, writer: PlotWriter, baseline: str) -> Section | None:
-    from kossim.check import RESULTS_FILE, read_results
+    from kossim.analysis.check import RESULTS_FILE, read_results
 
     checked = [s for s in data.sources if (s.manifest.get("config") or {}).get("expect")]
     if not checked:

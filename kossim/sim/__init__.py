@@ -12,8 +12,8 @@ import traceback
 
 import numpy as np
 
+from kossim.analysis.metrics import RunFacts, compute_metrics, sojourn_quantiles
 from kossim.config.models import Experiment
-from kossim.metrics import RunFacts, compute_metrics, sojourn_quantiles
 from kossim.runspec import RunResult, RunSpec
 from kossim.sim.recorder import columns_of
 from kossim.sim.task import DONE, STATE_NAMES
@@ -48,7 +48,10 @@ def _auto_truncate(world: World, cols: dict[str, np.ndarray]) -> None:
     first sample drops nothing, and ``warmup_time`` is then 0 (MSER-5 found no
     warm-up worth a grid step), never the first step by default.
     """
-    from kossim.stats import mser5, nearest_index  # scipy and pandas: only when a run needs them
+    from kossim.analysis.stats import (  # scipy and pandas: only when a run needs them
+        mser5,
+        nearest_index,
+    )
 
     done = cols["state"] == DONE
     sojourn = (cols["end"] - cols["arrival"])[done]

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from kossim.config.experiment import LoadedExperiment, load_experiment
-from kossim.executors import OnResult, RunFn, SerialExecutor
 from kossim.lab import RunOutcome, SweepInterrupted, run_experiment
-from kossim.plan import make_plan
+from kossim.lab.executors import OnResult, RunFn, SerialExecutor
+from kossim.lab.plan import make_plan
 from kossim.runspec import RunSpec
 from kossim.sim import simulate
 

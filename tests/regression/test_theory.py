@@ -30,12 +30,12 @@ import pytest
 from scipy import integrate
 from scipy import stats as sps
 
-from kossim.check import evaluate
+from kossim.analysis.check import evaluate
+from kossim.analysis.stats import paired_difference, t_interval
 from kossim.config.experiment import load_experiment
-from kossim.plan import make_plan
+from kossim.lab.plan import make_plan
 from kossim.runspec import RunSpec
 from kossim.sim import simulate
-from kossim.stats import paired_difference, t_interval
 
 THEORY = Path(__file__).resolve().parents[2] / "experiments" / "theory"
 CASES = sorted(p.stem for p in THEORY.glob("*.yaml"))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from kossim.analysis.stats import t_interval
 from kossim.bench import (
     QUICK_SIZES,
     BenchReport,
@@ -23,7 +24,6 @@ from kossim.bench import (
 )
 from kossim.bench.simpy_model import simulate_mmc
 from kossim.bench.sweep import SweepReport, print_sweep_bench
-from kossim.stats import t_interval
 
 QUICK_SEED = 7
 """At 20 000 tasks a 20-batch interval covers Erlang C for about 87 % of seeds (60

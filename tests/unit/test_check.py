@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from kossim.check import (
+from kossim.analysis.check import (
     BaselineExpectation,
     BetterExpectation,
     BoundsExpectation,
@@ -20,7 +20,7 @@ from kossim.check import (
     evaluate,
     format_table,
 )
-from kossim.stats import summarize
+from kossim.analysis.stats import summarize
 
 RATE = "scenario.workload.arrivals.rate"
 SEEDS = 10

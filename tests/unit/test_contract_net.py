@@ -19,7 +19,7 @@ import pytest
 
 from kossim.config.experiment import load_experiment
 from kossim.config.loader import load_yaml_text
-from kossim.plan import make_plan
+from kossim.lab.plan import make_plan
 from kossim.runspec import RunSpec
 from kossim.sim import simulate, simulate_world
 from tests.property.test_conservation import guarded_engine

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kossim.errors import KossimInputError
-from kossim.executors import (
+from kossim.lab.executors import (
     MAX_CHUNK,
     DaskExecutor,
     LocalExecutor,
@@ -134,7 +134,7 @@ def test_dask_workers_leave_ctrl_c_to_the_sweep_and_close_quietly(
     distributed = pytest.importorskip("distributed")
     from distributed.core import Status
 
-    from kossim.dask_workers import HEARTBEAT_FAILED, KossimWorkers
+    from kossim.lab.dask_workers import HEARTBEAT_FAILED, KossimWorkers
 
     assert HEARTBEAT_FAILED in inspect.getsource(distributed.Worker.heartbeat)
     worker = SimpleNamespace(status=Status.running)

@@ -13,13 +13,13 @@ from typer.testing import CliRunner
 
 from kossim.cli import app
 from kossim.errors import KossimInputError
-from kossim.folder_lock import lock_folder
+from kossim.lab.folder_lock import lock_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = """\
 import sys
 from pathlib import Path
-from kossim.folder_lock import lock_folder
+from kossim.lab.folder_lock import lock_folder
 with lock_folder(Path(sys.argv[1])):
     print("locked", flush=True)
     sys.stdin.read()

@@ -195,7 +195,7 @@ def test_a_stop_signal_raises_once_and_names_its_exit_code() -> None:
     """Within the block the first SIGINT or SIGTERM raises Interrupted (exit 130 or 143,
     also through a chained exception); a second one cannot cut the cleanup short; the
     previous handlers come back afterwards."""
-    from kossim.interrupt import Interrupted, exit_code, stop_on_signals
+    from kossim.lab.interrupt import Interrupted, exit_code, stop_on_signals
 
     before = signal.getsignal(signal.SIGTERM)
     with stop_on_signals():

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from kossim.analysis.overload import offered_load
 from kossim.config.experiment import load_experiment
 from kossim.config.models import Scenario
 from kossim.lab import run_experiment
-from kossim.overload import offered_load
 
 
 def _scenario(**changes: Any) -> Scenario:

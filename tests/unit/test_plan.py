@@ -11,7 +11,7 @@ import pytest
 from kossim.config.experiment import LoadedExperiment, validate_data
 from kossim.config.loader import SourceMap
 from kossim.errors import KossimInputError
-from kossim.plan import Plan, make_plan, run_config, sweep_points
+from kossim.lab.plan import Plan, make_plan, run_config, sweep_points
 
 RATE = "scenario.workload.arrivals.rate"
 COUNT = "scenario.agents.worker.count"
@@ -132,7 +132,7 @@ def test_run_inputs_cover_data_files_and_components_not_built_in(
     """Built-ins are in the engine fingerprint; files, user and plugin components are here."""
     from kossim import registry
     from kossim.datafiles import file_digest
-    from kossim.plan import run_inputs
+    from kossim.lab.plan import run_inputs
     from tests.plugins import Exploding
 
     monkeypatch.setitem(registry._REGISTRY, "routing", dict(registry.available("routing")))

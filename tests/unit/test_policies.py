@@ -183,9 +183,9 @@ def test_fastest_free_agent_beats_a_random_one_on_a_mixed_fleet() -> None:
     """Central dispatch over one fast (speed 3) and one slow agent at low load: sending work
     to the fast agent whenever it is free cuts the mean sojourn, significantly (paired by seed).
     """
+    from kossim.analysis.stats import paired_t
     from kossim.runspec import RunSpec
     from kossim.sim import simulate
-    from kossim.stats import paired_t
 
     cfg = {
         "name": "mixed",

@@ -11,11 +11,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from kossim.analysis.stats import t_interval
 from kossim.config.experiment import load_experiment
 from kossim.errors import KossimInputError
 from kossim.lab import run_experiment
-from kossim.precision import PrecisionTarget, parse_target, run_to_precision
-from kossim.stats import t_interval
+from kossim.lab.precision import PrecisionTarget, parse_target, run_to_precision
 
 
 def test_parse_target() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-import kossim.store
+import kossim.lab.store
 from kossim.cli import app
 
 VALID = Path(__file__).resolve().parents[1] / "data" / "bad" / "valid.yaml"
@@ -43,7 +43,7 @@ def test_a_full_disk_is_an_input_error(tmp_path: Path, monkeypatch: pytest.Monke
     def full(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(kossim.store, "atomic_write", full)
+    monkeypatch.setattr(kossim.lab.store, "atomic_write", full)
     result = _invoke("run", str(VALID), "--out", str(tmp_path / "out"), *FAST)
     assert _problem(result).endswith(
         ".parquet: cannot write the results folder: No space left on device"

@@ -17,8 +17,8 @@ import pytest
 
 from kossim.config.experiment import load_experiment
 from kossim.lab import RunOutcome, run_experiment
-from kossim.plan import make_plan
-from kossim.store import RunMeta, RunStore
+from kossim.lab.plan import make_plan
+from kossim.lab.store import RunMeta, RunStore
 
 TABLES = ("metrics.csv", "metrics.parquet", "summary.csv", "distributions.parquet")
 ROUTER = """

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from kossim.stats import (
+from kossim.analysis.stats import (
     compare_summaries,
     mser5,
     paired_difference,
@@ -224,7 +224,7 @@ def test_compare_summaries_statuses() -> None:
 
 def test_nearest_index_rounds_to_the_closer_grid_point() -> None:
     """Nearest point of an ascending grid, the earlier on a tie, clamped at both ends."""
-    from kossim.stats import nearest_index
+    from kossim.analysis.stats import nearest_index
 
     grid = [0.0, 10.0, 20.0, 30.0]
     assert [nearest_index(grid, v) for v in (-3, 0.4, 4.9, 5.0, 5.1, 26, 99)] == [

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from kossim.config.experiment import load_experiment
-from kossim.plan import Plan, make_plan
+from kossim.lab.plan import Plan, make_plan
+from kossim.lab.store import RunMeta, RunStore, atomic_write
 from kossim.runspec import RunResult, RunSpec
-from kossim.store import RunMeta, RunStore, atomic_write
 from tests.plugins import quick_result
 
 META = RunMeta("serial", 1, 0.5)

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kossim.analysis.stats import mser5
 from kossim.config.experiment import load_experiment
 from kossim.lab import run_experiment
 from kossim.runspec import RunSpec
 from kossim.sim import simulate_world
 from kossim.sim.task import DONE
 from kossim.sim.world import SAMPLES
-from kossim.stats import mser5
 
 
 def _auto(tiny_data: dict[str, Any]) -> dict[str, Any]:

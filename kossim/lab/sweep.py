@@ -26,15 +26,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from kossim.analysis.overload import assess as assess_load
 from kossim.config.experiment import LoadedExperiment
 from kossim.console import plural
-from kossim.executors import Executor, make_executor
-from kossim.folder_lock import lock_folder
-from kossim.overload import assess as assess_load
-from kossim.plan import Plan, make_plan
+from kossim.lab.executors import Executor, make_executor
+from kossim.lab.folder_lock import lock_folder
+from kossim.lab.plan import Plan, make_plan
+from kossim.lab.store import RunMeta, RunStore, write_error
 from kossim.runspec import RunResult, RunSpec
 from kossim.sim import simulate
-from kossim.store import RunMeta, RunStore, write_error
 
 __all__ = ["RunOutcome", "SweepInterrupted", "default_out_dir", "run_experiment"]
 
@@ -57,7 +57,7 @@ class RunOutcome:
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM, see :mod:`kossim.interrupt`) during a sweep; finished runs
+    """Ctrl-C (or SIGTERM, see :mod:`kossim.lab.interrupt`) during a sweep; finished runs
     are stored and ``resume`` picks up the rest.
 
     A ``KeyboardInterrupt``, so code that only knows that still stops.
@@ -96,7 +96,7 @@ def run_experiment(
     ``executor`` is ``"serial"``, ``"local"`` or ``"dask"`` (with ``jobs`` and
     ``address``), or an executor object. Without ``resume`` every run executes
     again and overwrites its files; with it, runs recorded ok are skipped. The
-    folder is locked while the sweep writes it (:mod:`kossim.folder_lock`).
+    folder is locked while the sweep writes it (:mod:`kossim.lab.folder_lock`).
     """
     plan = make_plan(loaded, trace=trace, seeds=seeds)
     out = Path(out_dir) if out_dir is not None else default_out_dir(plan)

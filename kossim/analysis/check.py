@@ -8,7 +8,7 @@ loader embeds ``list[Expectation]``); :func:`evaluate` judges them against a
 results folder's tables and never raises for missing data, so one broken
 expectation cannot hide the others.
 
-The models live in :mod:`kossim.expectations` (pydantic only, so the config
+The models live in :mod:`kossim.analysis.expectations` (pydantic only, so the config
 models embed them without importing pandas); this module judges them.
 """
 
@@ -26,8 +26,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 
-from kossim.atomic import atomic_write
-from kossim.expectations import (
+from kossim.analysis.expectations import (
     METRIC_DIRECTION,
     BaselineExpectation,
     BetterExpectation,
@@ -36,7 +35,14 @@ from kossim.expectations import (
     WithinExpectation,
     _at_text,
 )
-from kossim.stats import canonical, compare_summaries, paired_difference, summarize, swept_columns
+from kossim.analysis.stats import (
+    canonical,
+    compare_summaries,
+    paired_difference,
+    summarize,
+    swept_columns,
+)
+from kossim.lab.atomic import atomic_write
 
 __all__ = [
     "METRIC_DIRECTION",
@@ -78,7 +84,7 @@ def evaluate(
 ) -> list[CheckResult]:
     """Judge each expectation against tidy metrics and their summary.
 
-    ``summary_df`` defaults to :func:`kossim.stats.summarize` of
+    ``summary_df`` defaults to :func:`kossim.analysis.stats.summarize` of
     ``metrics_df``. Missing metrics, policies, scopes or sweep points give a
     failed result that says what is missing; no expectation raises.
     """
@@ -311,7 +317,7 @@ def check_folder(
     finds them; relative baseline files are read from ``base_dir`` (the
     experiment file's folder).
     """
-    from kossim.folders import read_tables
+    from kossim.lab.folders import read_tables
 
     metrics, summary = read_tables(folder, pd.read_parquet, pd.read_csv)
     results = evaluate(expectations, metrics, summary, base_dir=base_dir)

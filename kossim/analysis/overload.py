@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from kossim.atomic import atomic_write
 from kossim.config.models import AgentGroup, Scenario
-from kossim.plan import Plan
+from kossim.lab.atomic import atomic_write
+from kossim.lab.plan import Plan
 from kossim.report.load import point_label
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The models of the ``expect:`` block (validation only; judging is :mod:`kossim.check`).
+"""The models of the ``expect:`` block (validation only; judging is :mod:`kossim.analysis.check`).
 
 Kept free of pandas and scipy so that loading an experiment stays light.
 """

@@ -10,7 +10,7 @@ The pool's futures still say when a chunk ended, and how: a chunk whose
 worker broke fails the runs it had not sent.
 
 The Dask executor does the same with a Dask queue (:class:`BatchInbox`,
-:mod:`kossim.dask_workers`); :class:`Collector` serves both.
+:mod:`kossim.lab.dask_workers`); :class:`Collector` serves both.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
-from kossim.lifeline import watch_parent
+from kossim.lab.lifeline import watch_parent
 from kossim.runspec import RunResult, RunSpec
 
 __all__ = [

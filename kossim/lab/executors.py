@@ -9,15 +9,15 @@ aggregates.
 
 Runs travel in chunks: a short run costs less than the round trip of handing
 it to a worker, so several runs share one dispatch. Results do not wait for
-their chunk: each comes back as its run ends (:mod:`kossim.result_stream`),
+their chunk: each comes back as its run ends (:mod:`kossim.lab.result_stream`),
 so a stopped sweep keeps every run that finished. An error outside ``fn`` (a
 worker process that died, a lost Dask worker) turns the runs of its chunk not
 yet reported into failed results with the traceback; the sweep goes on and
 ``--resume`` re-runs them. Ctrl-C (``KeyboardInterrupt``, also raised for SIGTERM by
-:mod:`kossim.interrupt`) cancels what has not started, keeps what finished,
+:mod:`kossim.lab.interrupt`) cancels what has not started, keeps what finished,
 stops the workers and propagates, so the caller can say how to resume.
 Local workers end by themselves when the sweep process dies
-(:mod:`kossim.lifeline`), even after ``kill -9``.
+(:mod:`kossim.lab.lifeline`), even after ``kill -9``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from multiprocessing import forkserver
 from typing import Any, Protocol
 
 from kossim.errors import KossimInputError
-from kossim.result_stream import (
+from kossim.lab.result_stream import (
     BatchInbox,
     Collector,
     Inbox,
@@ -130,7 +130,7 @@ class LocalExecutor:
     """Runs in ``jobs`` worker processes on this machine.
 
     Chunks go out through a process pool; each result comes back on its own
-    the moment its run ends (:mod:`kossim.result_stream`), so a finished run is
+    the moment its run ends (:mod:`kossim.lab.result_stream`), so a finished run is
     stored even when the rest of its chunk never completes.
     """
 
@@ -224,7 +224,7 @@ class DaskExecutor:
         if not specs:
             return
         distributed = _import_distributed()
-        from kossim.dask_workers import stream_chunk as stream_to_queue
+        from kossim.lab.dask_workers import stream_chunk as stream_to_queue
 
         with ExitStack() as after_close, self._client(distributed) as client:
             workers = sum(client.nthreads().values()) or self.jobs
@@ -263,7 +263,7 @@ class DaskExecutor:
             with client:
                 yield client
             return
-        from kossim.dask_workers import KossimWorkers
+        from kossim.lab.dask_workers import KossimWorkers
 
         with (
             _local_cluster(distributed, self.jobs) as cluster,

@@ -25,13 +25,13 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 
-from kossim.atomic import atomic_write
+from kossim.analysis.metrics import CORE_METRICS
+from kossim.analysis.stats import required_seeds, swept_columns
 from kossim.config.experiment import LoadedExperiment
 from kossim.errors import KossimInputError
-from kossim.lab import RunOutcome
-from kossim.metrics import CORE_METRICS
+from kossim.lab.sweep import RunOutcome
+from kossim.lab.atomic import atomic_write
 from kossim.report.metrics_meta import METRIC_DIRECTION
-from kossim.stats import required_seeds, swept_columns
 
 __all__ = ["PrecisionTarget", "parse_target", "run_to_precision", "shortfall"]
 

@@ -35,11 +35,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import kossim
-from kossim.atomic import TMP_SUFFIX, atomic_write
+from kossim.analysis.stats import summarize
 from kossim.errors import KossimInputError
-from kossim.plan import Plan
+from kossim.lab.atomic import TMP_SUFFIX, atomic_write
+from kossim.lab.plan import Plan
 from kossim.runspec import RunResult, RunSpec, engine_fingerprint
-from kossim.stats import summarize
 
 __all__ = ["RunMeta", "RunStore", "atomic_write", "write_error"]
 
