@@ -29,8 +29,8 @@ from kossim.analysis.metrics import CORE_METRICS
 from kossim.analysis.stats import required_seeds, swept_columns
 from kossim.config.experiment import LoadedExperiment
 from kossim.errors import KossimInputError
-from kossim.lab.sweep import RunOutcome
 from kossim.lab.atomic import atomic_write
+from kossim.lab.sweep import RunOutcome
 from kossim.report.metrics_meta import METRIC_DIRECTION
 
 __all__ = ["PrecisionTarget", "parse_target", "run_to_precision", "shortfall"]

@@ -183,7 +183,7 @@ CASES = [
         "expect_unknown_metric",
         "expect_unknown_metric.yaml",
         "{file}:17:6: expect.0.metric: unknown metric 'sojourn_man'; metrics: "
-        "abandoned, arrived, busy_time, completed, deadline_miss_rate, "
+        "abandoned, arrived, busy_share, busy_time, completed, deadline_miss_rate, "
         "delegation_delay_mean, detection_latency_mean, duplicate_work, duplicates, "
         "false_suspicions, hops_mean, hops_share, in_flight, in_system_mean, jain_fairness, "
         "lost, messages, retries, sojourn_mean, sojourn_p50, sojourn_p95, sojourn_p99, "
