@@ -86,11 +86,30 @@ def _ensure_loaded() -> None:
     if _loaded:
         return
     _loaded = True
-    importlib.import_module("policies")
+    for cls in builtin_components():
+        register(cls)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         obj = ep.load()
         if isinstance(obj, type) and issubclass(obj, Component):
             register(obj)
+
+
+def builtin_components() -> list[type[Component]]:
+    """The components of :mod:`policies`: each class that sets an ``id`` of its own in one
+    of its modules, in module and definition order."""
+    package = importlib.import_module("policies")
+    found: list[type[Component]] = []
+    for name in package.__all__:
+        module = importlib.import_module(f"policies.{name}")
+        for obj in vars(module).values():
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, Component)
+                and obj.__module__ == module.__name__
+                and "id" in vars(obj)
+            ):
+                found.append(obj)
+    return found
 
 
 def registered_kinds() -> list[str]:

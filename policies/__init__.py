@@ -1,7 +1,9 @@
-"""kossim's built-in policy components, one concept per module, registered by id.
+"""kossim's built-in policy components, one concept per module.
 
-Importing this package registers every built-in component with
-:mod:`kossim.registry`.
+A built-in component is a class that sets its own ``id`` in one of these
+modules; :mod:`kossim.registry` finds them here (this package imports
+nothing from the registry, so the two never import each other). User code
+registers with ``@kossim.registry.register``.
 """
 
 from __future__ import annotations

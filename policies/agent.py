@@ -13,13 +13,11 @@ import heapq
 from typing import Any
 
 from kossim.policy import Behaviour
-from kossim.registry import register
 from kossim.sim.task import ORPHANED, QUEUED, Task, TaskQueue, make_queue
 
 __all__ = ["Worker"]
 
 
-@register
 class Worker(Behaviour):
     """Serve what arrives: start it on a free slot, else queue it in the policy's order.
 

@@ -24,7 +24,6 @@ from pydantic import Field
 
 from kossim.dists import Sampler, Uniform
 from kossim.policy import Params
-from kossim.registry import register
 from kossim.sim.agent import AgentState
 from kossim.sim.kernel import Actor, Timer
 from kossim.sim.task import WAITING, Task
@@ -75,7 +74,6 @@ class _Auction:
         self.timer: Timer | None = None
 
 
-@register
 class ContractNet(Queueing):
     """Announce each task to the eligible agents (or ``k`` of them); award it to the best bid.
 

@@ -13,7 +13,6 @@ import bisect
 from typing import Any
 
 from kossim.policy import Behaviour
-from kossim.registry import register
 from kossim.sim.agent import AgentState
 from kossim.sim.kernel import Actor
 from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_queue
@@ -21,7 +20,6 @@ from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_
 __all__ = ["Queueing"]
 
 
-@register
 class Queueing(Behaviour):
     """One waiting queue, a view per agent, and the policy's dispatch, routing and queue.
 

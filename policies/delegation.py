@@ -42,7 +42,6 @@ from typing import Any, Literal
 from pydantic import Field
 
 from kossim.policy import Params
-from kossim.registry import register
 from kossim.sim.kernel import Actor, Timer
 from kossim.sim.task import QUEUED, Task
 from policies.agent import Worker
@@ -93,7 +92,6 @@ class Handoff:
         self.load = 0.0
 
 
-@register
 class Delegating(Worker):
     """A worker that passes on the tasks it should not keep, along a chain of peers."""
 

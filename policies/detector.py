@@ -23,7 +23,6 @@ from pydantic import Field
 
 from kossim.dists import Distribution, sampler
 from kossim.policy import Behaviour, Params
-from kossim.registry import register
 from kossim.sim.kernel import Actor
 
 __all__ = ["Oracle", "PhiAccrual", "Timeout"]
@@ -35,7 +34,6 @@ class OracleParams(Params):
     ``failures.<agents|nodes>.detect``."""
 
 
-@register
 class Oracle(Behaviour):
     """Perfect detection after a delay: every crash, and only crashes, is reported.
 
@@ -163,7 +161,6 @@ class TimeoutParams(HeartbeatParams):
     """Silence after which an agent is suspected."""
 
 
-@register
 class Timeout(_Heartbeats):
     """Suspect an agent after ``timeout`` without a heartbeat.
 
@@ -196,7 +193,6 @@ class PhiParams(HeartbeatParams):
     """Acceptable heartbeat pause added to the mean, as in Akka."""
 
 
-@register
 class PhiAccrual(_Heartbeats):
     """The phi-accrual failure detector (Hayashibara et al. 2004; as in Cassandra and Akka).
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from kossim.policy import Component
-from kossim.registry import register
 
 __all__ = ["Central", "Push"]
 
 
-@register
 class Central(Component):
     """One coordinator queue; a task leaves it only when an agent has a free slot (JIT pull)."""
 
@@ -18,7 +16,6 @@ class Central(Component):
     pull = True
 
 
-@register
 class Push(Component):
     """Route every task on arrival into an agent's own queue."""
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from kossim.policy import Component, Params, TaskView
-from kossim.registry import register
 
 __all__ = ["Edf", "Fcfs", "Priority", "PriorityPreemptive", "Srpt"]
 
 
-@register
 class Fcfs(Component):
     """First come, first served."""
 
@@ -24,7 +22,6 @@ class Fcfs(Component):
         return 0
 
 
-@register
 class Priority(Component):
     """Non-preemptive priority tiers (lower number first), FCFS within a tier."""
 
@@ -38,7 +35,6 @@ class Priority(Component):
         return task.priority
 
 
-@register
 class PriorityPreemptive(Priority):
     """Preemptive-resume priority: an arrival displaces a running task of a worse tier."""
 
@@ -47,7 +43,6 @@ class PriorityPreemptive(Priority):
     preemptive = True
 
 
-@register
 class Srpt(Component):
     """Preemptive shortest remaining processing time (sizes are known to the scheduler)."""
 
@@ -65,7 +60,6 @@ class EdfParams(Params):
     preemptive: bool = False
 
 
-@register
 class Edf(Component):
     """Earliest deadline first; tasks without a deadline go last."""
 

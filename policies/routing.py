@@ -15,7 +15,6 @@ from pydantic import Field
 
 from kossim.dists import Sampler, Uniform
 from kossim.policy import AgentView, Component, Params, TaskView
-from kossim.registry import register
 
 __all__ = ["Fastest", "Jsq", "LeastWork", "PowerOfD", "Random", "RoundRobin"]
 
@@ -35,7 +34,6 @@ class _Randomised(Component):
         return ties[0] if len(ties) == 1 else ties[self._pick(len(ties))]
 
 
-@register
 class Random(_Randomised):
     """Uniformly random candidate."""
 
@@ -48,7 +46,6 @@ class Random(_Randomised):
         return candidates[int(self._u() * n)] if n > 1 else candidates[0]
 
 
-@register
 class RoundRobin(Component):
     """Cycle through agents in index order, skipping those not offered."""
 
@@ -66,7 +63,6 @@ class RoundRobin(Component):
         return chosen
 
 
-@register
 class Jsq(_Randomised):
     """Join the shortest queue (fewest tasks sent and not reported finished)."""
 
@@ -82,7 +78,6 @@ class PowerOfDParams(Params):
     d: int = Field(default=2, ge=1, le=64, description="agents sampled per decision")
 
 
-@register
 class PowerOfD(_Randomised):
     """Sample ``d`` distinct candidates uniformly and join the shortest of them."""
 
@@ -104,7 +99,6 @@ class PowerOfD(_Randomised):
         return self._argmin(sample, [a.queue_length for a in sample])
 
 
-@register
 class LeastWork(_Randomised):
     """Earliest expected finish: outstanding service time plus this task's own on the agent."""
 
@@ -122,7 +116,6 @@ class LeastWork(_Randomised):
         )
 
 
-@register
 class Fastest(_Randomised):
     """The candidate that would serve this task fastest (speed x proficiency), ties at random.
 
