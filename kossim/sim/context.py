@@ -256,6 +256,15 @@ class AgentContext(Context):
         self.agent._refresh(self.kernel.env._now)
 
     def abandon(self, task: Task) -> None:
+        """End ``task`` unfinished (a terminal state); it must not be on a slot."""
+        self._world.abandon(task)
+
+    def cancel(self, task: Task) -> None:
+        """Stop ``task`` for good: off its slot if it runs here, then abandoned. The
+        behaviour still reports the ending to whoever needs to know."""
+        if task in self.agent.running:
+            self.agent._refresh(self.kernel.env._now)
+            self.agent.preempt(task)
         self._world.abandon(task)
 
     def orphan(self, tasks: list[Task]) -> None:

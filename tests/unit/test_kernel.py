@@ -128,3 +128,28 @@ def test_a_queue_of_lost_copies_is_skipped_in_one_loop() -> None:
     assert not worker.local and not world.agents[0].running
     assert world.kernel.counts() == {"task": 5001, "done": 5001}
     assert world.coordinator.views[0].queue_length == 0
+
+
+def test_an_agent_cancels_a_task_on_its_own_slot() -> None:
+    """``ctx.cancel``: the task leaves its slot at once and ends abandoned; the slot's busy
+    time stops with it."""
+    import math
+
+    from kossim.config.models import Experiment
+    from kossim.sim import World
+    from kossim.sim.task import ABANDONED, Task
+
+    exp = Experiment.model_validate(config(tasks=1, policy={"dispatch": "push"}))
+    world = World(exp, exp.policy("p"), seed=0)
+    task = Task(0, "job", 0, 4.0, 0, math.inf, (), 0.0, True)
+    world.in_system += 1
+    world.coordinator.on_arrival(None, task)
+    world.env.run(until=1.0)
+    agent = world.agents[0]
+    assert agent.running == [task]
+    world.agent_actors[0].ctx.cancel(task)
+    assert not agent.running
+    assert task.state == ABANDONED and task.end == 1.0
+    assert task.remaining == pytest.approx(3.0)
+    agent.account(1.0)
+    assert agent.area == pytest.approx(1.0)
