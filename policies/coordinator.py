@@ -254,7 +254,8 @@ class Queueing(Behaviour):
             # to it without listing and unlisting it: the same decision, cheaper.
             view.queue_length -= 1
             view.work_outstanding = view.work_outstanding - task.svc if view.queue_length else 0.0
-            view.tasks.discard(task)
+            if self.track:
+                view.tasks.discard(task)
             head = self.queue.pop()
             self._send(self._select(head, [view]), head)
             return

@@ -95,6 +95,7 @@ class Agent:
         "behaviour",
         "capacity",
         "crash_times",
+        "ctx",
         "down",
         "down0",
         "down_time",
@@ -118,6 +119,7 @@ class Agent:
         self.node = node
         self.capacity = profile.capacity
         self.behaviour: Any = None
+        self.ctx: Any = None  # its actor's context, which mirrors ``up``
         self.running: list[Task] = []
         self.orphans: list[Task] = []
         self.up = True
@@ -196,7 +198,7 @@ class Agent:
         w = self.world
         now = w.env._now
         self.account(now)
-        self.up = False
+        self.up = self.ctx.up = False
         self.epoch += 1
         self.crash_times.append(now)
         self._refresh(now)
@@ -211,7 +213,7 @@ class Agent:
         if self.down > 0:
             return
         self.account(self.world.env._now)
-        self.up = True
+        self.up = self.ctx.up = True
         suspended = self.running[:]
         self.running.clear()  # in place: the agent's context holds this very list
         self.behaviour.on_repair(suspended)

@@ -191,19 +191,20 @@ class AgentContext(Context):
     #: How many tasks this agent serves at once.
     capacity: int
 
-    __slots__ = ("agent", "capacity", "preempt", "running", "start")
+    #: Whether this agent is up (the engine keeps it current).
+    up: bool
+
+    __slots__ = ("agent", "capacity", "preempt", "running", "start", "up")
 
     def __init__(self, world: World, actor: Actor, agent: Agent) -> None:
         super().__init__(world, actor)
         self.agent = agent
         self.running = agent.running  # the same list for the whole run
         self.capacity = agent.capacity
+        self.up = agent.up
+        agent.ctx = self
         self.start = agent.start  # bound once: once per task
         self.preempt = agent.preempt
-
-    @property
-    def up(self) -> bool:
-        return self.agent.up
 
     @property
     def free_slots(self) -> int:
