@@ -93,12 +93,16 @@ class Worker(Behaviour):
                 f"task {task.id} (key {key(task)}) displaces task {victim.id} (key {key(victim)})",
                 victim,
             )
+        self._displaced(victim)
+        return True
+
+    def _displaced(self, victim: Task) -> None:
+        """Where a preempted task goes: back to a pull coordinator, else this queue."""
         if self.pull:
-            ctx.send(self.coordinator, "returned", victim)
+            self.ctx.send(self.coordinator, "returned", victim)
         else:
             victim.state = QUEUED
             self.local.push(victim)
-        return True
 
     def on_beat(self, sender: None, payload: None) -> None:
         """Every ``interval``: a heartbeat to the detector, carrying the incarnation (none

@@ -327,34 +327,17 @@ class Delegating(Worker):
         if after is not None and task.hops < self.params.max_hops:
             self.recalls[task] = ctx.after(after, "recall", task)
 
-    def _preempt_for(self, task: Task) -> bool:
+    def _displaced(self, victim: Task) -> None:
         """As a worker, except that a victim that came from a peer goes back to a pull
         coordinator with the notice that names where the coordinator counts it."""
-        ctx = self.ctx
-        ctx.refresh()
-        key = self.discipline.key
-        victim = max(ctx.running, key=lambda t: (key(t), t.id))
-        if not key(task) < key(victim):
-            return False
-        ctx.preempt(victim)
-        if ctx.tracing:
-            ctx.log(
-                "preempt",
-                f"task {task.id} (key {key(task)}) displaces task {victim.id} (key {key(victim)})",
-                victim,
-            )
         handoff = self.chain.pop(victim, None)
         if self.pull and handoff is not None:
-            victim.handoff -= ctx.now
+            victim.handoff -= self.ctx.now
             self._notify("handback", victim, handoff)
-        elif self.pull:
-            ctx.send(self.coordinator, "returned", victim)
-        else:
-            victim.state = QUEUED
-            self.local.push(victim)
-            if handoff is not None:
-                self.chain[victim] = handoff
-        return True
+            return
+        super()._displaced(victim)
+        if not self.pull and handoff is not None:
+            self.chain[victim] = handoff
 
     def on_recall(self, sender: Any, task: Task) -> None:
         """Timer: ``task`` waited ``reassign_after`` in the local queue; pass it on."""
