@@ -1,9 +1,10 @@
 """The protocol experiments' pinned outcomes, run in full (``kossim check`` in process).
 
-Heartbeat failure detection and delegation chains, as the files under
-``experiments/protocols/`` state them: every expectation of their
-``expect:`` blocks must hold. (``contract_net.yaml`` is 280 runs, too long
-for every test run; its smoke run is in ``test_experiments_smoke``.)
+Heartbeat failure detection, delegation chains and contract net against a
+growing inequality of the fleet, as the files under ``experiments/protocols/``
+state them: every expectation of their ``expect:`` blocks must hold.
+(``contract_net.yaml``, the latency sweep, is 280 runs, too long for every
+test run; its smoke run is in ``test_experiments_smoke``.)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ PROTOCOLS = Path(__file__).resolve().parents[2] / "experiments" / "protocols"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["heartbeats", "delegation"])
+@pytest.mark.parametrize("name", ["heartbeats", "delegation", "contract_net_heterogeneity"])
 def test_the_pinned_protocol_outcomes_hold(name: str, tmp_path: Path) -> None:
     loaded = load_experiment(PROTOCOLS / f"{name}.yaml")
     outcome = run_experiment(loaded, tmp_path, executor="local", progress=False)
