@@ -109,6 +109,7 @@ def simulate(spec: RunSpec) -> RunResult:
 
 def _facts(world: World) -> RunFacts:
     start = world.measure_start if world.measure_start is not None else world.recorder.end_time
+    by_kind = world.message_counts()
     return RunFacts(
         arrived_measured=world.arrived_measured,
         window_start=start,
@@ -117,9 +118,9 @@ def _facts(world: World) -> RunFacts:
         agent_busy=[a.area - a.area0 for a in world.agents],
         agent_down=[a.down_time - a.down0 for a in world.agents],
         agent_capacity=[a.capacity for a in world.agents],
-        messages=world.kernel.messages,
+        messages=sum(by_kind.values()),
         type_names=[t.name for t in world.task_types],
-        messages_by_kind=world.message_counts(),
+        messages_by_kind=by_kind,
         coordination=world.ledger.figures(),
         max_hops=max((getattr(a.behaviour, "max_hops", 0) for a in world.agents), default=0),
     )

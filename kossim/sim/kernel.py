@@ -190,11 +190,6 @@ class Kernel:
         if not timer.cancelled:
             actor.handlers[kind](None, payload)
 
-    @property
-    def messages(self) -> int:
-        """Network messages in the measurement window, of every kind."""
-        return sum(self.counts().values())
-
     def counts(self) -> dict[str, int]:
         """Network messages in the measurement window, by kind."""
         if self.measure_from == float("inf"):  # the window never opened

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
 import kossim
-from kossim.cli import app
+from tests.unit.test_cli import invoke, one_line
 
 SERIAL = ["--executor", "serial"]
 EXPLODING = {
@@ -19,18 +18,6 @@ EXPLODING = {
     "dispatch": "push",
     "routing": {"id": "tests.plugins:Exploding", "seed": 1, "after": 5},
 }
-
-
-def invoke(*args: str | Path) -> Result:
-    """``kossim ARGS`` in process; a Python exception escaping the CLI fails the test."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 @pytest.fixture(scope="module")
