@@ -61,7 +61,15 @@ class AgentGroup(Strict):
     skills: dict[str, Annotated[float, Field(gt=0)]] = Field(
         default_factory=dict, description="skill -> proficiency multiplier"
     )
-    trust: float = Field(default=1.0, ge=0, le=1)
+    trust: float = Field(
+        default=1.0, ge=0, le=1, description="prior mean of the agent's learned reputation"
+    )
+    bad_results: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="hidden true reliability: probability that a completed result is bad",
+    )
     node: Name | None = Field(
         default=None, description="host node; default: each agent on a node of its own"
     )
@@ -136,6 +144,11 @@ class TaskType(Strict):
         default=None, description="relative deadline, drawn at arrival"
     )
     skills: list[str] = Field(default_factory=list, description="required skills")
+    criticality: Literal["low", "high"] = Field(
+        default="high",
+        description="what a bad result costs; trust-gated routing gives unproven agents only "
+        "'low' tasks (unmarked work is assumed to matter)",
+    )
 
 
 class Workload(Strict):

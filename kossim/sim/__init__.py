@@ -14,7 +14,7 @@ import numpy as np
 
 from kossim.analysis.metrics import RunFacts, compute_metrics, sojourn_quantiles
 from kossim.config.models import Experiment
-from kossim.runspec import RunResult, RunSpec
+from kossim.runspec import MetricRow, RunResult, RunSpec
 from kossim.sim.recorder import columns_of
 from kossim.sim.task import DONE, STATE_NAMES
 from kossim.sim.world import World
@@ -73,6 +73,7 @@ def simulate(spec: RunSpec) -> RunResult:
         world, cols = simulate_world(spec)
         metrics = compute_metrics(cols, _facts(world))
         metrics.append(("warmup_time", "all", float(world.measure_start or 0.0)))
+        metrics.extend(_behaviour_rows(world))
     except Exception:
         return RunResult(
             spec.run_id,
@@ -105,6 +106,18 @@ def simulate(spec: RunSpec) -> RunResult:
         assert world.kernel.log is not None
         result.events = world.kernel.log.columns()
     return result
+
+
+def _behaviour_rows(world: World) -> list[MetricRow]:
+    """Result quality (when an agent can return bad results or the coordinator judges
+    them) and the coordinator's own metrics (``metric_rows()``, if it offers one)."""
+    own = getattr(world.coordinator, "metric_rows", None)
+    rows: list[MetricRow] = []
+    if own is not None or any(g.bad_results > 0 for g in world.exp.scenario.agents):
+        rows.extend(world.results.rows())
+    if own is not None:
+        rows.extend(own())
+    return rows
 
 
 def _facts(world: World) -> RunFacts:

@@ -167,6 +167,12 @@ class CoordinatorContext(Context):
         world = self._world
         return world.ledger.recover(task, world.agents[agent.index])
 
+    def shadow(self, task: Task) -> Task:
+        """A shadow copy of live ``task`` to send beside it: it runs for comparison only,
+        never ends the task nor is cancelled by its end, and its service time is counted
+        as ``shadow_work``."""
+        return self._world.ledger.shadow(task)
+
     def progress(self, agent: Actor) -> None:
         """Bring the remaining work of the tasks running on ``agent`` up to date.
 

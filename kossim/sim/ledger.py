@@ -8,6 +8,11 @@ re-sent task is a *copy*, and the copies of one task form a family: the
 first to finish ends the task (it alone is recorded), the others are
 cancelled where they are and counted as duplicates.
 
+A *shadow* is a copy that never races: it runs beside the task so that its
+result can be compared with the task's (trust-gated routing tries unproven
+agents this way). It neither ends its task nor is cancelled when the task
+ends; it ends on its own, unrecorded, and its service time is ``shadow_work``.
+
 The ledger also judges each suspicion a detector raises against the truth
 (a crash that happened, or not), for ``false_suspicions`` and
 ``detection_latency_mean``.
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kossim.sim.task import CANCELLED, ORPHANED, RUNNING, Task
+from kossim.sim.task import ABANDONED, CANCELLED, DONE, ORPHANED, RUNNING, Task
 
 if TYPE_CHECKING:
     from kossim.sim.agent import Agent
@@ -35,6 +40,9 @@ class Ledger:
         self._copies: dict[int, int] = {}  # task id -> copies made so far
         self.duplicates = 0  # copies made of measured tasks
         self.duplicate_work = 0.0  # service time spent on copies that lost
+        self.shadows: set[Task] = set()  # live shadow copies
+        self.shadow_copies = 0  # shadows made of measured tasks
+        self.shadow_work = 0.0  # service time spent on shadows of measured tasks
         self.suspicions = 0
         self.false_suspicions = 0
         self.detection_latencies: list[float] = []
@@ -84,22 +92,50 @@ class Ledger:
             self.duplicates += 1
         return c
 
+    def shadow(self, task: Task) -> Task:
+        """A shadow copy of live ``task``: it runs beside the task, never in its place."""
+        c = self.copy(task)
+        if task.measured:
+            self.duplicates -= 1  # counted as a shadow, not as a duplicate
+            self.shadow_copies += 1
+        self.shadows.add(c)
+        return c
+
     def ends_family(self, task: Task) -> bool:
         """``task``, a member of a family, ends: is it the task's ending?
 
-        A completion ends the task and cancels the other copies. An
-        abandoned copy ends the task only if it was the last one alive.
+        A completion ends the task and cancels the other copies (not its
+        shadows, which run on). An abandoned copy ends the task only if it was
+        the last one alive. A shadow never ends its task: it leaves the family
+        ``DONE`` or ``ABANDONED`` but unrecorded (``end`` stays -1).
         """
         family = self.families[task.id]
         family.remove(task)
-        if task.state != RUNNING and family:  # abandoned, and a sibling lives on
+        shadows = self.shadows
+        if shadows and task in shadows:
+            self._shadow_ends(task)
+            if not family:
+                del self.families[task.id]
+            return False
+        live = [t for t in family if t not in shadows] if shadows else family
+        if task.state != RUNNING and live:  # abandoned, and a sibling lives on
             task.state = CANCELLED
             task.cancelled = True
             return False
-        del self.families[task.id]
-        for other in family:
+        if len(live) < len(family):  # the shadows run on, still in the family
+            self.families[task.id] = [t for t in family if t in shadows]
+        else:
+            del self.families[task.id]
+        for other in live:
             self.cancel(other)
         return True
+
+    def _shadow_ends(self, task: Task) -> None:
+        self.shadows.discard(task)
+        task.state = DONE if task.state == RUNNING else ABANDONED
+        done = task.work - task.remaining
+        if task.measured and done > 0:
+            self.shadow_work += done / task.rate
 
     def cancel(self, task: Task) -> None:
         """Stop a copy that lost: at once if it runs, else when it next reaches a slot."""

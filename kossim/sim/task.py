@@ -55,6 +55,7 @@ class Task:
         "agent",
         "arrival",
         "attempts",
+        "bad",
         "cancelled",
         "copy",
         "deadline",
@@ -109,6 +110,7 @@ class Task:
         self.handoff = 0.0  # time spent being handed from agent to agent (delegation)
         self.copy = 0  # 0: the original; k: its k-th duplicate
         self.cancelled = False  # a copy whose sibling finished first
+        self.bad = False  # its result is bad (drawn by a fallible agent at completion)
         self.fresh = True
         self.state = WAITING
         # ``ev``, ``seg``, ``rate`` and ``svc`` are set when the task is sent and started:

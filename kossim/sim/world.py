@@ -29,6 +29,7 @@ from kossim.sim.kernel import Actor, Kernel, TracingKernel
 from kossim.sim.ledger import Ledger
 from kossim.sim.network import Net
 from kossim.sim.recorder import Recorder
+from kossim.sim.results import FallibleAgent, Results
 from kossim.sim.streams import stream
 from kossim.sim.task import ABANDONED, DONE, RUNNING, Task
 
@@ -88,6 +89,7 @@ class World:
         )
         self.transit = self.kernel.transit
         self.ledger = Ledger(self)
+        self.results = Results(self)
         self._families = self.ledger.families  # read on every ending
         self._build_actors()
         self.recorder = Recorder()
@@ -177,7 +179,12 @@ class World:
                     len(self.agents), name, g.group, g.speed, g.capacity, dict(g.skills), g.trust
                 )
                 self.profiles.append(profile)
-                self.agents.append(Agent(self, profile, g.node or name))
+                node = g.node or name
+                self.agents.append(
+                    FallibleAgent(self, profile, node, g.bad_results)
+                    if g.bad_results > 0
+                    else Agent(self, profile, node)
+                )
 
     def _setup_run_length(self) -> None:
         exp = self.exp
@@ -380,11 +387,13 @@ class World:
             live.extend(a.live_tasks())
         if not self.ledger.has_copies:
             return live
-        # With copies: one entry per task (the first copy found), never a cancelled copy.
+        # With copies: one entry per task (the first copy found), never a cancelled copy
+        # nor a shadow.
         seen: set[int] = set()
         unique = []
+        shadows = self.ledger.shadows
         for t in live:
-            if not t.cancelled and t.id not in seen:
+            if not t.cancelled and t.id not in seen and t not in shadows:
                 seen.add(t.id)
                 unique.append(t)
         return unique
