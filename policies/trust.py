@@ -31,7 +31,9 @@ with its reason. Metrics: ``bad_caught`` (bad results identified; scope
 delivered results found bad), ``verifications``, ``promoted`` and
 ``quarantined`` (per group too), ``promotion_tasks`` and
 ``quarantine_tasks`` (results an agent reported before it was promoted or
-quarantined: the mean over agents, and per agent), ``reputation`` per agent.
+quarantined: the mean over agents, and per agent), ``promotion_outcomes`` and
+``quarantine_outcomes`` (the verified outcomes among them, which alone move
+the reputation), ``reputation`` per agent (final posterior mean).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ __all__ = ["TrustGated", "TrustGatedParams", "promotion_bound", "quarantine_boun
 
 PROBATION, TRUSTED, QUARANTINED = 0, 1, 2
 STATUS_NAMES = ("probation", "trusted", "quarantined")
+_NAN = float("nan")
 
 
 class TrustGatedParams(Params):
@@ -147,8 +150,9 @@ class TrustGated(Queueing):
         low = [t.criticality == "low" for t in ctx.scenario.workload.tasks]
         self.low_ok = low if not self.shadowing else [False] * len(low)
         self.reported = [0] * len(views)  # results each agent reported
-        self.promoted_after: dict[int, int] = {}
-        self.quarantined_after: dict[int, int] = {}
+        # agent -> (results it reported, verified outcomes) when promoted / quarantined
+        self.promoted_after: dict[int, tuple[int, int]] = {}
+        self.quarantined_after: dict[int, tuple[int, int]] = {}
         self.pending: dict[int, _Comparison] = {}  # task id -> comparison under way
         self.caught = {"shadow": 0, "audit": 0}
         self.verifications = 0
@@ -292,7 +296,8 @@ class TrustGated(Queueing):
         if before == PROBATION:
             self.on_probation.remove(view)
         record = self.promoted_after if after == TRUSTED else self.quarantined_after
-        record[i] = self.reported[i]
+        outcomes = round(self.alpha[i] + self.beta[i] - self.params.prior_strength)
+        record[i] = (self.reported[i], outcomes)
         ctx = self.ctx
         if ctx.tracing:
             verb = "promoted" if after == TRUSTED else "quarantined"
@@ -331,12 +336,15 @@ class TrustGated(Queueing):
             ):
                 rows.append((name, f"group={group}", float(len(members & record.keys()))))
         for name, record in (
-            ("promotion_tasks", self.promoted_after),
-            ("quarantine_tasks", self.quarantined_after),
+            ("promotion", self.promoted_after),
+            ("quarantine", self.quarantined_after),
         ):
-            rows.append((name, "all", _mean(list(record.values()))))
-            for i in self.started_on_probation:
-                rows.append((name, f"agent={views[i].name}", float(record.get(i, float("nan")))))
+            for what, k in (("tasks", 0), ("outcomes", 1)):
+                metric = f"{name}_{what}"
+                rows.append((metric, "all", _mean([r[k] for r in record.values()])))
+                for i in self.started_on_probation:
+                    got = record.get(i)
+                    rows.append((metric, f"agent={views[i].name}", float(got[k]) if got else _NAN))
         rows.extend(("reputation", f"agent={v.name}", self._mean(v.index)) for v in views)
         return rows
 

@@ -91,6 +91,42 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "duplicate_work": ("service time spent on losing copies", TIME_UNIT),
 }
 
+# Experimental mode: result quality and learned reputations (policies/trust.py).
+METRIC_DIRECTION.update(
+    {
+        "bad_results": -1,
+        "bad_delivered": -1,
+        "bad_caught": +1,
+        "shadows": -1,
+        "shadow_work": -1,
+        "verifications": 0,
+        "promoted": 0,
+        "quarantined": 0,
+        "promotion_tasks": -1,
+        "promotion_outcomes": -1,
+        "quarantine_tasks": -1,
+        "quarantine_outcomes": -1,
+        "reputation": 0,
+    }
+)
+METRIC_LABEL.update(
+    {
+        "bad_results": ("bad results produced (shadows' included)", "results"),
+        "bad_delivered": ("bad results delivered", "results"),
+        "bad_caught": ("bad results identified by checks", "results"),
+        "shadows": ("shadow copies run", "copies"),
+        "shadow_work": ("service time spent on shadows", TIME_UNIT),
+        "verifications": ("results verified (audits and comparisons)", "results"),
+        "promoted": ("agents promoted from probation", "agents"),
+        "quarantined": ("agents quarantined", "agents"),
+        "promotion_tasks": ("results reported until promotion", "tasks"),
+        "promotion_outcomes": ("verified outcomes until promotion", "outcomes"),
+        "quarantine_tasks": ("results reported until quarantine", "tasks"),
+        "quarantine_outcomes": ("verified outcomes until quarantine", "outcomes"),
+        "reputation": ("reputation (posterior mean)", "probability"),
+    }
+)
+
 KEY_METRICS: tuple[str, ...] = (
     "sojourn_mean",
     "sojourn_p95",
