@@ -247,7 +247,9 @@ class TrustGated(Queueing):
         """A result (or an ending without one) of a task under comparison."""
         if task.state == DONE:
             self.reported[i] += 1
-            if task is not cmp.shadow:
+            if task is cmp.shadow:
+                cmp.shadow_agent = i  # where it ran (a reclaimed shadow may move)
+            else:
                 cmp.primary_agent, cmp.primary_bad = i, task.bad
         elif task is cmp.shadow or (task is cmp.primary and task.end >= 0):
             del self.pending[task.id]  # abandoned: nothing to compare
