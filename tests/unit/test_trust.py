@@ -195,7 +195,7 @@ def test_in_low_criticality_mode_no_high_task_reaches_an_agent_on_probation() ->
     """Promotion out of reach (threshold 1): newcomers complete reports only."""
     policy = {"coordinator": {"id": "trust_gated", "mode": "low_criticality", "promote": 1.0}}
     config = _config(policy, new_bad=0.0)
-    world, cols = simulate_world(RunSpec.make(config, "p", (), 0))
+    _, cols = simulate_world(RunSpec.make(config, "p", (), 0))
     done = cols["state"] == DONE
     newcomers = cols["agent"] >= 4
     assert (done & newcomers & (cols["tidx"] == 0)).sum() > 0
