@@ -241,6 +241,15 @@ class TrustGated(Queueing):
         self.verifications += 1
         if task.bad and task.measured:
             self.caught["audit"] += 1
+        ctx = self.ctx
+        if ctx.tracing:
+            name = self.views[i].name
+            ctx.log(
+                "audit",
+                f"task {task.id}: result of {name} checked, {_word(task.bad)}",
+                task,
+                agent=name,
+            )
         self._learn(i, task.bad, task, "audit")
 
     def _comparing(self, i: int, task: Task, cmp: _Comparison) -> None:

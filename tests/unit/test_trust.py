@@ -218,5 +218,26 @@ def test_the_execution_log_gives_each_decision_a_reason() -> None:
     reasons = dict(zip(kinds, result.events["reason"], strict=True))
     for kind in ("reputation", "shadow", "verdict", "promote", "quarantine"):
         assert kind in kinds, kind
+    audited = simulate(RunSpec.make(_config(LOWCRIT), "p", (), 0, trace=True))
+    assert audited.events is not None and "audit" in list(audited.events["kind"])
     assert "promoted: reputation" in reasons["promote"]
     assert "quarantined: reputation" in reasons["quarantine"]
+
+
+def test_the_readme_example_runs() -> None:
+    """The README's experimental-mode scenario with its three policies simulates."""
+    import re
+    from pathlib import Path
+
+    from kossim.config.loader import load_yaml_text
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    scenario, _ = load_yaml_text(next(b for b in blocks if b.startswith("scenario:  # exp")))
+    policies, _ = load_yaml_text(next(b for b in blocks if b.startswith("policies:  # trust")))
+    config = {"name": "readme", "seeds": 1, "horizon": 200.0, **scenario, **policies}
+    for policy in ("blind", "lowcrit", "shadow"):
+        result = simulate(RunSpec.make(config, policy, (), 0))
+        assert result.status == "ok", result.error
+        rows = {(m, s): v for m, s, v in result.metrics}
+        assert rows[("lost", "all")] == 0 and rows[("bad_results", "all")] > 0
