@@ -153,6 +153,9 @@ class TrustGated(Queueing):
         # agent -> (results it reported, verified outcomes) when promoted / quarantined
         self.promoted_after: dict[int, tuple[int, int]] = {}
         self.quarantined_after: dict[int, tuple[int, int]] = {}
+        if self.pull and not self.shadowing and not self.split:
+            # A head no free agent may take lets a low-criticality task by (_dispatch_other).
+            self.uniform_skills = False
         self.pending: dict[int, _Comparison] = {}  # task id -> comparison under way
         self.caught = {"shadow": 0, "audit": 0}
         self.verifications = 0
@@ -191,6 +194,32 @@ class TrustGated(Queueing):
             for v in super().candidates(task)
             if status[v.index] == TRUSTED or status[v.index] == allowed
         ]
+
+    def _dispatch_other(self) -> bool:
+        """Pull, low-criticality mode: the head waits for a trusted agent, so send the first
+        waiting low-criticality task (in the queue's order) to a free agent on probation.
+
+        A scan of the queue, made only while its head is blocked and such an agent is free.
+        """
+        if self.split:
+            return super()._dispatch_other()
+        if not any(v.up and v.queue_length < v.capacity for v in self.on_probation):
+            return False
+        low = self.low_ok
+        waiting = [t for t in self.queue if low[t.tidx]]
+        if not waiting:
+            return False
+        if self.discipline.fifo:
+            task = waiting[0]
+        else:
+            key = self.discipline.key
+            task = min(waiting, key=lambda t: (key(t), t.id, t.copy))
+        cands = self.candidates(task)
+        if not cands:
+            return False
+        self.queue.remove(task)
+        self._send(self._select(task, cands), task)
+        return True
 
     def _send(self, view: AgentState, task: Task) -> None:
         super()._send(view, task)

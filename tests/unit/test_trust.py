@@ -192,14 +192,43 @@ def test_a_perfect_newcomer_is_promoted_after_exactly_the_bound() -> None:
 
 
 def test_in_low_criticality_mode_no_high_task_reaches_an_agent_on_probation() -> None:
-    """Promotion out of reach (threshold 1): newcomers complete reports only."""
-    policy = {"coordinator": {"id": "trust_gated", "mode": "low_criticality", "promote": 1.0}}
-    config = _config(policy, new_bad=0.0)
-    _, cols = simulate_world(RunSpec.make(config, "p", (), 0))
-    done = cols["state"] == DONE
-    newcomers = cols["agent"] >= 4
-    assert (done & newcomers & (cols["tidx"] == 0)).sum() > 0
-    assert (done & newcomers & (cols["tidx"] == 1)).sum() == 0
+    """Without audits newcomers never leave probation: they complete reports only, while the
+    veterans complete payments."""
+    policy = {"coordinator": {"id": "trust_gated", "mode": "low_criticality"}}
+    for dispatch in ("push", "central"):
+        config = _config({**policy, "dispatch": dispatch}, new_bad=0.0)
+        _, cols = simulate_world(RunSpec.make(config, "p", (), 0))
+        done = cols["state"] == DONE
+        newcomers = cols["agent"] >= 4
+        assert (done & newcomers & (cols["tidx"] == 0)).sum() > 0
+        assert (done & newcomers & (cols["tidx"] == 1)).sum() == 0
+        assert (done & ~newcomers & (cols["tidx"] == 1)).sum() > 0
+
+
+def test_under_pull_a_blocked_head_lets_low_criticality_tasks_by(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Central dispatch: while a payment waits at the head for a trusted agent, a free
+    newcomer takes the first waiting report instead of idling."""
+    config = _config(
+        {"dispatch": "central", "coordinator": {"id": "trust_gated", "mode": "low_criticality"}},
+        new_bad=0.0,
+    )
+    config["scenario"]["agents"] = [
+        {"group": "veteran", "count": 2, "trust": 0.98},
+        {"group": "newcomer", "count": 1, "trust": 0.75},
+    ]
+    config["scenario"]["workload"]["arrivals"]["rate"] = 2.4
+
+    def newcomer_reports() -> int:
+        _, cols = simulate_world(RunSpec.make(config, "p", (), 0))
+        done = (cols["state"] == DONE) & (cols["tidx"] == 0)
+        return int((done & (cols["agent"] == 2)).sum())
+
+    letting_by = newcomer_reports()
+    monkeypatch.setattr(TrustGated, "_dispatch_other", lambda self: False)
+    blocked = newcomer_reports()
+    assert letting_by > blocked * 1.1
 
 
 def test_low_criticality_mode_learns_from_audits_only() -> None:
