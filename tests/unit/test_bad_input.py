@@ -57,7 +57,7 @@ CASES = [
         "unknown_field",
         "unknown_field.yaml",
         "{file}:8:32: scenario.agents.0.sped: unknown field 'sped'; allowed: group, count, "
-        "speed, capacity, skills, trust, node (did you mean 'speed'?)",
+        "speed, capacity, skills, trust, bad_results, node (did you mean 'speed'?)",
     ),
     Bad(
         "negative_rate",
@@ -183,11 +183,13 @@ CASES = [
         "expect_unknown_metric",
         "expect_unknown_metric.yaml",
         "{file}:17:6: expect.0.metric: unknown metric 'sojourn_man'; metrics: "
-        "abandoned, arrived, busy_share, busy_time, completed, deadline_miss_rate, "
-        "delegation_delay_mean, detection_latency_mean, duplicate_work, duplicates, "
-        "false_suspicions, hops_mean, hops_share, in_flight, in_system_mean, jain_fairness, "
-        "lost, messages, retries, sojourn_mean, sojourn_p50, sojourn_p95, sojourn_p99, "
-        "suspicions, throughput, utilization, wait_mean, wait_prob, warmup_time "
+        "abandoned, arrived, bad_caught, bad_delivered, bad_results, busy_share, busy_time, "
+        "completed, deadline_miss_rate, delegation_delay_mean, detection_latency_mean, "
+        "duplicate_work, duplicates, false_suspicions, hops_mean, hops_share, in_flight, "
+        "in_system_mean, jain_fairness, lost, messages, promoted, promotion_outcomes, "
+        "promotion_tasks, quarantine_outcomes, quarantine_tasks, quarantined, reputation, "
+        "retries, shadow_work, shadows, sojourn_mean, sojourn_p50, sojourn_p95, sojourn_p99, "
+        "suspicions, throughput, utilization, verifications, wait_mean, wait_prob, warmup_time "
         "(did you mean 'sojourn_mean'?)",
     ),
     Bad(

@@ -270,3 +270,9 @@ def test_the_readme_example_runs() -> None:
         assert result.status == "ok", result.error
         rows = {(m, s): v for m, s, v in result.metrics}
         assert rows[("lost", "all")] == 0 and rows[("bad_results", "all")] > 0
+
+
+def test_a_trust_gated_run_is_a_pure_function_of_its_seed() -> None:
+    for policy in (SHADOW, LOWCRIT):
+        config = _config(policy)
+        assert _metrics(config, 7) == _metrics(config, 7)
