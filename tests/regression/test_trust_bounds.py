@@ -18,6 +18,7 @@ single case. Fixed seeds 0-9 of ``experiments/routing/trust.yaml``'s shadow poli
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -35,18 +36,28 @@ S, TRUST, THETA, FLOOR = 10.0, 0.75, 0.9, 0.6
 Q_GOOD, Q_BAD = 0.005, 0.5
 
 
-def _per_agent(metric: str, group: str, policy: str = "shadow") -> list[float]:
-    """``metric`` per newcomer of ``group`` over seeds 0-9."""
+@functools.cache
+def _runs(policy: str) -> tuple[dict[tuple[str, str], float], ...]:
+    """The metrics of ``policy`` in each of seeds 0-9, by (metric, scope)."""
     loaded = load_experiment(ROUTING / "trust.yaml")
     config = loaded.experiment.model_dump(mode="json", exclude_none=True)
-    values: list[float] = []
+    runs = []
     for seed in range(10):
         result = simulate(RunSpec.make(config, policy, (), seed))
         assert result.status == "ok", result.error
-        for m, scope, v in result.metrics:
-            if m == metric and scope.startswith(f"agent={group}-"):
-                values.append(v)
-    return values
+        runs.append({(m, scope): v for m, scope, v in result.metrics})
+    return tuple(runs)
+
+
+def _per_agent(metric: str, group: str, policy: str = "shadow") -> list[float]:
+    """``metric`` per newcomer of ``group`` over seeds 0-9."""
+    prefix = f"agent={group}-"
+    return [
+        v
+        for run in _runs(policy)
+        for (m, s), v in run.items()
+        if m == metric and s.startswith(prefix)
+    ]
 
 
 def _mean_ci(values: list[float]) -> tuple[float, float, float]:
@@ -79,3 +90,11 @@ def test_a_bad_newcomer_is_quarantined_within_the_posteriors_bound() -> None:
     low, high = level / drift, (level + step) / drift  # 15 .. 21
     mean, ci_low, ci_high = _mean_ci(outcomes)
     assert ci_low <= high and ci_high >= low, (mean, ci_low, ci_high, low, high)
+
+
+@pytest.mark.slow
+def test_shadows_cut_bad_results_delivered_tenfold_in_every_seed() -> None:
+    """With 20 % bad agents, at a reported shadow cost (seed by seed: paired runs)."""
+    for blind, shadow in zip(_runs("blind"), _runs("shadow"), strict=True):
+        assert blind[("bad_delivered", "all")] >= 10 * shadow[("bad_delivered", "all")]
+        assert shadow[("shadow_work", "all")] > 0 == blind[("shadow_work", "all")]
