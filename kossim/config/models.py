@@ -28,6 +28,7 @@ from kossim.errors import FieldError
 __all__ = [
     "AgentGroup",
     "Arrivals",
+    "Bundle",
     "ComponentRef",
     "Experiment",
     "FailureSpec",
@@ -125,6 +126,36 @@ class Arrivals(Strict):
         return self.interarrival_dist().mean_value()
 
 
+class Bundle(Strict):
+    """A task type whose every arrival is ``k`` linked subtasks with a shared completion rule.
+
+    ``gang``: the k start together on k distinct agents (a coordinator that assembles
+    gangs reserves them), and the bundle completes when all finish; ``independent``:
+    they run separately and the bundle completes when all finish; ``quorum``: it
+    completes when ``m`` of the k finish, and the rest are cancelled.
+    """
+
+    k: int = Field(ge=2, le=1000, description="subtasks per bundle")
+    mode: Literal["gang", "independent", "quorum"] = "independent"
+    m: int | None = Field(default=None, ge=1, description="quorum: subtasks needed")
+
+    @model_validator(mode="after")
+    def _quorum(self) -> Bundle:
+        if self.mode == "quorum":
+            if self.m is None:
+                raise FieldError("a quorum bundle needs m (subtasks needed)", "m")
+            if self.m > self.k:
+                raise FieldError(f"must be at most k ({self.k})", "m", got=self.m)
+        elif self.m is not None:
+            raise FieldError(f"m is for mode quorum only (mode is {self.mode!r})", "m", got=self.m)
+        return self
+
+    @property
+    def need(self) -> int:
+        """Subtasks that must finish for the bundle to complete."""
+        return self.m if self.m is not None else self.k
+
+
 class TaskType(Strict):
     type: Name
     share: float = Field(default=1.0, gt=0)
@@ -136,6 +167,9 @@ class TaskType(Strict):
         default=None, description="relative deadline, drawn at arrival"
     )
     skills: list[str] = Field(default_factory=list, description="required skills")
+    bundle: Bundle | None = Field(
+        default=None, description="each arrival is k linked subtasks (gang, independent, quorum)"
+    )
 
 
 class Workload(Strict):
@@ -374,7 +408,29 @@ class Experiment(Strict):
                     raise FieldError("duplicate seed", "seeds", index, got=seed)
         _unique([p.name for p in self.policies], "policy name", "name", "policies")
         check_expectations(self.expect, [p.name for p in self.policies])
+        self._check_gangs()
         return self
+
+    def _check_gangs(self) -> None:
+        """A gang bundle needs a coordinator that assembles gangs (all or none start)."""
+        gangs = [
+            t.type for t in self.scenario.workload.tasks if t.bundle and t.bundle.mode == "gang"
+        ]
+        if not gangs:
+            return
+        from kossim.registry import resolve
+
+        for index, p in enumerate(self.policies):
+            cls = resolve("coordinator", p.coordinator).cls
+            if not getattr(cls, "assembles_gangs", False):
+                raise FieldError(
+                    f"task type {gangs[0]!r} is a gang bundle, which coordinator "
+                    f"{cls.id!r} cannot start all at once; use coordinator 'bundles'",
+                    "policies",
+                    index,
+                    "coordinator",
+                    got=p.coordinator,
+                )
 
     @property
     def auto_warmup(self) -> bool:

@@ -23,6 +23,7 @@ from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpe
 from kossim.dists import Uniform, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
+from kossim.sim.bundle import bundle_arrivals
 from kossim.sim.context import AgentContext, CoordinatorContext, ServiceContext
 from kossim.sim.eventlog import EventLog
 from kossim.sim.kernel import Actor, Kernel, TracingKernel
@@ -39,7 +40,7 @@ _INF = float("inf")  # points of the number-in-system time series
 
 
 class _TypeSpec:
-    __slots__ = ("deadline", "name", "priority", "skills", "work")
+    __slots__ = ("bundle", "deadline", "name", "priority", "skills", "work")
 
     def __init__(self, t: TaskType, seed: int) -> None:
         self.name = t.type
@@ -49,6 +50,7 @@ class _TypeSpec:
         self.deadline = (
             sampler(t.deadline, stream(seed, f"deadline:{t.type}")) if t.deadline else None
         )
+        self.bundle = t.bundle
 
 
 class World:
@@ -90,6 +92,9 @@ class World:
         self.ledger = Ledger(self)
         self._families = self.ledger.families  # read on every ending
         self._build_actors()
+        if any(t.bundle for t in self.task_types):
+            self.ledger.bundled = True
+            self._arrive = bundle_arrivals(self, self._arrive)
         self.recorder = Recorder()
         self._setup_run_length()
 
