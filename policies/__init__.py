@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from policies import (
     agent,
+    bundles,
     contract_net,
     coordinator,
     delegation,
@@ -21,6 +22,7 @@ from policies import (
 
 __all__ = [
     "agent",
+    "bundles",
     "contract_net",
     "coordinator",
     "delegation",

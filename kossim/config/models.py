@@ -420,6 +420,26 @@ class Experiment(Strict):
             return
         from kossim.registry import resolve
 
+        for index, t in enumerate(self.scenario.workload.tasks):
+            if t.bundle is None or t.bundle.mode != "gang":
+                continue
+            able = sum(
+                g.count
+                for g in self.scenario.agents
+                if all(g.skills.get(s, 0.0) > 0 for s in t.skills)
+            )
+            if t.bundle.k > able:
+                raise FieldError(
+                    f"a gang of {t.bundle.k} needs {t.bundle.k} distinct agents with the "
+                    f"type's skills; the fleet has {able}",
+                    "scenario",
+                    "workload",
+                    "tasks",
+                    index,
+                    "bundle",
+                    "k",
+                    got=t.bundle.k,
+                )
         for index, p in enumerate(self.policies):
             cls = resolve("coordinator", p.coordinator).cls
             if not getattr(cls, "assembles_gangs", False):

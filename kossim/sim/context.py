@@ -167,6 +167,15 @@ class CoordinatorContext(Context):
         world = self._world
         return world.ledger.recover(task, world.agents[agent.index])
 
+    def reserve(self, agent: Actor) -> None:
+        """Declare that a slot of ``agent`` is held idle from now (a gang assembling):
+        the engine measures the time held, ``reservation_idle``."""
+        self._world.ledger.reserve(agent.index, self.kernel.env._now)
+
+    def release(self, agent: Actor) -> None:
+        """End the oldest reservation declared on ``agent``."""
+        self._world.ledger.release(agent.index, self.kernel.env._now)
+
     def progress(self, agent: Actor) -> None:
         """Bring the remaining work of the tasks running on ``agent`` up to date.
 
