@@ -92,9 +92,6 @@ class World:
         self.ledger = Ledger(self)
         self._families = self.ledger.families  # read on every ending
         self._build_actors()
-        if any(t.bundle for t in self.task_types):
-            self.ledger.bundled = True
-            self._arrive = bundle_arrivals(self, self._arrive)
         self.recorder = Recorder()
         self._setup_run_length()
 
@@ -136,6 +133,9 @@ class World:
             actor.behaviour.on_start(actor.ctx)
         self._declared_kinds = sorted({kind for a in self._actors for kind in a.behaviour.sends})
         self._arrive = coord.handlers["arrival"]
+        if any(t.bundle for t in self.task_types):  # a bundle arrives as its subtasks
+            self.ledger.bundled = True
+            self._arrive = bundle_arrivals(self, self._arrive)
         if self.kernel.log is not None:
             self._trace_tasks(self.kernel.log)
 
