@@ -162,18 +162,20 @@ class Bundles(Queueing):
         ]
         if not self.reserve and len(cands) < k:
             return False
-        chosen = gang.reserved if self.reserve else []
-        while len(chosen) < k and cands:
-            view = self._select(gang.members[len(chosen)], cands)
+        new: list[AgentState] = []
+        while len(gang.reserved) + len(new) < k and cands:
+            view = self._select(gang.members[len(gang.reserved) + len(new)], cands)
             cands.remove(view)
-            chosen.append(view)
-            if self.reserve:
+            new.append(view)
+        if len(gang.reserved) + len(new) < k:  # reserve: hold what it found, wait for more
+            for view in new:
+                gang.reserved.append(view)
                 self._hold(view, gang)
-        if len(chosen) < k:
             return False
+        chosen = [*gang.reserved, *new]
         ctx = self.ctx
         for view, member in zip(chosen, gang.members, strict=True):
-            if self.reserve:
+            if view in gang.reserved:
                 view.queue_length -= 1  # the placeholder gives way to the subtask itself
                 ctx.release(self.agents[view.index])
             self._send(view, member)
