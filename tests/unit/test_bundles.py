@@ -139,6 +139,6 @@ def test_a_failed_members_part_goes_to_another_agent_under_requeue() -> None:
     assert cols["end"].tolist() == [5.0]
     assert cols["state"].tolist() == [DONE]
     starts = [(t, who) for t, kind, who, _ in rows if kind == "start"]
-    assert starts[:3] == [(1.0, "a-0"), (1.0, "b-0"), (1.0, "b-1")]
+    assert sorted(starts[:3]) == [(1.0, "a-0"), (1.0, "b-0"), (1.0, "b-1")]
     assert starts[3][0] == 3.0 and starts[3][1] in ("b-0", "b-1")
     assert len(decisions(rows, "part_done")) == 2
