@@ -142,3 +142,33 @@ def test_a_failed_members_part_goes_to_another_agent_under_requeue() -> None:
     assert sorted(starts[:3]) == [(1.0, "a-0"), (1.0, "b-0"), (1.0, "b-1")]
     assert starts[3][0] == 3.0 and starts[3][1] in ("b-0", "b-1")
     assert len(decisions(rows, "part_done")) == 2
+
+
+def test_the_readme_bundle_types_run_in_the_bundles_experiment(tmp_path: Path) -> None:
+    """The README's bundle task types, in experiments/routing/bundles.yaml (shortened), under
+    its policies: every run ok, nothing lost, a row of bundle metrics per run."""
+    import re
+
+    from kossim.config.loader import load_yaml_text
+    from kossim.lab import run_experiment
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "bundle:" in b)
+    types, _ = load_yaml_text(block)
+    data, _ = load_yaml_text((root / "experiments" / "routing" / "bundles.yaml").read_text())
+    data["scenario"]["workload"]["tasks"] = types["tasks"]
+    data.update(seeds=2, tasks=300, warmup_tasks=30, sweep={}, expect=[])
+    path = tmp_path / "exp.yaml"
+    path.write_text(json.dumps(data))
+    outcome = run_experiment(
+        load_experiment(path), tmp_path / "out", executor="serial", progress=False
+    )
+    assert outcome.n_failed == 0
+    import pandas as pd
+
+    rows = pd.read_parquet(tmp_path / "out" / "metrics.parquet")
+    lost = rows[(rows.metric == "lost") & (rows.scope == "all")]
+    assert (lost.value == 0).all() and len(lost) == 4
+    assert set(rows[rows.metric == "sojourn_mean"].scope) >= {"type=render", "type=vote"}
+    assert len(rows[rows.metric == "cancelled_subtasks"]) == 4
