@@ -150,7 +150,7 @@ class World:
 
         def finished(task: Task) -> None:
             finish(task)
-            if task.end >= 0:
+            if task.end >= 0 and task.id not in self._families:  # not a bundle's part
                 kind = "abandon" if task.state == ABANDONED else "complete"
                 who = self.agents[task.agent].name if task.agent >= 0 else "world"
                 log.task(
