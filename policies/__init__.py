@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from policies import (
     agent,
+    bundles,
     contract_net,
     coordinator,
     delegation,
@@ -22,6 +23,7 @@ from policies import (
 
 __all__ = [
     "agent",
+    "bundles",
     "contract_net",
     "coordinator",
     "delegation",

@@ -67,6 +67,9 @@ class RunFacts:
     coordination: dict[str, float] = field(default_factory=dict)
     """Figures of the failure detectors and task copies, by metric name (scope ``all``)."""
     """Network messages in the window per message kind (scope ``kind=K``)."""
+    bundles: dict[str, float] = field(default_factory=dict)
+    """Figures of bundles (subtasks, cancellations, gang reservations), when the workload has
+    any: scope ``all``, plus ``reservation_share`` of the slot-time."""
     max_hops: int = 0
     """The agents' hop limit (0 without delegation): the hop distribution has a row for
     every count up to it, so that runs of one policy have the same rows."""
@@ -146,6 +149,11 @@ def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[Metric
     for name in COORDINATION:
         overall[name] = facts.coordination.get(name, float("nan"))
     rows.extend((k, "all", overall[k]) for k in CORE_METRICS)
+    if facts.bundles:
+        rows.extend((k, "all", v) for k, v in facts.bundles.items())
+        slot_time = float(cap.sum()) * span
+        share = facts.bundles["reservation_idle"] / slot_time if slot_time > 0 else float("nan")
+        rows.append(("reservation_share", "all", share))
     rows.extend(_sliced(cols, m, "priority", np.unique(cols["priority"][m]), span, end))
     tidx = cols["tidx"]
     for i, name in enumerate(facts.type_names):

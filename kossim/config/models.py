@@ -28,6 +28,7 @@ from kossim.errors import FieldError
 __all__ = [
     "AgentGroup",
     "Arrivals",
+    "Bundle",
     "ComponentRef",
     "Experiment",
     "FailureSpec",
@@ -133,6 +134,36 @@ class Arrivals(Strict):
         return self.interarrival_dist().mean_value()
 
 
+class Bundle(Strict):
+    """A task type whose every arrival is ``k`` linked subtasks with a shared completion rule.
+
+    ``gang``: the k start together on k distinct agents (a coordinator that assembles
+    gangs reserves them), and the bundle completes when all finish; ``independent``:
+    they run separately and the bundle completes when all finish; ``quorum``: it
+    completes when ``m`` of the k finish, and the rest are cancelled.
+    """
+
+    k: int = Field(ge=2, le=1000, description="subtasks per bundle")
+    mode: Literal["gang", "independent", "quorum"] = "independent"
+    m: int | None = Field(default=None, ge=1, description="quorum: subtasks needed")
+
+    @model_validator(mode="after")
+    def _quorum(self) -> Bundle:
+        if self.mode == "quorum":
+            if self.m is None:
+                raise FieldError("a quorum bundle needs m (subtasks needed)", "m")
+            if self.m > self.k:
+                raise FieldError(f"must be at most k ({self.k})", "m", got=self.m)
+        elif self.m is not None:
+            raise FieldError(f"m is for mode quorum only (mode is {self.mode!r})", "m", got=self.m)
+        return self
+
+    @property
+    def need(self) -> int:
+        """Subtasks that must finish for the bundle to complete."""
+        return self.m if self.m is not None else self.k
+
+
 class TaskType(Strict):
     type: Name
     share: float = Field(default=1.0, gt=0)
@@ -148,6 +179,9 @@ class TaskType(Strict):
         default="high",
         description="what a bad result costs; trust-gated routing gives unproven agents only "
         "'low' tasks (unmarked work is assumed to matter)",
+    )
+    bundle: Bundle | None = Field(
+        default=None, description="each arrival is k linked subtasks (gang, independent, quorum)"
     )
 
 
@@ -387,7 +421,49 @@ class Experiment(Strict):
                     raise FieldError("duplicate seed", "seeds", index, got=seed)
         _unique([p.name for p in self.policies], "policy name", "name", "policies")
         check_expectations(self.expect, [p.name for p in self.policies])
+        self._check_gangs()
         return self
+
+    def _check_gangs(self) -> None:
+        """A gang bundle needs a coordinator that assembles gangs (all or none start)."""
+        gangs = [
+            t.type for t in self.scenario.workload.tasks if t.bundle and t.bundle.mode == "gang"
+        ]
+        if not gangs:
+            return
+        from kossim.registry import resolve
+
+        for index, t in enumerate(self.scenario.workload.tasks):
+            if t.bundle is None or t.bundle.mode != "gang":
+                continue
+            able = sum(
+                g.count
+                for g in self.scenario.agents
+                if all(g.skills.get(s, 0.0) > 0 for s in t.skills)
+            )
+            if t.bundle.k > able:
+                raise FieldError(
+                    f"a gang of {t.bundle.k} needs {t.bundle.k} distinct agents with the "
+                    f"type's skills; the fleet has {able}",
+                    "scenario",
+                    "workload",
+                    "tasks",
+                    index,
+                    "bundle",
+                    "k",
+                    got=t.bundle.k,
+                )
+        for index, p in enumerate(self.policies):
+            cls = resolve("coordinator", p.coordinator).cls
+            if not getattr(cls, "assembles_gangs", False):
+                raise FieldError(
+                    f"task type {gangs[0]!r} is a gang bundle, which coordinator "
+                    f"{cls.id!r} cannot start all at once; use coordinator 'bundles'",
+                    "policies",
+                    index,
+                    "coordinator",
+                    got=p.coordinator,
+                )
 
     @property
     def auto_warmup(self) -> bool:

@@ -57,6 +57,12 @@ METRIC_DIRECTION: dict[str, int] = {
     "detection_latency_mean": -1,
     "duplicates": -1,
     "duplicate_work": -1,
+    "subtasks": 0,
+    "subtasks_completed": 0,
+    "cancelled_subtasks": -1,
+    "cancelled_work": -1,
+    "reservation_idle": -1,
+    "reservation_share": -1,
 }
 
 METRIC_LABEL: dict[str, tuple[str, str]] = {
@@ -89,6 +95,12 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "detection_latency_mean": ("mean crash-to-suspicion time", TIME_UNIT),
     "duplicates": ("task copies made", "copies"),
     "duplicate_work": ("service time spent on losing copies", TIME_UNIT),
+    "subtasks": ("bundle subtasks", "subtasks"),
+    "subtasks_completed": ("bundle subtasks completed", "subtasks"),
+    "cancelled_subtasks": ("bundle subtasks cancelled (quorum reached)", "subtasks"),
+    "cancelled_work": ("service time spent on cancelled subtasks", TIME_UNIT),
+    "reservation_idle": ("slot-time held idle by gang reservations", TIME_UNIT),
+    "reservation_share": ("share of slot-time held idle by gang reservations", "fraction"),
 }
 
 # Experimental mode: result quality and learned reputations (policies/trust.py).

@@ -135,6 +135,7 @@ def _facts(world: World) -> RunFacts:
         type_names=[t.name for t in world.task_types],
         messages_by_kind=by_kind,
         coordination=world.ledger.figures(),
+        bundles=world.ledger.bundle_figures(start, world.recorder.end_time),
         max_hops=max((getattr(a.behaviour, "max_hops", 0) for a in world.agents), default=0),
     )
 

@@ -173,6 +173,15 @@ class CoordinatorContext(Context):
         as ``shadow_work``."""
         return self._world.ledger.shadow(task)
 
+    def reserve(self, agent: Actor) -> None:
+        """Declare that a slot of ``agent`` is held idle from now (a gang assembling):
+        the engine measures the time held, ``reservation_idle``."""
+        self._world.ledger.reserve(agent.index, self.kernel.env._now)
+
+    def release(self, agent: Actor) -> None:
+        """End the oldest reservation declared on ``agent``."""
+        self._world.ledger.release(agent.index, self.kernel.env._now)
+
     def progress(self, agent: Actor) -> None:
         """Bring the remaining work of the tasks running on ``agent`` up to date.
 

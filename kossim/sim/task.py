@@ -50,6 +50,7 @@ class Task:
     rate: float  # work per unit time on the agent serving it
     svc: float  # service time on the agent it was last sent to
     qseq: int  # push order in a SplitQueue
+    part: int  # a bundle's subtask: which of its k parts (unset outside bundles)
 
     __slots__ = (
         "agent",
@@ -66,6 +67,7 @@ class Task:
         "hops",
         "id",
         "measured",
+        "part",
         "priority",
         "qseq",
         "rate",

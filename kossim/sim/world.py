@@ -23,6 +23,7 @@ from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpe
 from kossim.dists import Uniform, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
+from kossim.sim.bundle import bundle_arrivals
 from kossim.sim.context import AgentContext, CoordinatorContext, ServiceContext
 from kossim.sim.eventlog import EventLog
 from kossim.sim.kernel import Actor, Kernel, TracingKernel
@@ -40,7 +41,7 @@ _INF = float("inf")  # points of the number-in-system time series
 
 
 class _TypeSpec:
-    __slots__ = ("deadline", "name", "priority", "skills", "work")
+    __slots__ = ("bundle", "deadline", "name", "priority", "skills", "work")
 
     def __init__(self, t: TaskType, seed: int) -> None:
         self.name = t.type
@@ -50,6 +51,7 @@ class _TypeSpec:
         self.deadline = (
             sampler(t.deadline, stream(seed, f"deadline:{t.type}")) if t.deadline else None
         )
+        self.bundle = t.bundle
 
 
 class World:
@@ -133,6 +135,9 @@ class World:
             actor.behaviour.on_start(actor.ctx)
         self._declared_kinds = sorted({kind for a in self._actors for kind in a.behaviour.sends})
         self._arrive = coord.handlers["arrival"]
+        if any(t.bundle for t in self.task_types):  # a bundle arrives as its subtasks
+            self.ledger.bundled = True
+            self._arrive = bundle_arrivals(self, self._arrive)
         if self.kernel.log is not None:
             self._trace_tasks(self.kernel.log)
 
@@ -147,7 +152,7 @@ class World:
 
         def finished(task: Task) -> None:
             finish(task)
-            if task.end >= 0:
+            if task.end >= 0 and task.id not in self._families:  # not a bundle's part
                 kind = "abandon" if task.state == ABANDONED else "complete"
                 who = self.agents[task.agent].name if task.agent >= 0 else "world"
                 log.task(

@@ -1,6 +1,6 @@
 """The routing experiments' pinned outcomes, run in full (``kossim check`` in process).
 
-Each file under ``experiments/routing/`` states its mechanism's advantage over
+Every file under ``experiments/routing/`` states its mechanism's advantage over
 a naive baseline in its ``expect:`` block: every expectation must hold.
 """
 
@@ -18,7 +18,7 @@ ROUTING = Path(__file__).resolve().parents[2] / "experiments" / "routing"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["trust"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in ROUTING.glob("*.yaml")))
 def test_the_pinned_routing_outcomes_hold(name: str, tmp_path: Path) -> None:
     loaded = load_experiment(ROUTING / f"{name}.yaml")
     outcome = run_experiment(loaded, tmp_path, executor="local", progress=False)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from kossim.cli import app
 from kossim.registry import available
+from kossim.report.metrics_meta import METRIC_DIRECTION
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
 DISTS = (
@@ -30,8 +31,9 @@ class Bad:
 
     ``first`` may use ``{file}`` (the file's path as given), ``{bad}`` (the
     folder of broken files), ``{modules}`` (the folder of the case's component
-    modules) and ``{routing}`` (the registered routing ids). ``modules`` names
-    broken component modules (see :data:`MODULES`) importable for the case.
+    modules), ``{routing}`` (the registered routing ids) and ``{metrics}`` (every
+    metric name ``expect:`` knows). ``modules`` names broken component modules
+    (see :data:`MODULES`) importable for the case.
     """
 
     id: str
@@ -183,13 +185,7 @@ CASES = [
         "expect_unknown_metric",
         "expect_unknown_metric.yaml",
         "{file}:17:6: expect.0.metric: unknown metric 'sojourn_man'; metrics: "
-        "abandoned, arrived, bad_caught, bad_delivered, bad_results, busy_share, busy_time, "
-        "completed, deadline_miss_rate, delegation_delay_mean, detection_latency_mean, "
-        "duplicate_work, duplicates, false_suspicions, hops_mean, hops_share, in_flight, "
-        "in_system_mean, jain_fairness, lost, messages, promoted, promotion_outcomes, "
-        "promotion_tasks, quarantine_outcomes, quarantine_tasks, quarantined, reputation, "
-        "retries, shadow_work, shadows, sojourn_mean, sojourn_p50, sojourn_p95, sojourn_p99, "
-        "suspicions, throughput, utilization, verifications, wait_mean, wait_prob, warmup_time "
+        "{metrics} "
         "(did you mean 'sojourn_mean'?)",
     ),
     Bad(
@@ -424,11 +420,13 @@ CASES = [
 
 def _fill(text: str, case: Bad, modules: Path) -> str:
     routing = ", ".join(sorted(available("routing")))
+    metrics = ", ".join(sorted(METRIC_DIRECTION))
     for key, value in (
         ("{file}", str(BAD / case.file)),
         ("{bad}", str(BAD)),
         ("{modules}", str(modules)),
         ("{routing}", routing),
+        ("{metrics}", metrics),
     ):
         text = text.replace(key, value)
     return text
