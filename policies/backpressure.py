@@ -61,7 +61,7 @@ def _route_of(coord: Any) -> Any:
 def _reject(coord: Any, task: Task, why: str) -> None:
     ctx = coord.ctx
     if ctx.tracing:
-        ctx.log("reject", f"task {task.id} rejected: {why}", task)
+        ctx.log("refuse", f"task {task.id} rejected: {why}", task)
     ctx.reject(task)
 
 
@@ -141,5 +141,5 @@ def refuse(worker: Any, task: Task, why: str) -> None:
     """A full agent rejects ``task`` and tells the coordinator (its view counted it)."""
     ctx = worker.ctx
     if ctx.tracing:
-        ctx.log("reject", f"task {task.id} refused by {ctx.name}: {why}", task)
+        ctx.log("refuse", f"task {task.id} refused by {ctx.name}: {why}", task)
     ctx.reject(task)

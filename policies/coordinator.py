@@ -361,7 +361,7 @@ class Queueing(Behaviour):
         except (ValueError, KeyError):
             return  # not in the queue (an auction holds it, or it is on its way)
         if self.ctx.tracing:
-            self.ctx.log("renege", f"task {task.id} leaves the waiting queue: patience", task)
+            self.ctx.log("withdraw", f"task {task.id} leaves the waiting queue: patience", task)
 
     def reenter(self, task: Task) -> None:
         task.state = WAITING
