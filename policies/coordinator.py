@@ -60,7 +60,7 @@ class Queueing(Behaviour):
         pull = self.pull = self.pulls(ctx)
         self.agents: list[Actor] = ctx.agents
         self.views: list[AgentState] = [
-            AgentState(p.index, p.name, p.group, p.speed, p.capacity, p.skills, p.trust)
+            AgentState(p.index, p.name, p.group, p.speed, p.capacity, p.skills, p.trust, p.limit)
             for p in ctx.profiles
         ]
         self.send = ctx.send
