@@ -57,7 +57,7 @@ CASES = [
         "unknown_field",
         "unknown_field.yaml",
         "{file}:8:32: scenario.agents.0.sped: unknown field 'sped'; allowed: group, count, "
-        "speed, capacity, skills, trust, node (did you mean 'speed'?)",
+        "speed, capacity, skills, trust, node, queue_limit (did you mean 'speed'?)",
     ),
     Bad(
         "negative_rate",
@@ -186,7 +186,8 @@ CASES = [
         "abandoned, arrived, busy_share, busy_time, completed, deadline_miss_rate, "
         "delegation_delay_mean, detection_latency_mean, duplicate_work, duplicates, "
         "false_suspicions, hops_mean, hops_share, in_flight, in_system_mean, jain_fairness, "
-        "lost, messages, retries, sojourn_mean, sojourn_p50, sojourn_p95, sojourn_p99, "
+        "lost, messages, rejected, rejection_rate, reneged, retries, sojourn_mean, "
+        "sojourn_p50, sojourn_p95, sojourn_p99, "
         "suspicions, throughput, utilization, wait_mean, wait_prob, warmup_time "
         "(did you mean 'sojourn_mean'?)",
     ),
