@@ -8,6 +8,8 @@ __all__ = [
     "DONE",
     "ORPHANED",
     "QUEUED",
+    "REJECTED",
+    "RENEGED",
     "RUNNING",
     "STATE_NAMES",
     "SUSPENDED",
@@ -17,6 +19,7 @@ __all__ = [
 ]
 
 WAITING, TRANSIT, QUEUED, RUNNING, SUSPENDED, ORPHANED, DONE, ABANDONED, CANCELLED = range(9)
+REJECTED, RENEGED = 9, 10  # backpressure: refused by a full buffer; gave up waiting (patience)
 STATE_NAMES = (
     "waiting",
     "transit",
@@ -27,7 +30,10 @@ STATE_NAMES = (
     "completed",
     "abandoned",
     "cancelled",
+    "rejected",
+    "reneged",
 )
-TERMINAL = (DONE, ABANDONED)
+TERMINAL = (DONE, ABANDONED, REJECTED, RENEGED)
 """States that end a task. ``CANCELLED`` ends only a *copy* of a task (a duplicate whose
-sibling finished first): it is never recorded, the task's own ending is."""
+sibling finished first): it is never recorded, the task's own ending is. ``RENEGED`` is an
+abandonment (counted in ``abandoned``) whose reason is the task's own patience."""

@@ -17,7 +17,19 @@ from kossim.errors import KossimInputError
 
 __all__ = ["EventFilter", "filter_events", "life_of", "read_events"]
 
-LIFECYCLE = ("arrive", "route", "start", "complete", "abandon", "preempt", "delegate")
+LIFECYCLE = (
+    "arrive",
+    "route",
+    "start",
+    "complete",
+    "abandon",
+    "preempt",
+    "delegate",
+    "refuse",
+    "reject",
+    "renege",
+    "withdraw",
+)
 """Kinds that tell a task's story (besides the messages that carry it)."""
 
 

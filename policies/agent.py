@@ -14,6 +14,7 @@ from typing import Any
 
 from kossim.policy import Behaviour
 from kossim.sim.task import ORPHANED, QUEUED, Task, TaskQueue, make_queue
+from policies.backpressure import bounded_worker, held, refuse
 
 __all__ = ["Worker"]
 
@@ -29,6 +30,9 @@ class Worker(Behaviour):
     ``requeue`` loses the running and queued tasks with the agent (the
     coordinator reclaims them when it learns of the failure), and tasks sent
     to a down agent come back undelivered.
+
+    An agent with a ``queue_limit`` (backpressure) refuses a task that reaches it
+    while it holds that many: the task is rejected and the coordinator told.
 
     Called on for bids (contract net, ``on_announce``), it answers with its
     estimate of when it would finish the task, from its true local state; a
@@ -56,6 +60,7 @@ class Worker(Behaviour):
             self.sends = (*self.sends, "heartbeat")
             self.detector = ctx.detector
             ctx.after(float(ctx.rng.uniform(0.0, self.interval)), "beat")
+        bounded_worker(self)
 
     def held(self) -> list[Task]:
         """Tasks this agent holds that are not on a slot (for conservation checks)."""
@@ -78,6 +83,15 @@ class Worker(Behaviour):
         else:
             task.state = QUEUED
             self.local.push(task)
+
+    def _on_task_bounded(self, sender: Any, task: Task) -> None:
+        """``on_task`` at an agent with a ``queue_limit``: a full agent refuses the task."""
+        n = held(self)
+        if n >= self.ctx.queue_limit:
+            refuse(self, task, f"holds {n} of limit {self.ctx.queue_limit}")
+            self.send(self.coordinator, "done", task)
+            return
+        Worker.on_task(self, sender, task)
 
     def _preempt_for(self, task: Task) -> bool:
         ctx = self.ctx

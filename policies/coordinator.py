@@ -10,14 +10,26 @@ report it receives, is a message over the network.
 from __future__ import annotations
 
 import bisect
-from typing import Any
+from typing import Any, ClassVar
 
-from kossim.policy import Behaviour
+from pydantic import Field
+
+from kossim.policy import Behaviour, Params
 from kossim.sim.agent import AgentState
 from kossim.sim.kernel import Actor
 from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_queue
+from policies.backpressure import bounded
 
-__all__ = ["Queueing"]
+__all__ = ["Queueing", "QueueingParams"]
+
+
+class QueueingParams(Params):
+    queue_limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="finite waiting queue: the most tasks waiting here; an arrival that "
+        "would wait beyond it is rejected (0: no waiting room). None: unbounded",
+    )
 
 
 class Queueing(Behaviour):
@@ -28,12 +40,18 @@ class Queueing(Behaviour):
     that one can; a preemptive discipline displaces the worst running task.
     Push dispatch routes each task on arrival. A task reported lost with a
     failed agent re-enters, or is abandoned once out of attempts.
+
+    Backpressure (:mod:`policies.backpressure`): with ``queue_limit`` an arrival
+    that would wait beyond the limit is rejected; under push dispatch, agents at
+    their own ``queue_limit`` are no candidates, and a task no agent up has room
+    for is rejected.
     """
 
     kind = "coordinator"
     id = "queueing"
     description = "a waiting queue and per-agent views; dispatch, routing and queue components"
     sends: tuple[str, ...] = ("task",)
+    Params: ClassVar[type[Params]] = QueueingParams
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)
@@ -42,7 +60,7 @@ class Queueing(Behaviour):
         pull = self.pull = self.pulls(ctx)
         self.agents: list[Actor] = ctx.agents
         self.views: list[AgentState] = [
-            AgentState(p.index, p.name, p.group, p.speed, p.capacity, p.skills, p.trust)
+            AgentState(p.index, p.name, p.group, p.speed, p.capacity, p.skills, p.trust, p.limit)
             for p in ctx.profiles
         ]
         self.send = ctx.send
@@ -77,6 +95,7 @@ class Queueing(Behaviour):
         if self.listing:
             for v in self._skilled_for(next(iter(kinds))):
                 self._relist(v)
+        bounded(self)
 
     def pulls(self, ctx: Any) -> bool:
         """Whether tasks wait here for a free slot (pull) rather than leave on arrival (push):
@@ -333,6 +352,16 @@ class Queueing(Behaviour):
         self._judge(i)
         self._forget(self.views[i], task)
         self.reenter(task)
+
+    def on_renege(self, sender: Any, task: Task) -> None:
+        """The engine: ``task`` ran out of patience while waiting (recorded already); it
+        leaves this queue now, if it is here, rather than take a dispatch later."""
+        try:
+            self.queue.remove(task)
+        except (ValueError, KeyError):
+            return  # not in the queue (an auction holds it, or it is on its way)
+        if self.ctx.tracing:
+            self.ctx.log("withdraw", f"task {task.id} leaves the waiting queue: patience", task)
 
     def reenter(self, task: Task) -> None:
         task.state = WAITING

@@ -33,6 +33,11 @@ The protocol, one handler per message:
 
 ``task.handoff`` accumulates the time a task spends being passed between
 agents: every decision delay and every hand-off message's latency.
+
+Backpressure: an agent whose group has a ``queue_limit`` and holds that many
+tasks (running plus queued) passes an arriving task on (``limit``); when it
+cannot (no lighter peer known, or the hop limit says keep), the task is
+rejected rather than kept beyond the limit (``policies.backpressure``).
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ from pydantic import Field
 
 from kossim.policy import Params
 from kossim.sim.kernel import Actor, Timer
-from kossim.sim.task import QUEUED, Task
+from kossim.sim.task import QUEUED, RENEGED, Task
 from policies.agent import Worker
+from policies.backpressure import held, refuse
 from policies.peer_loads import PeerLoads
 
 __all__ = ["Delegating", "DelegatingParams", "Handoff"]
@@ -147,6 +153,8 @@ class Delegating(Worker):
         else:
             self._pass(task, None, why)
 
+    _on_task_bounded = on_task  # the limit is one more reason to pass a task on
+
     def on_delegate(self, sender: Actor, handoff: Handoff) -> None:
         """A task passed on by a peer, with the peer's load."""
         ctx = self.ctx
@@ -157,6 +165,8 @@ class Delegating(Worker):
             if self.requeue:  # unreachable: back up to the coordinator at once
                 task.handoff -= ctx.now
                 self._notify("handback", task, handoff)
+            elif self._full():
+                self._refuse(task, handoff)
             else:
                 self._adopt(task, handoff)
                 task.state = QUEUED
@@ -187,6 +197,8 @@ class Delegating(Worker):
         ctx = self.ctx
         if p.min_proficiency and ctx.profile.proficiency(task.skills) < p.min_proficiency:
             return "unskilled"
+        if self._full():
+            return "limit"
         if not ctx.free_slots and len(self.local) >= p.queue_limit:
             return "queue" if p.queue_limit else "full"
         return None
@@ -200,7 +212,24 @@ class Delegating(Worker):
             return f"queue {len(self.local)} >= limit {p.queue_limit}"
         if why == "recall":
             return f"not started within {p.reassign_after:g}"
+        if why == "limit":
+            return f"holds {held(self)} of limit {self.ctx.queue_limit}"
         return why
+
+    def _full(self) -> bool:
+        """At the agent's physical ``queue_limit`` (running plus queued)."""
+        limit = self.ctx.queue_limit
+        return limit is not None and held(self) >= limit
+
+    def _refuse(self, task: Task, handoff: Handoff | None) -> None:
+        """Full, and no way to pass ``task`` on: it is rejected, and the coordinator
+        hears of it as of any ending (``done``, or ``finished`` for a delegated task)."""
+        refuse(self, task, self._reason("limit", task))
+        self.chain.pop(task, None)
+        if handoff is None:
+            self.send(self.coordinator, "done", task)
+        else:
+            self._notify("finished", task, handoff)
 
     def _pass(self, task: Task, handoff: Handoff | None, why: str) -> None:
         """Hold ``task`` for the decision delay, then send it on (or apply the hop limit)."""
@@ -220,6 +249,9 @@ class Delegating(Worker):
         ctx = self.ctx
         if not ctx.up:  # failed meanwhile (resume or restart): it waits here for the repair
             task.handoff += ctx.now
+            if self._full():
+                self._refuse(task, handoff)
+                return
             self._adopt(task, handoff)
             self.local.push(task)
             return
@@ -313,8 +345,11 @@ class Delegating(Worker):
             self._notify("moved", task, handoff)
 
     def _keep(self, task: Task, handoff: Handoff | None) -> None:
-        """Serve ``task`` here: on a free slot, else in the local queue."""
+        """Serve ``task`` here: on a free slot, else in the local queue (if not full)."""
         ctx = self.ctx
+        if self._full():
+            self._refuse(task, handoff)
+            return
         self._adopt(task, handoff)
         # A preemption reports its victim at once on an instant network, and the news may
         # bring a task straight to the freed slot: look again before starting.
@@ -381,6 +416,17 @@ class Delegating(Worker):
         if self.local:
             self._fill()
         self._notify("finished", task, handoff)
+
+    def on_discard(self, task: Task) -> None:
+        """A task that ended elsewhere left this agent: one that reneged after coming from
+        a peer is reported with the notice that names where the coordinator counts it."""
+        handoff = self.chain.pop(task, None) if task.state == RENEGED else None
+        if handoff is None:
+            super().on_discard(task)
+            return
+        self._notify("finished", task, handoff)
+        if self.local and not self.filling:
+            self._fill()
 
     def on_crash(self) -> None:
         if self.requeue:  # what this agent held is lost with it: no timer of it may fire

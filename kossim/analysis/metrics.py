@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kossim.runspec import MetricRow
-from kossim.states import ABANDONED, DONE
+from kossim.states import ABANDONED, DONE, REJECTED, RENEGED, TERMINAL
 
 __all__ = ["CORE_METRICS", "RunFacts", "compute_metrics", "sojourn_quantiles"]
 
@@ -31,6 +31,9 @@ CORE_METRICS = (
     "arrived",
     "completed",
     "abandoned",
+    "rejected",
+    "rejection_rate",
+    "reneged",
     "in_flight",
     "lost",
     "retries",
@@ -88,18 +91,26 @@ def _task_rows(
 ) -> dict[str, float]:
     state = cols["state"][sel]
     done = state == DONE
+    reneged = state == RENEGED
+    rejected = state == REJECTED
+    abandoned = (state == ABANDONED) | reneged  # reneging is abandonment, for a reason
+    unserved = abandoned | rejected
     arrival = cols["arrival"][sel]
     sojourn = (cols["end"][sel] - arrival)[done]
     wait = (cols["start"][sel] - arrival)[done]
     deadline = cols["deadline"][sel]
     has_dl = np.isfinite(deadline)
     finished_late = done & (cols["end"][sel] > deadline)
-    overdue_live = (~done) & (state != ABANDONED) & (deadline < end)
-    judged = has_dl & (done | (state == ABANDONED) | overdue_live)
-    missed = has_dl & (finished_late | (state == ABANDONED) | overdue_live)
+    overdue_live = (~done) & (~unserved) & (deadline < end)
+    judged = has_dl & (done | unserved | overdue_live)
+    missed = has_dl & (finished_late | unserved | overdue_live)
+    n = state.size
     return {
         "completed": float(done.sum()),
-        "abandoned": float((state == ABANDONED).sum()),
+        "abandoned": float(abandoned.sum()),
+        "rejected": float(rejected.sum()),
+        "rejection_rate": float(rejected.sum()) / n if n else float("nan"),
+        "reneged": float(reneged.sum()),
         "wait_mean": _nan_stat(wait, "mean"),
         "wait_prob": float((wait > 0).mean()) if wait.size else float("nan"),
         "sojourn_mean": _nan_stat(sojourn, "mean"),
@@ -129,11 +140,12 @@ def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[Metric
     m = cols["measured"]
     rows: list[MetricRow] = []
     overall = _task_rows(cols, m, span, end)
-    live = m & (cols["state"] != DONE) & (cols["state"] != ABANDONED)
+    live = m & ~np.isin(cols["state"], TERMINAL)
     in_flight = float(live.sum())
     overall["arrived"] = float(facts.arrived_measured)
     overall["in_flight"] = in_flight
-    overall["lost"] = overall["arrived"] - overall["completed"] - overall["abandoned"] - in_flight
+    ended = overall["completed"] + overall["abandoned"] + overall["rejected"]
+    overall["lost"] = overall["arrived"] - ended - in_flight
     busy = np.asarray(facts.agent_busy, dtype=float)
     cap = np.asarray(facts.agent_capacity, dtype=float)
     down = np.asarray(facts.agent_down or [0.0] * len(busy), dtype=float)
@@ -191,7 +203,14 @@ SCOPED = (
     "deadline_miss_rate",
     "abandoned",
 )
-TYPE_SCOPED = (*SCOPED, "hops_mean", "delegation_delay_mean")
+TYPE_SCOPED = (
+    *SCOPED,
+    "hops_mean",
+    "delegation_delay_mean",
+    "rejected",
+    "rejection_rate",
+    "reneged",
+)
 
 
 def _scope_rows(

@@ -246,7 +246,8 @@ def overload_warnings(points: list[dict[str, Any]]) -> list[str]:
         _at(
             p["label"],
             f"offered load {p['offered_load']:.2f} >= 1: more work arrives than the agents can "
-            "serve; queues grow without bound",
+            "serve; queues grow without bound unless finite buffers (queue_limit) or "
+            "patience shed the excess (see rejected and reneged)",
         )
         for p in points
         if p["offered_load"] >= OVERLOADED

@@ -74,6 +74,22 @@ class AgentGroup(Strict):
     node: Name | None = Field(
         default=None, description="host node; default: each agent on a node of its own"
     )
+    queue_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="finite buffer: the most tasks an agent holds, running plus queued "
+        "(K of M/M/c/K); a task reaching a full agent is refused. None: unbounded",
+    )
+
+    @model_validator(mode="after")
+    def _limit_holds_slots(self) -> AgentGroup:
+        if self.queue_limit is not None and self.queue_limit < self.capacity:
+            raise FieldError(
+                f"must be at least capacity ({self.capacity}): the limit counts running tasks",
+                "queue_limit",
+                got=self.queue_limit,
+            )
+        return self
 
 
 class NodeSpec(Strict):
@@ -183,6 +199,21 @@ class TaskType(Strict):
     bundle: Bundle | None = Field(
         default=None, description="each arrival is k linked subtasks (gang, independent, quorum)"
     )
+    patience: Distribution | None = Field(
+        default=None,
+        description="reneging: a task not started this long after its arrival abandons "
+        "(drawn at arrival on the stream 'patience:<type>'); None: waits for ever",
+    )
+
+    @model_validator(mode="after")
+    def _patient_singles(self) -> TaskType:
+        if self.patience is not None and self.bundle is not None:
+            raise FieldError(
+                "a bundle's subtasks cannot renege (its family decides its ending); "
+                "drop 'patience' or make the type a single task",
+                "patience",
+            )
+        return self
 
 
 class Workload(Strict):

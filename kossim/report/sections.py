@@ -74,7 +74,8 @@ def _scenario(data: ResultsData, writer: PlotWriter, baseline: str) -> Section |
         "Offered load = arrival rate x mean work / service capacity (agents able to serve, "
         "x speed x proficiency x availability under failures); per skill pool where task "
         "types need different skills, and the largest over unions of pools. At or above 1 "
-        "queues grow without bound. The configuration below is the one simulated, with "
+        "queues grow without bound, unless finite buffers (`queue_limit`) or patience shed "
+        "the excess (`rejected`, `reneged`). The configuration below is the one simulated, with "
         "`--set` overrides and the sweep.",
     )
     for source in data.sources:

@@ -29,6 +29,7 @@ class AgentState:
         "capacity",
         "group",
         "index",
+        "limit",
         "listed",
         "name",
         "queue_length",
@@ -49,6 +50,7 @@ class AgentState:
         capacity: int,
         skills: dict[str, float],
         trust: float,
+        limit: int | None = None,
     ) -> None:
         self.index = index
         self.name = name
@@ -57,6 +59,7 @@ class AgentState:
         self.capacity = capacity
         self.skills = skills
         self.trust = trust
+        self.limit = limit  # the most tasks the agent holds (running + queued); None: unbounded
         self.up = True
         self.queue_length = 0
         self.work_outstanding = 0.0

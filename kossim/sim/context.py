@@ -152,6 +152,10 @@ class CoordinatorContext(Context):
         """Give up on ``task`` (a terminal state)."""
         self._world.abandon(task)
 
+    def reject(self, task: Task) -> None:
+        """Refuse ``task`` for good: a full buffer (a terminal state, ``rejected``)."""
+        self._world.reject(task)
+
     @property
     def failure_mode(self) -> str:
         return self._world.failure_mode
@@ -209,13 +213,18 @@ class AgentContext(Context):
     #: Whether this agent is up (the engine keeps it current).
     up: bool
 
-    __slots__ = ("agent", "capacity", "preempt", "running", "start", "up")
+    #: The most tasks this agent may hold, running plus queued (``None``: unbounded):
+    #: a physical buffer, the agent group's ``queue_limit``.
+    queue_limit: int | None
+
+    __slots__ = ("agent", "capacity", "preempt", "queue_limit", "running", "start", "up")
 
     def __init__(self, world: World, actor: Actor, agent: Agent) -> None:
         super().__init__(world, actor)
         self.agent = agent
         self.running = agent.running  # the same list for the whole run
         self.capacity = agent.capacity
+        self.queue_limit = agent.profile.limit
         self.up = agent.up
         agent.ctx = self
         self.start = agent.start  # bound once: once per task
@@ -274,6 +283,11 @@ class AgentContext(Context):
     def abandon(self, task: Task) -> None:
         """End ``task`` unfinished (a terminal state); it must not be on a slot."""
         self._world.abandon(task)
+
+    def reject(self, task: Task) -> None:
+        """Refuse ``task``, which reached this agent while its buffer was full (a terminal
+        state, ``rejected``); it must not be on a slot."""
+        self._world.reject(task)
 
     def cancel(self, task: Task) -> None:
         """Stop ``task`` for good: off its slot if it runs here, then abandoned. The

@@ -29,10 +29,11 @@ from kossim.sim.eventlog import EventLog
 from kossim.sim.kernel import Actor, Kernel, TracingKernel
 from kossim.sim.ledger import Ledger
 from kossim.sim.network import Net
+from kossim.sim.patience import patient_arrivals
 from kossim.sim.recorder import Recorder
 from kossim.sim.results import FallibleAgent, Results
 from kossim.sim.streams import stream
-from kossim.sim.task import ABANDONED, DONE, RUNNING, Task
+from kossim.sim.task import ABANDONED, DONE, REJECTED, RENEGED, RUNNING, Task
 
 __all__ = ["World"]
 
@@ -41,7 +42,7 @@ _INF = float("inf")  # points of the number-in-system time series
 
 
 class _TypeSpec:
-    __slots__ = ("bundle", "deadline", "name", "priority", "skills", "work")
+    __slots__ = ("bundle", "deadline", "name", "patience", "priority", "skills", "work")
 
     def __init__(self, t: TaskType, seed: int) -> None:
         self.name = t.type
@@ -52,6 +53,9 @@ class _TypeSpec:
             sampler(t.deadline, stream(seed, f"deadline:{t.type}")) if t.deadline else None
         )
         self.bundle = t.bundle
+        self.patience = (
+            sampler(t.patience, stream(seed, f"patience:{t.type}")) if t.patience else None
+        )
 
 
 class World:
@@ -138,6 +142,8 @@ class World:
         if any(t.bundle for t in self.task_types):  # a bundle arrives as its subtasks
             self.ledger.bundled = True
             self._arrive = bundle_arrivals(self, self._arrive)
+        if any(t.patience is not None for t in self.task_types):
+            self._arrive = patient_arrivals(self, self._arrive)
         if self.kernel.log is not None:
             self._trace_tasks(self.kernel.log)
 
@@ -153,11 +159,14 @@ class World:
         def finished(task: Task) -> None:
             finish(task)
             if task.end >= 0 and task.id not in self._families:  # not a bundle's part
-                kind = "abandon" if task.state == ABANDONED else "complete"
+                kind = _ENDINGS[task.state]
                 who = self.agents[task.agent].name if task.agent >= 0 else "world"
-                log.task(
-                    task.end, kind, task, who, f"task {task.id} {kind}d, attempt {task.attempts}"
-                )
+                if task.state == RENEGED:
+                    why = f"task {task.id} reneged: not started {task.end - task.arrival:.4g} "
+                    why += f"after arrival, its patience ({task.type})"
+                else:
+                    why = f"task {task.id} {kind.rstrip('e')}ed, attempt {task.attempts}"
+                log.task(task.end, kind, task, who, why)
 
         self._arrive = arrived
         self.finish = finished  # type: ignore[method-assign]
@@ -181,7 +190,14 @@ class World:
             for i in range(g.count):
                 name = f"{g.group}-{i}"
                 profile = AgentState(
-                    len(self.agents), name, g.group, g.speed, g.capacity, dict(g.skills), g.trust
+                    len(self.agents),
+                    name,
+                    g.group,
+                    g.speed,
+                    g.capacity,
+                    dict(g.skills),
+                    g.trust,
+                    g.queue_limit,
                 )
                 self.profiles.append(profile)
                 node = g.node or name
@@ -249,6 +265,13 @@ class World:
         self._start_measuring()
 
     # -- endings ----------------------------------------------------------------
+    def reject(self, task: Task) -> None:
+        """A full buffer refused ``task``: it ends ``REJECTED`` (backpressure)."""
+        if task.cancelled:
+            return  # reneged already, or a copy that lost its race
+        task.state = REJECTED
+        self.finish(task)
+
     def abandon(self, task: Task) -> None:
         if task.cancelled:
             return  # a copy that lost its race: its task has ended already
@@ -256,7 +279,8 @@ class World:
         self.finish(task)
 
     def finish(self, task: Task) -> None:
-        """Record a terminal task: ``DONE`` unless the caller set ``ABANDONED``.
+        """Record a terminal task: ``DONE`` unless the caller set another ending
+        (``ABANDONED``, ``REJECTED``, ``RENEGED``).
 
         A task with copies ends with the first copy that completes (or the last
         one abandoned); the others are cancelled and never recorded.
@@ -264,7 +288,7 @@ class World:
         families = self._families
         if families and task.id in families and not self.ledger.ends_family(task):
             return
-        if task.state != ABANDONED:
+        if task.state < DONE:  # not an ending set by the caller
             task.state = DONE
         task.end = self.env._now
         self.recorder.add(task)
@@ -390,6 +414,8 @@ class World:
         live: list[Task] = [*self.coordinator.held(), *self.transit]
         for a in self.agents:
             live.extend(a.live_tasks())
+        # A task that reneged is recorded at once but may still sit where it waited.
+        live = [t for t in live if t.end < 0]
         if not self.ledger.has_copies:
             return live
         # With copies: one entry per task (the first copy found), never a cancelled copy
@@ -402,6 +428,9 @@ class World:
                 seen.add(t.id)
                 unique.append(t)
         return unique
+
+
+_ENDINGS = {DONE: "complete", ABANDONED: "abandon", REJECTED: "reject", RENEGED: "renege"}
 
 
 def _traced_start(log: EventLog, agent: Agent) -> Any:

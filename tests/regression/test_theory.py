@@ -104,6 +104,33 @@ def pollaczek_khinchine_wq(lam: float, mean: float, second_moment: float) -> flo
     return lam * second_moment / (2 * (1 - lam * mean))
 
 
+def mmck(c: int, k: int, lam: float, mu: float = 1.0) -> dict[str, float]:
+    """M/M/c/K: blocking probability p_K and mean sojourn W of admitted tasks."""
+    a = lam / mu
+    weights = [
+        a**n / math.factorial(n) if n <= c else a**n / (math.factorial(c) * c ** (n - c))
+        for n in range(k + 1)
+    ]
+    total = sum(weights)
+    p = [w / total for w in weights]
+    length = sum(n * pn for n, pn in enumerate(p))
+    return {"p_block": p[k], "w": length / (lam * (1 - p[k]))}
+
+
+def mm1_patience_abandonment(lam: float, mu: float, gamma: float, states: int = 2000) -> float:
+    """M/M/1+M: the share of arrivals that renege (exponential patience, rate gamma).
+
+    Birth-death chain with death rate mu + (n - 1) gamma in state n (only waiting
+    tasks renege); throughput is mu (1 - p_0), and every other arrival abandons.
+    ``states`` truncates the chain far beyond any mass (the rates grow with n).
+    """
+    weights = [1.0]
+    for n in range(1, states):
+        weights.append(weights[-1] * lam / (mu + (n - 1) * gamma))
+    p0 = 1.0 / sum(weights)
+    return 1.0 - mu * (1.0 - p0) / lam
+
+
 def test_formulas_reproduce_the_quoted_figures() -> None:
     """The figures quoted in the experiment files, to four digits."""
     m = mmc(4, 3.2)
@@ -114,6 +141,15 @@ def test_formulas_reproduce_the_quoted_figures() -> None:
     assert round((mmc(2, 1.6)["l"] - mmc(2, 0.6)["l"]) / 1.0, 4) == 3.7851
     assert round(srpt_mm1_sojourn(0.8), 4) == 2.3528
     assert pollaczek_khinchine_wq(0.8, 1.0, 1.0) == pytest.approx(2.0)
+    rho, k = 0.8, 5
+    assert mmck(1, k, rho)["p_block"] == pytest.approx((1 - rho) * rho**k / (1 - rho ** (k + 1)))
+    assert round(mmck(1, 5, 0.8)["w"], 4) == 2.5631
+    assert round(mmck(3, 5, 2.7)["p_block"], 5) == 0.16367
+    assert round(mmck(3, 5, 2.7)["w"], 4) == 1.2255
+    assert round(mmck(3, 3, 2.7)["p_block"], 5) == 0.30874  # Erlang B
+    assert round(mm1_patience_abandonment(1.2, 1.0, 0.5), 5) == 0.36620
+    # Infinite patience: an M/M/1 below saturation loses nobody.
+    assert mm1_patience_abandonment(0.5, 1.0, 0.0) == pytest.approx(0.0, abs=1e-12)
     # Sanity of the SRPT integral: light load tends to the bare service time 1.
     assert srpt_mm1_sojourn(1e-6) == pytest.approx(1.0, rel=1e-4)
 
@@ -365,6 +401,43 @@ def test_md1_matches_pollaczek_khinchine() -> None:
     frame, wq = case("md1_pollaczek_khinchine"), pollaczek_khinchine_wq(0.8, 1.0, 1.0)
     check_theory(frame, "push", "wait_mean", wq, rho=0.8)
     check_theory(frame, "push", "sojourn_mean", wq + 1.0, rho=0.8)
+
+
+def test_mm1k_blocking_probability() -> None:
+    """M/M/1/5 at rho 0.8: the rejection rate is P_K = 0.0888 and admitted tasks' mean
+    sojourn 2.5631, whether the finite buffer is the coordinator's queue or the agent's."""
+    frame, m = case("mm1k_blocking"), mmck(1, 5, 0.8)
+    for policy in ("coordinator_limit", "agent_limit"):
+        check_theory(frame, policy, "rejection_rate", m["p_block"])
+        check_theory(frame, policy, "sojourn_mean", m["w"])
+        assert (per_seed(frame, "lost", policy) == 0).all()
+    # The same buffer in two places makes the same decisions on the same workload.
+    same = per_seed(frame, "rejected", "coordinator_limit")
+    assert (same == per_seed(frame, "rejected", "agent_limit")).all()
+
+
+def test_mmck_blocking_and_erlang_b() -> None:
+    """M/M/3/5 at lambda 2.7 (p_K = 0.1637, W = 1.2255) and M/M/3/3, Erlang B (0.3087)."""
+    frame = case("mmck_blocking")
+    m = mmck(3, 5, 2.7)
+    check_theory(frame, "mm3k5", "rejection_rate", m["p_block"])
+    check_theory(frame, "mm3k5", "sojourn_mean", m["w"])
+    check_theory(frame, "erlang_b", "rejection_rate", mmck(3, 3, 2.7)["p_block"])
+    check_theory(frame, "erlang_b", "wait_mean", 0.0)  # no waiting room: nobody waits
+    for policy in ("mm3k5", "erlang_b"):
+        assert (per_seed(frame, "lost", policy) == 0).all()
+
+
+def test_mm1_patience_abandonment_share() -> None:
+    """M/M/1+M at lambda 1.2, mean patience 2: 36.62 % of arrivals renege, counted both in
+    ``reneged`` and in ``abandoned``, from the coordinator's queue or the agent's."""
+    frame, share = case("mm1_patience"), mm1_patience_abandonment(1.2, 1.0, 0.5)
+    for policy in ("central", "push"):
+        reneged = per_seed(frame, "reneged", policy)
+        arrived = per_seed(frame, "arrived", policy)
+        assert_covers(f"{policy} reneged / arrived", t_interval(reneged / arrived, LEVEL), share)
+        assert (per_seed(frame, "abandoned", policy) == reneged).all()
+        assert (per_seed(frame, "lost", policy) == 0).all()
 
 
 def test_every_theory_case_has_a_test() -> None:
