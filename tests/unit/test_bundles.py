@@ -53,6 +53,14 @@ def test_bad_bundles_are_located(
     assert located in problem and says in problem, problem
 
 
+def test_a_bundle_type_cannot_also_renege(tmp_path: Path) -> None:
+    """Patience would renege one subtask while its family decides the bundle's ending."""
+    bundled = {"type": "b", "work": constant(1.0), "bundle": {"k": 2, "mode": "independent"}}
+    cfg = config(tasks=3, types=[{**bundled, "patience": constant(1.0)}])
+    problem = _problem(tmp_path, cfg)
+    assert "tasks.0.patience" in problem and "cannot renege" in problem, problem
+
+
 def test_quorum_cancels_the_remainder_and_counts_its_work() -> None:
     """On idle agents every part starts on arrival, so once m of k are done the other
     k - m have run exactly as long as the bundle: cancelled work is (k - m) x sojourn."""
