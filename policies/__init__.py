@@ -17,6 +17,7 @@ from policies import (
     dispatch,
     queue,
     routing,
+    tree,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "dispatch",
     "queue",
     "routing",
+    "tree",
 ]

@@ -123,6 +123,11 @@ def _facts(world: World) -> RunFacts:
         messages_by_kind=by_kind,
         coordination=world.ledger.figures(),
         max_hops=max((getattr(a.behaviour, "max_hops", 0) for a in world.agents), default=0),
+        behaviour_rows=[
+            row
+            for actor in (world.coordinator_actor, world.detector_actor, *world.services)
+            for row in actor.behaviour.metric_rows(start, world.recorder.end_time)
+        ],
     )
 
 
