@@ -57,6 +57,10 @@ METRIC_DIRECTION: dict[str, int] = {
     "detection_latency_mean": -1,
     "duplicates": -1,
     "duplicate_work": -1,
+    "manager_utilization": -1,
+    "manager_decisions": 0,
+    "rerouted": -1,
+    "tree_depth": 0,
 }
 
 METRIC_LABEL: dict[str, tuple[str, str]] = {
@@ -89,6 +93,10 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "detection_latency_mean": ("mean crash-to-suspicion time", TIME_UNIT),
     "duplicates": ("task copies made", "copies"),
     "duplicate_work": ("service time spent on losing copies", TIME_UNIT),
+    "manager_utilization": ("manager decision utilisation (busiest: all)", "fraction"),
+    "manager_decisions": ("decisions per manager (busiest: all)", "per unit time (simulated)"),
+    "rerouted": ("tasks rerouted from failed managers", "tasks"),
+    "tree_depth": ("delegation tree depth", "managers"),
 }
 
 KEY_METRICS: tuple[str, ...] = (
