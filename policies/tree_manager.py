@@ -134,7 +134,11 @@ class Manager(Behaviour):
         self.receive(task)
 
     def on_released(self, sender: Actor, task: Task) -> None:
-        """A task given back by a failed child: decided again here (a reroute)."""
+        """A task given back by a failed child: decided again here (a reroute). The
+        release is news that the child is down, and taken over (its subtree adopted)."""
+        child = self.children.get(sender.name)
+        if child is not None and not child.taken:
+            self._suspect(child, "released a task")
         task.hops = self.level
         if task.measured:
             self.rerouted.append(self.ctx.now)
@@ -258,9 +262,14 @@ class Manager(Behaviour):
         if c.name in self.own and not c.up:
             ctx.send(c.actor, "subscribe", self.interval)  # ask again: it may report elsewhere
             return
+        self._suspect(c, f"silent for {ctx.now - c.heard:.3g}")
+
+    def _suspect(self, c: _Child, why: str) -> None:
+        """Believe child ``c`` down; a manager is taken over, its children adopted."""
+        ctx = self.ctx
         c.up = False
         if ctx.tracing:
-            ctx.log("suspect", f"{c.name} silent for {ctx.now - c.heard:.3g}", to=c.name)
+            ctx.log("suspect", f"{c.name} {why}", to=c.name)
         if c.agent or c.taken:
             return
         c.taken = True
