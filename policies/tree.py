@@ -30,7 +30,7 @@ from pydantic import Field, model_validator
 from kossim.dists import Distribution
 from kossim.policy import Params
 from kossim.sim.kernel import Actor
-from kossim.sim.task import Task
+from kossim.sim.task import WAITING, Task
 from policies.tree_manager import Directory, Manager
 from policies.tree_shape import ROOT, Shape, explicit_shape, generated_shape
 
@@ -98,6 +98,7 @@ class Tree(Manager):
         super().on_start(ctx)
         self.shape = shape
         self.max_attempts = ctx.max_attempts
+        self.backing_off: dict[Task, None] = {}  # bounced or returned, about to re-enter
         nodes = {a.name: a.node for a in ctx.agents}
         for name in shape.managers[1:]:
             manager = Manager(self.params, self.rng).join(directory, name)
@@ -131,12 +132,27 @@ class Tree(Manager):
         """A result delivered (managers learn loads from reports, not from endings)."""
 
     def on_returned(self, sender: Actor, task: Task) -> None:
-        """A preempted task comes back: it enters the tree again."""
-        self.enter(task)
+        """A preempted task comes back: it enters the tree again (not inside the agent's
+        preemption, whose slot is free only until the displacing task starts)."""
+        self._later(task, 0.0)
 
     def on_bounce(self, sender: Actor, news: tuple[Task, int]) -> None:
-        """A task sent to an agent that was down (``requeue``): it enters the tree again."""
-        self.enter(news[0])
+        """A task sent to an agent that was down (``requeue``) enters the tree again after
+        a report interval: the managers that chose the agent have not yet heard it is
+        down, and would choose it again at once."""
+        self._later(news[0], self.interval)
+
+    def _later(self, task: Task, delay: float) -> None:
+        task.state = WAITING
+        self.backing_off[task] = None
+        self.ctx.after(delay, "reenter", task)
+
+    def on_reenter(self, sender: None, task: Task) -> None:
+        del self.backing_off[task]
+        self.enter(task)
+
+    def held(self) -> list[Task]:
+        return [*super().held(), *self.backing_off]
 
     def on_suspect(self, sender: Actor, news: tuple[Actor, int, bool]) -> None:
         self._reclaim(news[0])

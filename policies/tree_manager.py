@@ -216,8 +216,8 @@ class Manager(Behaviour):
     def on_load(self, sender: Actor, report: tuple[float, float]) -> None:
         """A child's load report: what it holds (summed over its subtree) and its rate."""
         child = self.children.get(sender.name)
-        if child is None:
-            return  # no longer (or not yet) this manager's child
+        if child is None or not self.up:
+            return  # no longer (or not yet) this manager's child, or nobody listens
         if child.taken:
             self._give_back(child)
         child.load, rate = report

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kossim.runspec import RunSpec
@@ -67,7 +67,37 @@ def tree_scenarios(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def _found(mode: str | None, branching: int, agents: int, rate: float) -> dict[str, Any]:
+    """A scenario Hypothesis once found looping without time passing: managers failing
+    every time unit on an instant network, deciding in no time."""
+    scenario: dict[str, Any] = {
+        "agents": [{"group": "w", "count": agents, "capacity": 1}],
+        "network": {"latency": {"dist": "constant", "value": 0.0}},
+        "workload": {
+            "arrivals": {"process": "poisson", "rate": rate},
+            "tasks": [{"type": "job", "work": _exp(1.0)}],
+        },
+    }
+    if mode is not None:
+        scenario["failures"] = {
+            "agents": {"up": _exp(15.0), "down": _exp(2.0), "on_failure": mode, "max_attempts": 3}
+        }
+    failures = {"up": _exp(1.0), "down": _exp(0.5)}
+    coordinator = {"id": "tree", "branching": branching, "report_interval": 0.1}
+    return {
+        "name": "tree-property",
+        "horizon": 60.0,
+        "warmup": 5.0,
+        "scenario": scenario,
+        "policies": [{"name": "p", "coordinator": {**coordinator, "manager_failures": failures}}],
+    }
+
+
 @given(cfg=tree_scenarios(), seed=st.integers(0, 2**16))
+# A manager given back a task by a child that is down must not send it there again.
+@example(cfg=_found(None, 2, 6, 1.8), seed=0)
+# A task bounced by a down agent must not go straight back to it.
+@example(cfg=_found("requeue", 2, 2, 0.6), seed=22550)
 def test_manager_failures_lose_no_task_and_hops_stay_within_depth(
     cfg: dict[str, Any], seed: int
 ) -> None:
