@@ -125,12 +125,13 @@ class Worker(Behaviour):
             self.ctx.after(float(self.ctx.rng.uniform(0.0, interval)), "report")
 
     def on_report(self, sender: None, payload: None) -> None:
-        """Every ``report_interval``: ``(tasks held, service rate)`` to the manager, while up."""
+        """Every ``report_interval``: ``(tasks held, service rate, age of the facts: 0)`` to
+        the manager, while up."""
         ctx = self.ctx
         if ctx.up:
             profile = ctx.profile
             load = len(ctx.running) + len(self.local)
-            ctx.send(self.manager, "load", (load, profile.capacity * profile.speed))
+            ctx.send(self.manager, "load", (load, profile.capacity * profile.speed, 0.0))
         ctx.after(self.report_interval, "report")
 
     # -- physics of the agent's own slots ---------------------------------------------------

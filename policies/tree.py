@@ -16,9 +16,9 @@ root when the detector's suspicion or the agent's ``repaired`` arrives.
 Metrics: ``manager_utilization`` and ``manager_decisions`` (decisions per
 unit time), scope ``manager=NAME`` and ``all`` (the busiest manager: the
 bound a tree promises), ``rerouted`` (tasks given back by failed managers),
-``tree_depth``; hops per task are the decisions on its route
-(``hops_mean``, ``hops_share``), ``delegation_delay_mean`` its time in the
-tree before it leaves for an agent.
+``view_age_mean`` (how old the facts behind a delegation were), ``tree_depth``;
+hops per task are the decisions on its route (``hops_mean``, ``hops_share``),
+``delegation_delay_mean`` its time in the tree before it leaves for an agent.
 """
 
 from __future__ import annotations
@@ -177,7 +177,9 @@ class Tree(Manager):
     def metric_rows(self, start: float, end: float) -> list[tuple[str, str, float]]:
         rows: list[tuple[str, str, float]] = []
         util_max = rate_max = rerouted = 0.0
+        ages: list[float] = []
         for name, manager in self.directory.stats.items():
+            ages.extend(manager.view_ages(start, end))
             util, rate, moved = manager.measured(start, end)
             rows.append(("manager_utilization", f"manager={name}", util))
             rows.append(("manager_decisions", f"manager={name}", rate))
@@ -187,6 +189,7 @@ class Tree(Manager):
         rows.append(("manager_utilization", "all", util_max))
         rows.append(("manager_decisions", "all", rate_max))
         rows.append(("rerouted", "all", rerouted))
+        rows.append(("view_age_mean", "all", sum(ages) / len(ages) if ages else float("nan")))
         rows.append(("tree_depth", "all", float(self.shape.depth)))
         return rows
 

@@ -51,7 +51,7 @@ class Directory:
 class _Child:
     """What a manager believes of one child: as fresh as its last report."""
 
-    __slots__ = ("actor", "agent", "covers", "heard", "load", "name", "rate", "taken", "up")
+    __slots__ = ("actor", "age", "agent", "covers", "heard", "load", "name", "rate", "taken", "up")
 
     def __init__(
         self, actor: Actor, agent: bool, covers: frozenset[tuple[str, ...]], rate: float, now: float
@@ -62,6 +62,7 @@ class _Child:
         self.covers = covers
         self.rate = rate
         self.load = 0.0
+        self.age = 0.0  # how old the facts in its last report were when it was sent
         self.heard = now  # a grace period: silence is judged from now on
         self.up = True
         self.taken = False  # a manager child taken over after its failure
@@ -89,6 +90,7 @@ class Manager(Behaviour):
         # Measurements: decision slot-time (start, end), decision ends, reroutes, down spells.
         self.busy: list[tuple[float, float]] = []
         self.decided: list[float] = []
+        self.ages: list[float] = []  # per decision: how old the chosen child's facts were
         self.rerouted: list[float] = []
         self.down: list[list[float]] = []
         directory.stats[name] = self
@@ -169,11 +171,13 @@ class Manager(Behaviour):
         now = self.ctx.now
         self.busy.append((began, now))
         self.decided.append(now)
-        self.place(task)
+        chosen = self.place(task)
+        self.ages.append(now - chosen.heard + chosen.age if chosen is not None else -1.0)
         self.pump()
 
-    def place(self, task: Task) -> None:
-        """Send ``task`` to the best eligible child believed up, or hold it until one is."""
+    def place(self, task: Task) -> _Child | None:
+        """Send ``task`` to the best eligible child believed up (which is returned), or hold
+        it until one is."""
         best: _Child | None = None
         score = 0.0
         for c in self.children.values():
@@ -186,7 +190,7 @@ class Manager(Behaviour):
             self.waiting.append(task)
             if ctx.tracing:
                 ctx.log("hold", f"task {task.id}: no eligible child believed up", task)
-            return
+            return None
         if ctx.tracing:
             self._log_choice(task, best)
         best.load += 1.0
@@ -196,6 +200,7 @@ class Manager(Behaviour):
             ctx.send(best.actor, "task", task)
         else:
             ctx.send(best.actor, "assign", task)
+        return best
 
     def _log_choice(self, task: Task, best: _Child) -> None:
         now = self.ctx.now
@@ -213,14 +218,15 @@ class Manager(Behaviour):
         )
 
     # -- reports ----------------------------------------------------------------------------
-    def on_load(self, sender: Actor, report: tuple[float, float]) -> None:
-        """A child's load report: what it holds (summed over its subtree) and its rate."""
+    def on_load(self, sender: Actor, report: tuple[float, float, float]) -> None:
+        """A child's load report: what it holds (summed over its subtree), its rate, and
+        the age of those facts (0 from an agent; from a manager, its views' mean age)."""
         child = self.children.get(sender.name)
         if child is None or not self.up:
             return  # no longer (or not yet) this manager's child, or nobody listens
         if child.taken:
             self._give_back(child)
-        child.load, rate = report
+        child.load, rate, child.age = report
         child.rate = rate
         child.heard = self.ctx.now
         up = rate > 0
@@ -235,13 +241,15 @@ class Manager(Behaviour):
     def on_report(self, sender: None, payload: None) -> None:
         """Every ``report_interval``: the subtree's load and rate to the parent, while up."""
         if self.up and self.parent is not None:
-            load = rate = 0.0
+            now = self.ctx.now
+            load = rate = age = 0.0
             for c in self.children.values():
                 if c.up and not c.taken:
                     load += c.load
                     rate += c.rate
+                    age += c.rate * (now - c.heard + c.age)
             load += len(self.queue) + len(self.deciding) + len(self.waiting)
-            self.ctx.send(self.parent, "load", (load, rate))
+            self.ctx.send(self.parent, "load", (load, rate, age / rate if rate else 0.0))
         self.ctx.after(self.interval, "report")
 
     def on_subscribe(self, sender: Actor, interval: float) -> None:
@@ -357,3 +365,9 @@ class Manager(Behaviour):
         util = busy / (self.capacity * up) if up > 0 else float("nan")
         rate = decisions / (end - start) if end > start else float("nan")
         return util, rate, float(sum(1 for t in self.rerouted if t >= start))
+
+    def view_ages(self, start: float, end: float) -> list[float]:
+        """The age of the facts behind each decision in the window that placed a task."""
+        return [
+            a for t, a in zip(self.decided, self.ages, strict=True) if start <= t <= end and a >= 0
+        ]

@@ -61,6 +61,7 @@ METRIC_DIRECTION: dict[str, int] = {
     "manager_decisions": 0,
     "rerouted": -1,
     "tree_depth": 0,
+    "view_age_mean": -1,
 }
 
 METRIC_LABEL: dict[str, tuple[str, str]] = {
@@ -97,6 +98,7 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "manager_decisions": ("decisions per manager (busiest: all)", "per unit time (simulated)"),
     "rerouted": ("tasks rerouted from failed managers", "tasks"),
     "tree_depth": ("delegation tree depth", "managers"),
+    "view_age_mean": ("mean age of the facts behind a delegation", TIME_UNIT),
 }
 
 KEY_METRICS: tuple[str, ...] = (
