@@ -186,8 +186,9 @@ CASES = [
         "abandoned, arrived, busy_share, busy_time, completed, deadline_miss_rate, "
         "delegation_delay_mean, detection_latency_mean, duplicate_work, duplicates, "
         "false_suspicions, hops_mean, hops_share, in_flight, in_system_mean, jain_fairness, "
-        "lost, messages, retries, sojourn_mean, sojourn_p50, sojourn_p95, sojourn_p99, "
-        "suspicions, throughput, utilization, wait_mean, wait_prob, warmup_time "
+        "lost, manager_decisions, manager_utilization, messages, rerouted, retries, "
+        "sojourn_mean, sojourn_p50, sojourn_p95, sojourn_p99, suspicions, throughput, "
+        "tree_depth, utilization, view_age_mean, wait_mean, wait_prob, warmup_time "
         "(did you mean 'sojourn_mean'?)",
     ),
     Bad(

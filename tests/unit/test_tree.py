@@ -181,3 +181,19 @@ def test_the_root_never_fails_and_flat_dispatch_reroutes_nothing() -> None:
     m = _metrics(_config({"branching": None, "manager_failures": failures}))
     assert m[("rerouted", "all")] == 0 and m[("lost", "all")] == 0
     assert m[("hops_mean", "all")] == 1.0
+
+
+def test_an_explicit_hierarchy_runs_unbalanced() -> None:
+    """A manager over three agents beside an agent straight under the root: tasks placed
+    on that agent make one hop, the others two."""
+    hierarchy = {"coordinator": ["a", "w-3"], "a": ["w-0", "w-1", "w-2"]}
+    cfg = _config({"hierarchy": hierarchy}, count=4, rate=2.0)
+    _, cols = simulate_world(RunSpec.make(cfg, "p", (), 5))
+    done = cols["state"] == DONE
+    hops = {int(a): set(cols["hops"][done & (cols["agent"] == a)].tolist()) for a in range(4)}
+    assert hops == {0: {2}, 1: {2}, 2: {2}, 3: {1}}
+    bad = _config({"hierarchy": {"coordinator": ["w-0", "w-9"]}}, count=2)
+    result = simulate(RunSpec.make(bad, "p", (), 5))
+    assert result.status == "failed" and "'w-9', neither an agent nor a manager" in (
+        result.error or ""
+    )
