@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from kossim.dists import Distribution
@@ -177,9 +178,9 @@ class Tree(Manager):
     def metric_rows(self, start: float, end: float) -> list[tuple[str, str, float]]:
         rows: list[tuple[str, str, float]] = []
         util_max = rate_max = rerouted = 0.0
-        ages: list[float] = []
+        ages = []
         for name, manager in self.directory.stats.items():
-            ages.extend(manager.view_ages(start, end))
+            ages.append(manager.view_ages(start, end))
             util, rate, moved = manager.measured(start, end)
             rows.append(("manager_utilization", f"manager={name}", util))
             rows.append(("manager_decisions", f"manager={name}", rate))
@@ -189,7 +190,8 @@ class Tree(Manager):
         rows.append(("manager_utilization", "all", util_max))
         rows.append(("manager_decisions", "all", rate_max))
         rows.append(("rerouted", "all", rerouted))
-        rows.append(("view_age_mean", "all", sum(ages) / len(ages) if ages else float("nan")))
+        age = np.concatenate(ages)
+        rows.append(("view_age_mean", "all", float(age.mean()) if age.size else float("nan")))
         rows.append(("tree_depth", "all", float(self.shape.depth)))
         return rows
 

@@ -23,9 +23,12 @@ parent drops what it adopted through it when its first report arrives.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from kossim.dists import sampler
 from kossim.policy import Behaviour
@@ -88,9 +91,12 @@ class Manager(Behaviour):
         self.up = True
         self.taken_by: Actor | None = None
         # Measurements: decision slot-time (start, end), decision ends, reroutes, down spells.
-        self.busy: list[tuple[float, float]] = []
-        self.decided: list[float] = []
-        self.ages: list[float] = []  # per decision: how old the chosen child's facts were
+        # Per finished decision (typed arrays: a long run makes millions): when it began and
+        # ended, and how old the chosen child's facts were (-1: no child could take the task).
+        self.began = array("d")
+        self.decided = array("d")
+        self.ages = array("d")
+        self.cut: list[tuple[float, float]] = []  # decisions a crash interrupted
         self.rerouted: list[float] = []
         self.down: list[list[float]] = []
         directory.stats[name] = self
@@ -169,7 +175,7 @@ class Manager(Behaviour):
     def on_decided(self, sender: None, task: Task) -> None:
         _, began = self.deciding.pop(task)
         now = self.ctx.now
-        self.busy.append((began, now))
+        self.began.append(began)
         self.decided.append(now)
         chosen = self.place(task)
         self.ages.append(now - chosen.heard + chosen.age if chosen is not None else -1.0)
@@ -334,7 +340,7 @@ class Manager(Behaviour):
         self.down.append([ctx.now, -1.0])
         for timer, began in self.deciding.values():
             timer.cancel()
-            self.busy.append((began, ctx.now))
+            self.cut.append((began, ctx.now))
         held = [*self.deciding, *self.queue, *self.waiting]
         self.deciding.clear()
         self.waiting = []
@@ -357,17 +363,18 @@ class Manager(Behaviour):
     # -- measurements -----------------------------------------------------------------------
     def measured(self, start: float, end: float) -> tuple[float, float, float]:
         """``(utilisation of time up, decisions per unit time, reroutes)`` in the window."""
-        busy = sum(max(0.0, min(b, end) - max(a, start)) for a, b in self.busy)
+        began, ended = np.frombuffer(self.began), np.frombuffer(self.decided)
+        busy = float(np.clip(np.minimum(ended, end) - np.maximum(began, start), 0, None).sum())
+        busy += sum(max(0.0, min(b, end) - max(a, start)) for a, b in self.cut)
         busy += sum(end - max(a, start) for _, (_, a) in self.deciding.items() if a < end)
         down = sum(max(0.0, min(b if b >= 0 else end, end) - max(a, start)) for a, b in self.down)
         up = (end - start) - down
-        decisions = sum(1 for t in self.decided if start <= t <= end)
+        decisions = int(((ended >= start) & (ended <= end)).sum())
         util = busy / (self.capacity * up) if up > 0 else float("nan")
         rate = decisions / (end - start) if end > start else float("nan")
         return util, rate, float(sum(1 for t in self.rerouted if t >= start))
 
-    def view_ages(self, start: float, end: float) -> list[float]:
+    def view_ages(self, start: float, end: float) -> np.ndarray:
         """The age of the facts behind each decision in the window that placed a task."""
-        return [
-            a for t, a in zip(self.decided, self.ages, strict=True) if start <= t <= end and a >= 0
-        ]
+        ended, ages = np.frombuffer(self.decided), np.frombuffer(self.ages)
+        return ages[(ended >= start) & (ended <= end) & (ages >= 0)]
