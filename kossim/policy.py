@@ -149,6 +149,11 @@ class Behaviour(Component):
         find every live task through them."""
         return []
 
+    def metric_rows(self, start: float, end: float) -> list[tuple[str, str, float]]:
+        """Rows ``(metric, scope, value)`` this behaviour measured over the window
+        ``[start, end]``, added to the run's metrics (a manager's utilisation, ...)."""
+        return []
+
 
 class Dispatcher(Protocol):
     pull: bool

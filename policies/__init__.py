@@ -18,6 +18,7 @@ from policies import (
     dispatch,
     queue,
     routing,
+    tree,
     trust,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "dispatch",
     "queue",
     "routing",
+    "tree",
     "trust",
 ]

@@ -56,6 +56,8 @@ class Worker(Behaviour):
         self.requeue = ctx.failure_mode == "requeue"
         self.restarts = ctx.failure_mode == "restart"
         self.interval = ctx.heartbeat_interval
+        self.manager: Any = None  # who asked for load reports (a delegation tree's manager)
+        self.report_interval = 0.0
         if self.interval:  # heartbeats start at a random phase, so agents do not beat in step
             self.sends = (*self.sends, "heartbeat")
             self.detector = ctx.detector
@@ -125,6 +127,26 @@ class Worker(Behaviour):
         if ctx.up:
             ctx.send(self.detector, "heartbeat", ctx.incarnation)
         ctx.after(self.interval, "beat")
+
+    # -- load reports (delegation trees) -----------------------------------------------------
+    def on_subscribe(self, sender: Any, interval: float) -> None:
+        """A manager asks for this agent's load every ``interval`` from now on (the last to
+        ask is the one served): the first request starts the reports at a random phase."""
+        first = self.manager is None
+        self.manager = sender
+        self.report_interval = interval
+        if first:
+            self.ctx.after(float(self.ctx.rng.uniform(0.0, interval)), "report")
+
+    def on_report(self, sender: None, payload: None) -> None:
+        """Every ``report_interval``: ``(tasks held, service rate, age of the facts: 0)`` to
+        the manager, while up."""
+        ctx = self.ctx
+        if ctx.up:
+            profile = ctx.profile
+            load = len(ctx.running) + len(self.local)
+            ctx.send(self.manager, "load", (load, profile.capacity * profile.speed, 0.0))
+        ctx.after(self.report_interval, "report")
 
     # -- physics of the agent's own slots ---------------------------------------------------
     def on_complete(self, task: Task) -> None:

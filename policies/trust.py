@@ -133,6 +133,8 @@ class TrustGated(Queueing):
     description = "Beta reputation per agent; unproven agents run shadows or low-criticality tasks"
     Params = TrustGatedParams
     sends: tuple[str, ...] = ("task",)
+    #: It judges results, so every run reports result quality, bad agents or not.
+    judges_results = True
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)
@@ -356,7 +358,7 @@ class TrustGated(Queueing):
                 self.route(held)
 
     # -- metrics --------------------------------------------------------------------------------
-    def metric_rows(self) -> list[MetricRow]:
+    def metric_rows(self, start: float, end: float) -> list[MetricRow]:
         """Caught bad results, verifications, promotions, quarantines and reputations."""
         views = self.views
         caught = self.caught

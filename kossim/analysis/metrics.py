@@ -76,6 +76,8 @@ class RunFacts:
     max_hops: int = 0
     """The agents' hop limit (0 without delegation): the hop distribution has a row for
     every count up to it, so that runs of one policy have the same rows."""
+    behaviour_rows: list[MetricRow] = field(default_factory=list)
+    """Rows the actors' behaviours measured themselves (``Behaviour.metric_rows``)."""
 
 
 def _nan_stat(values: np.ndarray, fn: str, q: float = 0.0) -> float:
@@ -177,6 +179,7 @@ def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[Metric
     for name, u, b in zip(facts.agent_names, util, busy, strict=True):
         rows.append(("utilization", f"agent={name}", float(u)))
         rows.append(("busy_time", f"agent={name}", float(b)))
+    rows.extend(facts.behaviour_rows)
     agents = cols["agent"][m & (cols["state"] == DONE)]
     counts = np.bincount(agents, minlength=len(facts.agent_names)) if agents.size else None
     for i, name in enumerate(facts.agent_names):

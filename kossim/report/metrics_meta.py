@@ -66,6 +66,11 @@ METRIC_DIRECTION: dict[str, int] = {
     "cancelled_work": -1,
     "reservation_idle": -1,
     "reservation_share": -1,
+    "manager_utilization": -1,
+    "manager_decisions": 0,
+    "rerouted": -1,
+    "tree_depth": 0,
+    "view_age_mean": -1,
 }
 
 METRIC_LABEL: dict[str, tuple[str, str]] = {
@@ -107,6 +112,11 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "cancelled_work": ("service time spent on cancelled subtasks", TIME_UNIT),
     "reservation_idle": ("slot-time held idle by gang reservations", TIME_UNIT),
     "reservation_share": ("share of slot-time held idle by gang reservations", "fraction"),
+    "manager_utilization": ("manager decision utilisation (busiest: all)", "fraction"),
+    "manager_decisions": ("decisions per manager (busiest: all)", "per unit time (simulated)"),
+    "rerouted": ("tasks rerouted from failed managers", "tasks"),
+    "tree_depth": ("delegation tree depth", "managers"),
+    "view_age_mean": ("mean age of the facts behind a delegation", TIME_UNIT),
 }
 
 # Experimental mode: result quality and learned reputations (policies/trust.py).

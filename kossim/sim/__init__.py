@@ -109,15 +109,12 @@ def simulate(spec: RunSpec) -> RunResult:
 
 
 def _behaviour_rows(world: World) -> list[MetricRow]:
-    """Result quality (when an agent can return bad results or the coordinator judges
-    them) and the coordinator's own metrics (``metric_rows()``, if it offers one)."""
-    own = getattr(world.coordinator, "metric_rows", None)
-    rows: list[MetricRow] = []
-    if own is not None or any(g.bad_results > 0 for g in world.exp.scenario.agents):
-        rows.extend(world.results.rows())
-    if own is not None:
-        rows.extend(own())
-    return rows
+    """Result quality, when an agent can return bad results or the coordinator judges
+    them (a behaviour's own metrics come through ``Behaviour.metric_rows``)."""
+    judges = getattr(world.coordinator, "judges_results", False)
+    if judges or any(g.bad_results > 0 for g in world.exp.scenario.agents):
+        return world.results.rows()
+    return []
 
 
 def _facts(world: World) -> RunFacts:
@@ -137,6 +134,12 @@ def _facts(world: World) -> RunFacts:
         coordination=world.ledger.figures(),
         bundles=world.ledger.bundle_figures(start, world.recorder.end_time),
         max_hops=max((getattr(a.behaviour, "max_hops", 0) for a in world.agents), default=0),
+        behaviour_rows=[
+            row
+            for actor in (world.coordinator_actor, world.detector_actor, *world.services)
+            if hasattr(actor.behaviour, "metric_rows")  # a duck-typed behaviour may lack it
+            for row in actor.behaviour.metric_rows(start, world.recorder.end_time)
+        ],
     )
 
 

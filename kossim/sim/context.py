@@ -97,6 +97,11 @@ class Context:
     def coordinator(self) -> Actor:
         return self._world.coordinator_actor
 
+    def spawn(self, kind: str, name: str, node: str, behaviour: Any) -> Actor:
+        """Place a helper actor (a manager, a standby, ...) of ``kind`` on ``node``, running
+        ``behaviour`` (built by the caller); it starts at once, with a service context."""
+        return self._world.spawn(kind, name, node, behaviour)
+
 
 class ServiceContext(Context):
     """A service actor's context (a failure detector, ...): the fleet directory and verdicts."""

@@ -87,6 +87,7 @@ class World:
         self._build_agents()
         self.coord_node = COORDINATOR
         nodes = sorted({a.node for a in self.agents})
+        self._nodes = set(nodes)
         self.net = Net(sc.network, nodes, seed)
         self.kernel = (
             TracingKernel(self.env, self.net, EventLog())
@@ -129,6 +130,7 @@ class World:
         self._crash_observers = [self.detector] if self.detector.observes_crashes else []
         self.heartbeat_interval: float | None = getattr(self.detector, "heartbeat_interval", None)
         self.agent_actors: list[Actor] = []
+        self.services: list[Actor] = []  # actors the behaviours spawned (``Context.spawn``)
         for a in self.agents:
             actor = k.add(Actor("agent", a.name, a.node, a.index))
             a.behaviour = self._behaviour("agent", actor)
@@ -137,7 +139,8 @@ class World:
         self._actors: list[Actor] = [coord, det, *self.agent_actors]
         for actor in self._actors:
             actor.behaviour.on_start(actor.ctx)
-        self._declared_kinds = sorted({kind for a in self._actors for kind in a.behaviour.sends})
+        every = [*self._actors, *self.services]
+        self._declared_kinds = sorted({kind for a in every for kind in a.behaviour.sends})
         self._arrive = coord.handlers["arrival"]
         if any(t.bundle for t in self.task_types):  # a bundle arrives as its subtasks
             self.ledger.bundled = True
@@ -172,6 +175,25 @@ class World:
         self.finish = finished  # type: ignore[method-assign]
         for actor, agent in zip(self.agent_actors, self.agents, strict=True):
             actor.ctx.start = _traced_start(log, agent)
+
+    def spawn(self, kind: str, name: str, node: str, behaviour: Any) -> Actor:
+        """Place a new actor of ``kind`` running ``behaviour`` on ``node`` and start it.
+
+        Its context is a :class:`ServiceContext`; the tasks it holds count in the
+        conservation checks (``held``), its declared ``sends`` are ``messages`` rows
+        when spawned before the run starts, and its ``metric_rows`` join the run's.
+        """
+        if node != COORDINATOR and node not in self._nodes:
+            raise ValueError(f"cannot spawn {name!r} on unknown node {node!r}")
+        actor = self.kernel.add(Actor(kind, name, node))
+        actor.behaviour = behaviour
+        actor.ctx = ServiceContext(self, actor)
+        self.services.append(actor)
+        log = self.kernel.log
+        if log is not None:
+            log.record(self.env._now, "spawn", name, f"{kind} {name} on {node}", None, {})
+        behaviour.on_start(actor.ctx)
+        return actor
 
     def message_counts(self) -> dict[str, int]:
         """Messages in the window per kind: every kind the behaviours declare, seen or not
@@ -412,6 +434,8 @@ class World:
     def live_tasks(self) -> list[Task]:
         """Every task not yet completed or abandoned, wherever it is."""
         live: list[Task] = [*self.coordinator.held(), *self.transit]
+        for service in self.services:
+            live.extend(service.behaviour.held())
         for a in self.agents:
             live.extend(a.live_tasks())
         # A task that reneged is recorded at once but may still sit where it waited.
