@@ -16,6 +16,7 @@ from policies import (
     detector,
     dispatch,
     queue,
+    role_based,
     routing,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "detector",
     "dispatch",
     "queue",
+    "role_based",
     "routing",
 ]

@@ -22,6 +22,7 @@ from pydantic import (
 
 from kossim.analysis.expectations import Expectation, check_expectations
 from kossim.config.problems import did_you_mean
+from kossim.config.roles import DataSpec, Learning, RoleSpec, check_roles, role_skills
 from kossim.dists import Constant, Distribution, Exponential
 from kossim.errors import FieldError
 
@@ -65,6 +66,10 @@ class AgentGroup(Strict):
     node: Name | None = Field(
         default=None, description="host node; default: each agent on a node of its own"
     )
+    roles: list[Name] = Field(default_factory=list, description="roles its agents hold")
+    learning: Learning | None = Field(
+        default=None, description="proficiency rises with the tasks of a type completed"
+    )
 
 
 class NodeSpec(Strict):
@@ -86,6 +91,9 @@ class Network(Strict):
 
     latency: Distribution = Field(default_factory=lambda: Constant(dist="constant", value=0.0))
     links: list[Link] = Field(default_factory=list)
+    bandwidth: float | None = Field(
+        default=None, gt=0, description="data per unit time on a path (none: transfers free)"
+    )
 
 
 class Arrivals(Strict):
@@ -136,6 +144,11 @@ class TaskType(Strict):
         default=None, description="relative deadline, drawn at arrival"
     )
     skills: list[str] = Field(default_factory=list, description="required skills")
+    role: Name | None = Field(default=None, description="the role an agent must hold")
+    affinity: list[Name] = Field(
+        default_factory=list, description="agent groups or nodes this type prefers"
+    )
+    data: DataSpec | None = Field(default=None, description="where the task's input lives")
 
 
 class Workload(Strict):
@@ -191,6 +204,7 @@ class Failures(Strict):
 
 class Scenario(Strict):
     agents: list[AgentGroup] = Field(min_length=1)
+    roles: dict[Name, RoleSpec] = Field(default_factory=dict, description="role -> skills, duties")
     nodes: list[NodeSpec] = Field(default_factory=list)
     network: Network = Field(default_factory=Network)
     workload: Workload
@@ -219,7 +233,7 @@ class Scenario(Strict):
                     index,
                     "node",
                 )
-        offered = [set(g.skills) for g in self.agents]
+        offered = [set(g.skills) | role_skills(self.roles, g.roles) for g in self.agents]
         for index, t in enumerate(self.workload.tasks):
             need = set(t.skills)
             if need and not any(need <= have for have in offered):
@@ -231,6 +245,7 @@ class Scenario(Strict):
                     index,
                     "skills",
                 )
+        check_roles(self)
         self._check_failure_targets(node_names)
         self._check_links(node_names)
         self._check_failure_semantics()

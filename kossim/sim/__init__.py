@@ -16,6 +16,7 @@ from kossim.analysis.metrics import RunFacts, compute_metrics, sojourn_quantiles
 from kossim.config.models import Experiment
 from kossim.runspec import RunResult, RunSpec
 from kossim.sim.recorder import columns_of
+from kossim.sim.roles import role_metrics
 from kossim.sim.task import DONE, STATE_NAMES
 from kossim.sim.world import World
 
@@ -73,6 +74,8 @@ def simulate(spec: RunSpec) -> RunResult:
         world, cols = simulate_world(spec)
         metrics = compute_metrics(cols, _facts(world))
         metrics.append(("warmup_time", "all", float(world.measure_start or 0.0)))
+        if world.roles is not None:
+            metrics.extend(role_metrics(world.roles, cols, [t.name for t in world.task_types]))
     except Exception:
         return RunResult(
             spec.run_id,

@@ -29,6 +29,7 @@ from kossim.sim.kernel import Actor, Kernel, TracingKernel
 from kossim.sim.ledger import Ledger
 from kossim.sim.network import Net
 from kossim.sim.recorder import Recorder
+from kossim.sim.roles import RoleAgent, RolePhysics, agent_skills, task_skills, uses_roles
 from kossim.sim.streams import stream
 from kossim.sim.task import ABANDONED, DONE, RUNNING, Task
 
@@ -44,7 +45,7 @@ class _TypeSpec:
     def __init__(self, t: TaskType, seed: int) -> None:
         self.name = t.type
         self.priority = t.priority
-        self.skills = tuple(sorted(t.skills))
+        self.skills = task_skills(t)
         self.work = sampler(t.work, stream(seed, f"work:{t.type}"))
         self.deadline = (
             sampler(t.deadline, stream(seed, f"deadline:{t.type}")) if t.deadline else None
@@ -77,10 +78,13 @@ class World:
 
         self.profiles: list[AgentState] = []
         self.agents: list[Agent] = []
-        self._build_agents()
         self.coord_node = COORDINATOR
-        nodes = sorted({a.node for a in self.agents})
+        hosts = {g.node or f"{g.group}-{i}" for g in sc.agents for i in range(g.count)}
+        data = {t.data.node for t in sc.workload.tasks if t.data}  # reachable even if no host
+        nodes = sorted(hosts | data)
         self.net = Net(sc.network, nodes, seed)
+        self.roles = RolePhysics(sc, self.net) if uses_roles(sc) else None
+        self._build_agents()
         self.kernel = (
             TracingKernel(self.env, self.net, EventLog())
             if trace
@@ -170,14 +174,19 @@ class World:
             observer.on_crash(self.agent_actors[agent.index], agent.epoch)
 
     def _build_agents(self) -> None:
-        for g in self.exp.scenario.agents:
+        sc = self.exp.scenario
+        for g in sc.agents:
+            skills = agent_skills(g, sc) if self.roles else dict(g.skills)
             for i in range(g.count):
                 name = f"{g.group}-{i}"
                 profile = AgentState(
-                    len(self.agents), name, g.group, g.speed, g.capacity, dict(g.skills), g.trust
+                    len(self.agents), name, g.group, g.speed, g.capacity, dict(skills), g.trust
                 )
                 self.profiles.append(profile)
-                self.agents.append(Agent(self, profile, g.node or name))
+                if self.roles is None:
+                    self.agents.append(Agent(self, profile, g.node or name))
+                else:
+                    self.agents.append(RoleAgent(self, profile, g.node or name, g))
 
     def _setup_run_length(self) -> None:
         exp = self.exp

@@ -1,0 +1,191 @@
+"""Role-based routing, and the coordinator's side of roles (fallback tiers, reports).
+
+``role_based`` scores each eligible agent by the time it expects the task to
+take there, each part weighted by a parameter:
+
+    score = proficiency x work / (speed x p) + load x outstanding / capacity
+            + transfer x (time to bring the input) - affinity x (1 if preferred)
+
+where ``p`` is the agent's proficiency for the task (its role's penalty
+included) raised by the experience the router has *heard of*: it counts the
+completions each agent reported (``done`` messages) and applies the
+scenario's learning curve to them, never reading the agents' true records.
+The lowest score wins (ties at random); the breakdown is the decision's
+reason in the execution log.
+
+The coordinator side (:func:`hook_roles`): when a task's role has a fallback,
+its candidates are the holders of the role that are available, and only when
+none is, the substitutes (logged as a ``fallback`` decision with its reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from kossim.policy import AgentView, Params, TaskView
+from kossim.sim.roles import fallback_tiers, learned, transfer_time
+from kossim.sim.task import DONE, Task
+from policies.routing import _Randomised
+
+__all__ = ["RoleBased", "hook_roles", "role_tiers"]
+
+
+class RoleBasedParams(Params):
+    proficiency: float = Field(
+        default=1.0, ge=0, description="weight of the expected service time (with experience)"
+    )
+    load: float = Field(default=1.0, ge=0, description="weight of the known outstanding work")
+    transfer: float = Field(default=1.0, ge=0, description="weight of the data transfer time")
+    affinity: float = Field(
+        default=0.0, ge=0, description="time credited to an agent the task type prefers"
+    )
+    history: bool = Field(
+        default=True, description="estimate learning from the completions reported"
+    )
+
+
+class RoleBased(_Randomised):
+    """Weighted proficiency (with reported history), affinity, data transfer and load."""
+
+    kind = "routing"
+    id = "role_based"
+    description = "score agents by proficiency with experience, affinity, data transfer and load"
+    Params = RoleBasedParams
+
+    def __init__(self, params: RoleBasedParams, rng: np.random.Generator) -> None:
+        super().__init__(params, rng)
+        self.reason = ""
+        self.heard: dict[tuple[int, int], int] = {}  # (agent, type) -> completions reported
+        self._nodes: list[str] = []
+        self._tags: list[frozenset[str]] = []
+        self._learning: list[tuple[float, float] | None] = []
+        self._affinity: list[frozenset[str]] = []
+        self._data: list[tuple[str, float] | None] = []
+        self._transfer: dict[tuple[int, int], float] = {}
+        self._latency: Callable[[str, str], float] = _no_latency
+        self._bandwidth: float | None = None
+
+    def bind(self, ctx: Any) -> None:
+        """Static facts from the coordinator's context: where agents are, what each task
+        type prefers and where its data is, the learning curves as configured."""
+        sc = ctx.scenario
+        groups = {g.group: g for g in sc.agents}
+        self._nodes = [a.node for a in ctx.agents]
+        views = ctx.profiles
+        self._tags = [frozenset((v.group, n)) for v, n in zip(views, self._nodes, strict=True)]
+        self._learning = [
+            (lg.cap, lg.tau) if (lg := groups[v.group].learning) else None for v in views
+        ]
+        tasks = sc.workload.tasks
+        self._affinity = [frozenset(t.affinity) for t in tasks]
+        self._data = [(t.data.node, t.data.size) if t.data else None for t in tasks]
+        self._bandwidth = sc.network.bandwidth
+        self._latency = ctx.mean_delay
+
+    def observe(self, index: int, task: Task) -> None:
+        """A completion report from agent ``index``."""
+        key = (index, task.tidx)
+        self.heard[key] = self.heard.get(key, 0) + 1
+
+    def _moved(self, tidx: int, index: int) -> float:
+        key = (tidx, index)
+        got = self._transfer.get(key)
+        if got is None:
+            where = self._data[tidx] if tidx < len(self._data) else None
+            node = self._nodes[index] if index < len(self._nodes) else ""
+            if where is None or where[0] == node:
+                got = 0.0
+            else:
+                got = transfer_time(where[1], self._bandwidth, self._latency(where[0], node))
+            self._transfer[key] = got
+        return got
+
+    def _service(self, task: TaskView, a: AgentView, tidx: int) -> float:
+        p = a.proficiency(task.skills) if task.skills else 1.0
+        i = a.index
+        if self.params.history and i < len(self._learning) and (lg := self._learning[i]):
+            p = learned(p, self.heard.get((i, tidx), 0), *lg)
+        return task.work / (a.speed * p)
+
+    def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        w = self.params
+        tidx: int = getattr(task, "tidx", -1)
+        prefers = self._affinity[tidx] if 0 <= tidx < len(self._affinity) else frozenset()
+        parts = []
+        for a in candidates:
+            svc = self._service(task, a, tidx)
+            load = a.work_outstanding / a.capacity
+            moved = self._moved(tidx, a.index) if tidx >= 0 else 0.0
+            liked = (
+                1.0
+                if prefers and a.index < len(self._tags) and prefers & self._tags[a.index]
+                else 0.0
+            )
+            parts.append((svc, load, moved, liked))
+        scores = [
+            w.proficiency * s + w.load * q + w.transfer * m - w.affinity * f for s, q, m, f in parts
+        ]
+        chosen = self._argmin(candidates, scores)
+        s, q, m, f = parts[candidates.index(chosen)]
+        self.reason = (
+            f"score {min(scores):.4g} = service {s:.4g} x{w.proficiency:g} + load {q:.4g} "
+            f"x{w.load:g} + transfer {m:.4g} x{w.transfer:g} - affinity {f:g} x{w.affinity:g}"
+        )
+        return chosen
+
+
+def _no_latency(a: str, b: str) -> float:
+    return 0.0
+
+
+def role_tiers(ctx: Any) -> dict[tuple[str, ...], tuple[str, str, frozenset[str]]]:
+    """The fallback tiers of the scenario's task types (empty without fallbacks)."""
+    return fallback_tiers(ctx.scenario, ctx.task_skills) if ctx.scenario.roles else {}
+
+
+def hook_roles(coord: Any, ctx: Any, tiers: dict[tuple[str, ...], Any]) -> None:
+    """Wire roles into a queueing coordinator, at no cost when unused: a router that
+    learns from reports hears every completion; fallback tiers filter the candidates."""
+    router = coord.router
+    if hasattr(router, "bind"):
+        router.bind(ctx)
+    observe = getattr(router, "observe", None)
+    if observe is not None:
+        coord.on_done = partial(_observed_done, observe, coord.on_done)
+    if tiers:
+        coord.candidates = partial(_tiered, coord, tiers, coord.candidates)
+
+
+def _observed_done(
+    observe: Callable[[int, Task], None], done: Any, sender: Any, task: Task
+) -> None:
+    if task.state == DONE:
+        observe(sender.index, task)
+    done(sender, task)
+
+
+def _tiered(coord: Any, tiers: dict[tuple[str, ...], Any], base: Any, task: Task) -> list[Any]:
+    """Holders of the task's role if any is available, else its substitutes."""
+    got = base(task)
+    tier = tiers.get(task.skills)
+    if tier is None or not got:
+        return list(got)
+    role, substitute, groups = tier
+    top = [v for v in got if v.group in groups]
+    if top:
+        return top
+    if coord.ctx.tracing:
+        coord.ctx.log(
+            "fallback",
+            f"task {task.id}: no agent of role {role} available; {len(got)} of role "
+            f"{substitute} offered at its penalty",
+            task,
+            role=role,
+            substitute=substitute,
+        )
+    return got
