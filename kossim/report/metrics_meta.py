@@ -57,6 +57,12 @@ METRIC_DIRECTION: dict[str, int] = {
     "detection_latency_mean": -1,
     "duplicates": -1,
     "duplicate_work": -1,
+    "fallbacks": -1,
+    "fallback_share": -1,
+    "transfer_time_mean": -1,
+    "local_share": +1,
+    "affinity_share": +1,
+    "proficiency_mean": +1,
 }
 
 METRIC_LABEL: dict[str, tuple[str, str]] = {
@@ -89,6 +95,12 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "detection_latency_mean": ("mean crash-to-suspicion time", TIME_UNIT),
     "duplicates": ("task copies made", "copies"),
     "duplicate_work": ("service time spent on losing copies", TIME_UNIT),
+    "fallbacks": ("tasks served by a substitute role", "tasks"),
+    "fallback_share": ("share of role tasks served by a substitute", "fraction"),
+    "transfer_time_mean": ("mean input transfer time per task", TIME_UNIT),
+    "local_share": ("share of data tasks run where their data is", "fraction"),
+    "affinity_share": ("share of affinity tasks run on a preferred agent", "fraction"),
+    "proficiency_mean": ("mean proficiency of the serving agent", "multiplier"),
 }
 
 KEY_METRICS: tuple[str, ...] = (

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from simpy.events import Timeout
 
+from kossim.analysis.metrics import ROLE_METRICS
 from kossim.runspec import MetricRow
 from kossim.sim.agent import ROLE_MARK, Agent
 from kossim.sim.task import DONE, RUNNING, Task
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from kossim.sim.world import World
 
 __all__ = [
-    "ROLE_METRICS",
     "RoleAgent",
     "RolePhysics",
     "agent_skills",
@@ -45,15 +45,6 @@ __all__ = [
     "transfer_time",
     "uses_roles",
 ]
-
-ROLE_METRICS = (
-    "fallbacks",
-    "fallback_share",
-    "transfer_time_mean",
-    "local_share",
-    "affinity_share",
-    "proficiency_mean",
-)
 
 
 def learned(p0: float, n: int, cap: float, tau: float) -> float:
@@ -185,6 +176,14 @@ class RoleAgent(Agent):
         delay = 0.0 if task.id in self.staged else self.physics.transfer(task.tidx, self.node)
         if delay > 0:  # the slot is held while the input comes: no work is done
             task.rate = 0.0
+            log = w.kernel.log
+            if log is not None:
+                where = self.physics.data[task.tidx]
+                log.task(
+                    now, "transfer", task, self.name,
+                    f"task {task.id} input from {where[0] if where else '?'} to {self.node}: "
+                    f"{delay:.4g}",
+                )  # fmt: skip
             ev = task.ev = Timeout(w.env, delay, (task, delay))
             ev.callbacks.append(self._staged)
             return
@@ -238,14 +237,15 @@ def role_metrics(ph: RolePhysics, cols: dict[str, np.ndarray], types: list[str])
         data = [r for t, r in mine if ph.data[t] is not None]
         affine = [r for t, r in mine if ph.affinity[t]]
         fallbacks = float(sum(r[2] for r in roled))
-        rows += [
-            ("fallbacks", scope, fallbacks),
-            ("fallback_share", scope, fallbacks / len(roled) if roled else math.nan),
-            ("transfer_time_mean", scope, _mean([r[0] for r in data])),
-            ("local_share", scope, _mean([float(r[1]) for r in data])),
-            ("affinity_share", scope, _mean([float(r[3]) for r in affine])),
-            ("proficiency_mean", scope, _mean([r[4] for _, r in mine])),
-        ]
+        values = {
+            "fallbacks": fallbacks,
+            "fallback_share": fallbacks / len(roled) if roled else math.nan,
+            "transfer_time_mean": _mean([r[0] for r in data]),
+            "local_share": _mean([float(r[1]) for r in data]),
+            "affinity_share": _mean([float(r[3]) for r in affine]),
+            "proficiency_mean": _mean([r[4] for _, r in mine]),
+        }
+        rows += [(name, scope, values[name]) for name in ROLE_METRICS]
     return rows
 
 
