@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from kossim.config.experiment import load_experiment
@@ -242,3 +244,27 @@ def test_role_mistakes_are_located(
         load_experiment(write_experiment(config))
     text = str(err.value)
     assert f"scenario.{where}" in text and says in text, text
+
+
+def test_the_readme_roles_example_runs(tmp_path: Path) -> None:
+    """The README's roles example, as an experiment file, runs (shortened) and measures
+    the role metrics."""
+    import re
+
+    from kossim.config.loader import load_yaml_text
+    from kossim.lab import run_experiment
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(
+        b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "role_based" in b
+    )
+    part, _ = load_yaml_text(block)
+    data = {"name": "readme-roles", "seeds": 2, "horizon": 200, "warmup": 20, **part}
+    path = tmp_path / "roles.yaml"
+    path.write_text(json.dumps(data))
+    outcome = run_experiment(load_experiment(path), tmp_path / "out", executor="serial",
+                             progress=False)  # fmt: skip
+    assert outcome.n_failed == 0
+    metrics = pd.read_parquet(tmp_path / "out" / "metrics.parquet")
+    shares = metrics[(metrics.metric == "local_share") & (metrics.scope == "all")]
+    assert len(shares) == 4 and shares.value.between(0, 1).all()
