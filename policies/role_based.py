@@ -59,27 +59,32 @@ class RoleBased(_Randomised):
 
     def __init__(self, params: RoleBasedParams, rng: np.random.Generator) -> None:
         super().__init__(params, rng)
-        self.reason = ""
         self.heard: dict[tuple[int, int], int] = {}  # (agent, type) -> completions reported
+        self._profiles: list[AgentView] = []
         self._nodes: list[str] = []
         self._tags: list[frozenset[str]] = []
         self._learning: list[tuple[float, float] | None] = []
         self._affinity: list[frozenset[str]] = []
         self._data: list[tuple[str, float] | None] = []
-        self._transfer: dict[tuple[int, int], float] = {}
         self._latency: Callable[[str, str], float] = _no_latency
         self._bandwidth: float | None = None
+        # Per task type, per agent index: 1 / (speed x proficiency with experience), and
+        # the weighted transfer time less the affinity credit (static but for experience).
+        self._tables: dict[int, tuple[list[float], list[float], tuple[str, ...]]] = {}
+        self._last: tuple[float, float, AgentView, int, tuple[str, ...]] | None = None
 
     def bind(self, ctx: Any) -> None:
         """Static facts from the coordinator's context: where agents are, what each task
         type prefers and where its data is, the learning curves as configured."""
         sc = ctx.scenario
         groups = {g.group: g for g in sc.agents}
+        self._profiles = list(ctx.profiles)
         self._nodes = [a.node for a in ctx.agents]
-        views = ctx.profiles
-        self._tags = [frozenset((v.group, n)) for v, n in zip(views, self._nodes, strict=True)]
+        self._tags = [
+            frozenset((v.group, n)) for v, n in zip(self._profiles, self._nodes, strict=True)
+        ]
         self._learning = [
-            (lg.cap, lg.tau) if (lg := groups[v.group].learning) else None for v in views
+            (lg.cap, lg.tau) if (lg := groups[v.group].learning) else None for v in self._profiles
         ]
         tasks = sc.workload.tasks
         self._affinity = [frozenset(t.affinity) for t in tasks]
@@ -88,55 +93,82 @@ class RoleBased(_Randomised):
         self._latency = ctx.mean_delay
 
     def observe(self, index: int, task: Task) -> None:
-        """A completion report from agent ``index``."""
+        """A completion report from agent ``index``: one more task of its type done there."""
         key = (index, task.tidx)
-        self.heard[key] = self.heard.get(key, 0) + 1
+        n = self.heard[key] = self.heard.get(key, 0) + 1
+        table = self._tables.get(task.tidx)
+        lg = self._learning[index] if index < len(self._learning) else None
+        if table is not None and lg is not None and self.params.history:
+            v = self._profiles[index]
+            p0 = v.proficiency(table[2]) if table[2] else 1.0
+            table[0][index] = 1.0 / (v.speed * learned(p0, n, *lg))
 
-    def _moved(self, tidx: int, index: int) -> float:
-        key = (tidx, index)
-        got = self._transfer.get(key)
+    def _table(self, tidx: int, skills: tuple[str, ...]) -> tuple[list[float], list[float]]:
+        """The static parts of every agent's score for type ``tidx`` (built once)."""
+        got = self._tables.get(tidx)
         if got is None:
-            where = self._data[tidx] if tidx < len(self._data) else None
-            node = self._nodes[index] if index < len(self._nodes) else ""
-            if where is None or where[0] == node:
-                got = 0.0
-            else:
-                got = transfer_time(where[1], self._bandwidth, self._latency(where[0], node))
-            self._transfer[key] = got
-        return got
-
-    def _service(self, task: TaskView, a: AgentView, tidx: int) -> float:
-        p = a.proficiency(task.skills) if task.skills else 1.0
-        i = a.index
-        if self.params.history and i < len(self._learning) and (lg := self._learning[i]):
-            p = learned(p, self.heard.get((i, tidx), 0), *lg)
-        return task.work / (a.speed * p)
+            w = self.params
+            inverse, extra = [], []
+            for i, v in enumerate(self._profiles):
+                p = v.proficiency(skills) if skills else 1.0
+                lg = self._learning[i]
+                if lg is not None and w.history:
+                    p = learned(p, self.heard.get((i, tidx), 0), *lg)
+                inverse.append(1.0 / (v.speed * p) if p > 0 else float("inf"))
+                moved, liked = self._moved(tidx, i)
+                extra.append(w.transfer * moved - w.affinity * liked)
+            got = self._tables[tidx] = (inverse, extra, skills)
+        return got[0], got[1]
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
         w = self.params
         tidx: int = getattr(task, "tidx", -1)
-        prefers = self._affinity[tidx] if 0 <= tidx < len(self._affinity) else frozenset()
-        parts = []
-        for a in candidates:
-            svc = self._service(task, a, tidx)
-            load = a.work_outstanding / a.capacity
-            moved = self._moved(tidx, a.index) if tidx >= 0 else 0.0
-            liked = (
-                1.0
-                if prefers and a.index < len(self._tags) and prefers & self._tags[a.index]
-                else 0.0
-            )
-            parts.append((svc, load, moved, liked))
-        scores = [
-            w.proficiency * s + w.load * q + w.transfer * m - w.affinity * f for s, q, m, f in parts
-        ]
+        work = task.work * w.proficiency
+        load = w.load
+        if self._profiles and 0 <= tidx < len(self._data):
+            inverse, extra = self._table(tidx, task.skills)
+            scores = [
+                work * inverse[a.index] + load * a.work_outstanding / a.capacity + extra[a.index]
+                for a in candidates
+            ]
+        else:  # not bound to a run (a bare check): proficiency and load only
+            inverse = extra = []
+            scores = [
+                work / (a.speed * a.proficiency(task.skills))
+                + load * a.work_outstanding / a.capacity
+                for a in candidates
+            ]
         chosen = self._argmin(candidates, scores)
-        s, q, m, f = parts[candidates.index(chosen)]
-        self.reason = (
-            f"score {min(scores):.4g} = service {s:.4g} x{w.proficiency:g} + load {q:.4g} "
-            f"x{w.load:g} + transfer {m:.4g} x{w.transfer:g} - affinity {f:g} x{w.affinity:g}"
-        )
+        self._last = (min(scores), task.work, chosen, tidx, task.skills)
         return chosen
+
+    def _moved(self, tidx: int, index: int) -> tuple[float, float]:
+        """(transfer time, 1 if preferred) of type ``tidx`` on agent ``index``."""
+        where = self._data[tidx]
+        node = self._nodes[index]
+        moved = 0.0
+        if where is not None and where[0] != node:
+            moved = transfer_time(where[1], self._bandwidth, self._latency(where[0], node))
+        return moved, 1.0 if self._affinity[tidx] & self._tags[index] else 0.0
+
+    @property
+    def reason(self) -> str:
+        """The last decision's score and its parts (built only when someone reads it)."""
+        if self._last is None:
+            return ""
+        score, work, a, tidx, skills = self._last
+        w = self.params
+        bound = bool(self._profiles) and 0 <= tidx < len(self._data)
+        if bound:
+            service = work * self._table(tidx, skills)[0][a.index]
+            moved, liked = self._moved(tidx, a.index)
+        else:
+            service, moved, liked = work / (a.speed * a.proficiency(skills)), 0.0, 0.0
+        return (
+            f"score {score:.4g} = service {service:.4g} x{w.proficiency:g} + load "
+            f"{a.work_outstanding / a.capacity:.4g} x{w.load:g} + transfer {moved:.4g} "
+            f"x{w.transfer:g} - affinity {liked:g} x{w.affinity:g}"
+        )
 
 
 def _no_latency(a: str, b: str) -> float:
