@@ -82,14 +82,18 @@ def _known(name: str, allowed: list[str], what: str, *at: str | int) -> None:
         )
 
 
+def _no_mark(skills: list[str], *at: str | int) -> None:
+    for s in skills:
+        if s.startswith("role:"):
+            raise FieldError("skill names starting 'role:' are reserved for roles", *at, got=s)
+
+
 def check_roles(sc: Scenario) -> None:
     """Every role, substitute, affinity and data node named is known; a task needing a
     role has some holder (or substitute) of it with the task's skills."""
     roles = sorted(sc.roles)
     for name, spec in sc.roles.items():
-        for s in spec.skills:
-            if s.startswith("role:"):
-                raise FieldError("skill names starting 'role:' are reserved", "roles", name)
+        _no_mark(spec.skills, "roles", name, "skills")
         if spec.fallback is not None:
             _known(spec.fallback.role, roles, "role", "roles", name, "fallback", "role")
             if spec.fallback.role == name:
@@ -97,10 +101,12 @@ def check_roles(sc: Scenario) -> None:
     for index, g in enumerate(sc.agents):
         for j, r in enumerate(g.roles):
             _known(r, roles, "role", "agents", index, "roles", j)
+        _no_mark(list(g.skills), "agents", index, "skills")
     groups = [g.group for g in sc.agents]
     nodes = [n.name for n in sc.nodes]
     own = [f"{g.group}-{i}" for g in sc.agents if g.node is None for i in range(g.count)]
     for index, t in enumerate(sc.workload.tasks):
+        _no_mark(t.skills, "workload", "tasks", index, "skills")
         for j, name in enumerate(t.affinity):
             _known(name, groups + nodes, "agent group or node", "workload", "tasks", index,
                    "affinity", j)  # fmt: skip
