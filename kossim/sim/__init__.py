@@ -74,8 +74,10 @@ def simulate(spec: RunSpec) -> RunResult:
         world, cols = simulate_world(spec)
         metrics = compute_metrics(cols, _facts(world))
         metrics.append(("warmup_time", "all", float(world.measure_start or 0.0)))
-        if world.roles is not None:
-            metrics.extend(role_metrics(world.roles, cols, [t.name for t in world.task_types]))
+        if world.role_physics is not None:
+            metrics.extend(
+                role_metrics(world.role_physics, cols, [t.name for t in world.task_types])
+            )
     except Exception:
         return RunResult(
             spec.run_id,

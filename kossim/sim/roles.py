@@ -140,7 +140,7 @@ class RoleAgent(Agent):
 
     def __init__(self, world: World, profile: object, node: str, g: AgentGroup) -> None:
         super().__init__(world, profile, node)  # type: ignore[arg-type]
-        self.physics: RolePhysics = world.roles  # type: ignore[assignment]
+        self.physics: RolePhysics = world.role_physics  # type: ignore[assignment]
         self.history: dict[int, int] = {}
         self.learning = (g.learning.cap, g.learning.tau) if g.learning else None
         self.roles = frozenset(g.roles)

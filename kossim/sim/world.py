@@ -83,7 +83,7 @@ class World:
         data = {t.data.node for t in sc.workload.tasks if t.data}  # reachable even if no host
         nodes = sorted(hosts | data)
         self.net = Net(sc.network, nodes, seed)
-        self.roles = RolePhysics(sc, self.net) if uses_roles(sc) else None
+        self.role_physics = RolePhysics(sc, self.net) if uses_roles(sc) else None
         self._build_agents()
         self.kernel = (
             TracingKernel(self.env, self.net, EventLog())
@@ -176,14 +176,14 @@ class World:
     def _build_agents(self) -> None:
         sc = self.exp.scenario
         for g in sc.agents:
-            skills = agent_skills(g, sc) if self.roles else dict(g.skills)
+            skills = agent_skills(g, sc) if self.role_physics else dict(g.skills)
             for i in range(g.count):
                 name = f"{g.group}-{i}"
                 profile = AgentState(
                     len(self.agents), name, g.group, g.speed, g.capacity, dict(skills), g.trust
                 )
                 self.profiles.append(profile)
-                if self.roles is None:
+                if self.role_physics is None:
                     self.agents.append(Agent(self, profile, g.node or name))
                 else:
                     self.agents.append(RoleAgent(self, profile, g.node or name, g))

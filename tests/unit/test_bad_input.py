@@ -57,7 +57,7 @@ CASES = [
         "unknown_field",
         "unknown_field.yaml",
         "{file}:8:32: scenario.agents.0.sped: unknown field 'sped'; allowed: group, count, "
-        "speed, capacity, skills, trust, node (did you mean 'speed'?)",
+        "speed, capacity, skills, trust, node, roles, learning (did you mean 'speed'?)",
     ),
     Bad(
         "negative_rate",
