@@ -183,11 +183,13 @@ CASES = [
         "expect_unknown_metric",
         "expect_unknown_metric.yaml",
         "{file}:17:6: expect.0.metric: unknown metric 'sojourn_man'; metrics: "
-        "abandoned, arrived, busy_share, busy_time, completed, deadline_miss_rate, "
-        "delegation_delay_mean, detection_latency_mean, duplicate_work, duplicates, "
-        "false_suspicions, hops_mean, hops_share, in_flight, in_system_mean, jain_fairness, "
-        "lost, messages, retries, sojourn_mean, sojourn_p50, sojourn_p95, sojourn_p99, "
-        "suspicions, throughput, utilization, wait_mean, wait_prob, warmup_time "
+        "abandoned, affinity_share, arrived, busy_share, busy_time, completed, "
+        "deadline_miss_rate, delegation_delay_mean, detection_latency_mean, duplicate_work, "
+        "duplicates, fallback_share, fallbacks, false_suspicions, hops_mean, hops_share, "
+        "in_flight, in_system_mean, jain_fairness, local_share, lost, messages, "
+        "proficiency_mean, retries, sojourn_mean, sojourn_p50, sojourn_p95, sojourn_p99, "
+        "suspicions, throughput, transfer_time_mean, utilization, wait_mean, wait_prob, "
+        "warmup_time "
         "(did you mean 'sojourn_mean'?)",
     ),
     Bad(

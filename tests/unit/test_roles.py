@@ -268,3 +268,55 @@ def test_the_readme_roles_example_runs(tmp_path: Path) -> None:
     metrics = pd.read_parquet(tmp_path / "out" / "metrics.parquet")
     shares = metrics[(metrics.metric == "local_share") & (metrics.scope == "all")]
     assert len(shares) == 4 and shares.value.between(0, 1).all()
+
+
+def test_an_interrupted_transfer_starts_over() -> None:
+    """Up 3, down 1, from time 0; the task arrives at 10 (input 2 away at bandwidth 1):
+    transfer 10 -> 11, cut by the crash at 11; again 12 -> 14 after the repair; work 0.5
+    done at 14.5."""
+    config = _exp(
+        [{"group": "w", "node": "b"}],
+        [
+            {
+                "type": "job",
+                "work": {"dist": "constant", "value": 0.5},
+                "data": {"node": "a", "size": 2},
+            }
+        ],
+        scenario={
+            "nodes": [{"name": "a"}, {"name": "b"}],
+            "network": {"bandwidth": 1.0},
+            "failures": {
+                "agents": {
+                    "up": {"dist": "constant", "value": 3.0},
+                    "down": {"dist": "constant", "value": 1.0},
+                }
+            },
+        },
+    )
+    config["tasks"] = 1
+    _, cols = _run(config)
+    assert cols["end"].tolist() == [14.5]
+    assert _metrics(config)[("transfer_time_mean", "all")] == 2.0  # the transfer that landed
+
+
+def test_transfers_follow_the_cheapest_path() -> None:
+    """A direct link a-b of latency 0.1 beats the star through the coordinator (1 + 1)."""
+    config = _exp(
+        [{"group": "w", "node": "b"}],
+        [
+            {
+                "type": "job",
+                "work": {"dist": "constant", "value": 1.0},
+                "data": {"node": "a", "size": 0},
+            }
+        ],
+        scenario={
+            "nodes": [{"name": "a"}, {"name": "b"}],
+            "network": {
+                "latency": {"dist": "constant", "value": 1.0},
+                "links": [{"a": "a", "b": "b", "latency": {"dist": "constant", "value": 0.1}}],
+            },
+        },
+    )
+    assert _metrics(config)[("transfer_time_mean", "all")] == pytest.approx(0.1)
