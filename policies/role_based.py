@@ -190,7 +190,7 @@ def hook_roles(coord: Any, ctx: Any, tiers: dict[tuple[str, ...], Any]) -> None:
     if observe is not None:
         coord.on_done = partial(_observed_done, observe, coord.on_done)
     if tiers:
-        coord.candidates = partial(_tiered, coord, tiers, coord.candidates)
+        coord.candidates = partial(_tiered, coord, tiers, coord.candidates, set())
 
 
 def _observed_done(
@@ -201,8 +201,11 @@ def _observed_done(
     done(sender, task)
 
 
-def _tiered(coord: Any, tiers: dict[tuple[str, ...], Any], base: Any, task: Task) -> list[Any]:
-    """Holders of the task's role if any is available, else its substitutes."""
+def _tiered(
+    coord: Any, tiers: dict[tuple[str, ...], Any], base: Any, told: set[tuple[int, int]], task: Task
+) -> list[Any]:
+    """Holders of the task's role if any is available, else its substitutes (logged once
+    per task and attempt: a waiting task's candidates may be asked for more than once)."""
     got = base(task)
     tier = tiers.get(task.skills)
     if tier is None or not got:
@@ -211,7 +214,8 @@ def _tiered(coord: Any, tiers: dict[tuple[str, ...], Any], base: Any, task: Task
     top = [v for v in got if v.group in groups]
     if top:
         return top
-    if coord.ctx.tracing:
+    if coord.ctx.tracing and (task.id, task.attempts) not in told:
+        told.add((task.id, task.attempts))
         coord.ctx.log(
             "fallback",
             f"task {task.id}: no agent of role {role} available; {len(got)} of role "
