@@ -47,6 +47,13 @@ class RoleBasedParams(Params):
     history: bool = Field(
         default=True, description="estimate learning from the completions reported"
     )
+    sample: int = Field(
+        default=0,
+        ge=0,
+        le=1024,
+        description="score only this many candidates drawn at random (0: every one); "
+        "O(sample) per decision where the candidates come as a ready list",
+    )
 
 
 class RoleBased(_Randomised):
@@ -122,6 +129,9 @@ class RoleBased(_Randomised):
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
         w = self.params
+        d = w.sample
+        if d and len(candidates) > d:
+            candidates = self._sampled(candidates, d)
         tidx: int = getattr(task, "tidx", -1)
         work = task.work * w.proficiency
         load = w.load
@@ -141,6 +151,16 @@ class RoleBased(_Randomised):
         chosen = self._argmin(candidates, scores)
         self._last = (min(scores), task.work, chosen, tidx, task.skills)
         return chosen
+
+    def _sampled(self, candidates: Sequence[AgentView], d: int) -> list[AgentView]:
+        """``d`` distinct candidates drawn uniformly (rejection: ``d`` is small next to n)."""
+        n = len(candidates)
+        picked: list[int] = []
+        while len(picked) < d:
+            i = self._pick(n)
+            if i not in picked:
+                picked.append(i)
+        return [candidates[i] for i in picked]
 
     def _moved(self, tidx: int, index: int) -> tuple[float, float]:
         """(transfer time, 1 if preferred) of type ``tidx`` on agent ``index``."""

@@ -320,3 +320,26 @@ def test_transfers_follow_the_cheapest_path() -> None:
         },
     )
     assert _metrics(config)[("transfer_time_mean", "all")] == pytest.approx(0.1)
+
+
+def test_sampling_role_based_conforms_and_routes_well() -> None:
+    """With ``sample`` it scores a few candidates drawn at random: still a valid,
+    deterministic router, and on the bench fleet (a quarter fast) far better than random."""
+    from kossim.bench.routing import routing_config
+    from kossim.conformance import check_component
+
+    assert check_component("routing", {"id": "role_based", "sample": 2}) == []
+    sojourn = {}
+    for name, ref in (("random", "random"), ("sampled", {"id": "role_based", "sample": 4})):
+        config = routing_config(40, ref, 3000)
+        spec = RunSpec(run_id="r", policy="p", point={}, seed=0, config=config)
+        result = simulate(spec)
+        sojourn[name] = {(m, s): v for m, s, v in result.metrics}[("sojourn_mean", "all")]
+    assert sojourn["sampled"] < 0.8 * sojourn["random"], sojourn
+
+
+def test_the_routing_bench_measures_each_size() -> None:
+    from kossim.bench.routing import measure_routing
+
+    figures = measure_routing({"id": "role_based", "sample": 4}, sizes=(10, 20), per_agent=1)
+    assert [n for n, _ in figures] == [10, 20] and all(us >= 0 for _, us in figures)
