@@ -19,6 +19,7 @@ from kossim.sim.agent import AgentState
 from kossim.sim.kernel import Actor
 from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_queue
 from policies.backpressure import bounded
+from policies.role_based import hook_roles, role_tiers
 
 __all__ = ["Queueing", "QueueingParams"]
 
@@ -81,8 +82,9 @@ class Queueing(Behaviour):
         self.split = pull and not self.uniform_skills
         self.queue: TaskQueue = SplitQueue(discipline) if self.split else make_queue(discipline)
         # Pull + uniform skills: the free agents are kept listed (in index order) instead
-        # of being found by a scan on every decision.
-        self.listing = pull and self.uniform_skills
+        # of being found by a scan on every decision (not with role fallback tiers).
+        tiers = role_tiers(ctx)
+        self.listing = pull and self.uniform_skills and not tiers
         # Which task was sent where: a preemptive pull coordinator picks its victim among
         # them; under requeue, the tasks of a suspected agent are re-sent.
         self.track = (pull and bool(discipline.preemptive)) or self.requeue
@@ -96,6 +98,7 @@ class Queueing(Behaviour):
             for v in self._skilled_for(next(iter(kinds))):
                 self._relist(v)
         bounded(self)
+        hook_roles(self, ctx, tiers)
 
     def pulls(self, ctx: Any) -> bool:
         """Whether tasks wait here for a free slot (pull) rather than leave on arrival (push):
@@ -165,10 +168,12 @@ class Queueing(Behaviour):
             )
         if self.ctx.tracing:
             queues = [c.queue_length for c in cands[:12]]
+            why = getattr(self.router, "reason", "")  # a router's own account, if it keeps one
             self.ctx.log(
                 "route",
                 f"task {task.id} -> {chosen.name}: {type(self.router).id}, queue "
-                f"{chosen.queue_length} of {queues}{' ...' if len(cands) > 12 else ''}",
+                f"{chosen.queue_length} of {queues}{' ...' if len(cands) > 12 else ''}"
+                f"{'; ' + why if why else ''}",
                 task,
                 agent=chosen.name,
             )

@@ -16,7 +16,7 @@ import numpy as np
 from kossim.runspec import MetricRow
 from kossim.states import ABANDONED, DONE, REJECTED, RENEGED, TERMINAL
 
-__all__ = ["CORE_METRICS", "RunFacts", "compute_metrics", "sojourn_quantiles"]
+__all__ = ["CORE_METRICS", "ROLE_METRICS", "RunFacts", "compute_metrics", "sojourn_quantiles"]
 
 CORE_METRICS = (
     "wait_mean",
@@ -195,6 +195,17 @@ COORDINATION = (
     "duplicate_work",
 )
 """Metrics the engine's ledger measures (failure detection and task copies)."""
+
+ROLE_METRICS = (
+    "fallbacks",
+    "fallback_share",
+    "transfer_time_mean",
+    "local_share",
+    "affinity_share",
+    "proficiency_mean",
+)
+"""Metrics of roles, experience and data locality (:mod:`kossim.sim.roles`), over measured
+completed tasks, scopes ``all`` and ``type=T``: only in runs whose scenario uses them."""
 
 SCOPED = (
     "arrived",

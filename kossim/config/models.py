@@ -22,6 +22,7 @@ from pydantic import (
 
 from kossim.analysis.expectations import Expectation, check_expectations
 from kossim.config.problems import did_you_mean
+from kossim.config.roles import DataSpec, Learning, RoleSpec, check_roles, role_skills
 from kossim.dists import Constant, Distribution, Exponential
 from kossim.errors import FieldError
 
@@ -80,6 +81,10 @@ class AgentGroup(Strict):
         description="finite buffer: the most tasks an agent holds, running plus queued "
         "(K of M/M/c/K); a task reaching a full agent is refused. None: unbounded",
     )
+    roles: list[Name] = Field(default_factory=list, description="roles its agents hold")
+    learning: Learning | None = Field(
+        default=None, description="proficiency rises with the tasks of a type completed"
+    )
 
     @model_validator(mode="after")
     def _limit_holds_slots(self) -> AgentGroup:
@@ -111,6 +116,9 @@ class Network(Strict):
 
     latency: Distribution = Field(default_factory=lambda: Constant(dist="constant", value=0.0))
     links: list[Link] = Field(default_factory=list)
+    bandwidth: float | None = Field(
+        default=None, gt=0, description="data per unit time on a path (none: transfers free)"
+    )
 
 
 class Arrivals(Strict):
@@ -205,6 +213,12 @@ class TaskType(Strict):
         "(drawn at arrival on the stream 'patience:<type>'); None: waits for ever",
     )
 
+    role: Name | None = Field(default=None, description="the role an agent must hold")
+    affinity: list[Name] = Field(
+        default_factory=list, description="agent groups or nodes this type prefers"
+    )
+    data: DataSpec | None = Field(default=None, description="where the task's input lives")
+
     @model_validator(mode="after")
     def _patient_singles(self) -> TaskType:
         if self.patience is not None and self.bundle is not None:
@@ -269,6 +283,7 @@ class Failures(Strict):
 
 class Scenario(Strict):
     agents: list[AgentGroup] = Field(min_length=1)
+    roles: dict[Name, RoleSpec] = Field(default_factory=dict, description="role -> skills, duties")
     nodes: list[NodeSpec] = Field(default_factory=list)
     network: Network = Field(default_factory=Network)
     workload: Workload
@@ -297,7 +312,7 @@ class Scenario(Strict):
                     index,
                     "node",
                 )
-        offered = [set(g.skills) for g in self.agents]
+        offered = [set(g.skills) | role_skills(self.roles, g.roles) for g in self.agents]
         for index, t in enumerate(self.workload.tasks):
             need = set(t.skills)
             if need and not any(need <= have for have in offered):
@@ -309,6 +324,7 @@ class Scenario(Strict):
                     index,
                     "skills",
                 )
+        check_roles(self)
         self._check_failure_targets(node_names)
         self._check_links(node_names)
         self._check_failure_semantics()

@@ -71,6 +71,12 @@ METRIC_DIRECTION: dict[str, int] = {
     "rerouted": -1,
     "tree_depth": 0,
     "view_age_mean": -1,
+    "fallbacks": -1,
+    "fallback_share": -1,
+    "transfer_time_mean": -1,
+    "local_share": +1,
+    "affinity_share": +1,
+    "proficiency_mean": +1,
 }
 
 METRIC_LABEL: dict[str, tuple[str, str]] = {
@@ -117,6 +123,12 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "rerouted": ("tasks rerouted from failed managers", "tasks"),
     "tree_depth": ("delegation tree depth", "managers"),
     "view_age_mean": ("mean age of the facts behind a delegation", TIME_UNIT),
+    "fallbacks": ("tasks served by a substitute role", "tasks"),
+    "fallback_share": ("share of role tasks served by a substitute", "fraction"),
+    "transfer_time_mean": ("mean input transfer time per task", TIME_UNIT),
+    "local_share": ("share of data tasks run where their data is", "fraction"),
+    "affinity_share": ("share of affinity tasks run on a preferred agent", "fraction"),
+    "proficiency_mean": ("mean proficiency of the serving agent", "multiplier"),
 }
 
 # Experimental mode: result quality and learned reputations (policies/trust.py).

@@ -16,6 +16,7 @@ from kossim.analysis.metrics import RunFacts, compute_metrics, sojourn_quantiles
 from kossim.config.models import Experiment
 from kossim.runspec import MetricRow, RunResult, RunSpec
 from kossim.sim.recorder import columns_of
+from kossim.sim.roles import role_metrics
 from kossim.sim.task import DONE, STATE_NAMES
 from kossim.sim.world import World
 
@@ -74,6 +75,10 @@ def simulate(spec: RunSpec) -> RunResult:
         metrics = compute_metrics(cols, _facts(world))
         metrics.append(("warmup_time", "all", float(world.measure_start or 0.0)))
         metrics.extend(_behaviour_rows(world))
+        if world.role_physics is not None:
+            metrics.extend(
+                role_metrics(world.role_physics, cols, [t.name for t in world.task_types])
+            )
     except Exception:
         return RunResult(
             spec.run_id,

@@ -18,7 +18,20 @@ from kossim.sim.task import ORPHANED, RUNNING, SUSPENDED, Task
 if TYPE_CHECKING:
     from kossim.sim.world import World
 
-__all__ = ["Agent", "AgentState"]
+__all__ = ["ROLE_MARK", "Agent", "AgentState", "proficiency_of"]
+
+ROLE_MARK = "role:"
+"""A task needing role R needs the pseudo-skill ``role:R``: its holders have it at 1, a
+substitute at the role's fallback penalty. It multiplies the proficiency, not caps it."""
+
+
+def proficiency_of(have: dict[str, float], need: tuple[str, ...]) -> float:
+    """The weakest skill of ``need`` (1 if none), times any role marks' factors."""
+    p = min((have.get(s, 0.0) for s in need if not s.startswith(ROLE_MARK)), default=1.0)
+    for s in need:
+        if s.startswith(ROLE_MARK):
+            p *= have.get(s, 0.0)
+    return p
 
 
 class AgentState:
@@ -71,8 +84,7 @@ class AgentState:
         """Rate multiplier for a task needing ``skills`` (weakest skill); 0 if one is missing."""
         p = self._prof.get(skills)
         if p is None:
-            p = min((self.skills.get(s, 0.0) for s in skills), default=1.0)
-            self._prof[skills] = p
+            p = self._prof[skills] = proficiency_of(self.skills, skills)
         return p
 
     def service_time(self, task: Task) -> float:

@@ -153,6 +153,10 @@ class CoordinatorContext(Context):
     def max_attempts(self) -> int:
         return self._world.max_attempts
 
+    def mean_delay(self, src: str, dst: str) -> float:
+        """The network path's mean delay between two nodes (a static fact)."""
+        return self._world.net.mean_delay(src, dst)
+
     def abandon(self, task: Task) -> None:
         """Give up on ``task`` (a terminal state)."""
         self._world.abandon(task)

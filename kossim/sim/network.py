@@ -69,3 +69,10 @@ class Net:
 
     def delay(self, src: str, dst: str) -> float:
         return sum(draw() for draw in self._path(src, dst)) if src != dst else 0.0
+
+    def mean_delay(self, src: str, dst: str) -> float:
+        """The mean delay of the path from ``src`` to ``dst`` (no draw: a static fact)."""
+        if src == dst:
+            return 0.0
+        hops = self._hops(src, dst)
+        return sum(self._edges[(a, b)].mean_value() for a, b in pairwise(hops))

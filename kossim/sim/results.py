@@ -5,8 +5,8 @@ bad result with probability ``q`` for every task it completes, drawn at the
 completion on the agent's own stream ``results:<agent>``: the k-th result of
 an agent is bad or good alike under every policy (common random numbers, as
 far as the policies give the agent the same number of tasks). Only agents
-with ``q > 0`` are :class:`FallibleAgent`; the others never draw, so a fleet
-without bad agents pays nothing.
+with ``q > 0`` are of a :func:`fallible` agent class; the others never draw, so
+a fleet without bad agents pays nothing.
 
 A result is *delivered* when it ends its task (the task is recorded as
 completed). A shadow copy's result (see :meth:`kossim.sim.ledger.Ledger.shadow`)
@@ -17,7 +17,7 @@ coordinator only when it verifies the result).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from simpy.events import Timeout
 
@@ -30,29 +30,43 @@ from kossim.sim.task import DONE, Task
 if TYPE_CHECKING:
     from kossim.sim.world import World
 
-__all__ = ["FallibleAgent", "Results"]
+__all__ = ["Results", "fallible"]
 
 
-class FallibleAgent(Agent):
-    """An agent whose completed results are bad with probability ``bad_results``."""
+def fallible(base: type[Agent]) -> type[Agent]:
+    """``base`` (an agent class) whose completed results are bad with probability
+    ``bad_results``, the last argument of its constructor."""
+    got = _FALLIBLE.get(base)
+    if got is not None:
+        return got
 
-    __slots__ = ("_bad_p", "_bad_u")
+    class Fallible(base):  # type: ignore[valid-type,misc]
+        __slots__ = ("_bad_p", "_bad_u")
 
-    def __init__(self, world: World, profile: AgentState, node: str, bad_results: float) -> None:
-        super().__init__(world, profile, node)
-        self._bad_p = bad_results
-        self._bad_u = sampler(
-            Uniform(dist="uniform", low=0.0, high=1.0), stream(world.seed, f"results:{self.name}")
-        )
+        def __init__(self, world: World, profile: AgentState, node: str, *more: Any) -> None:
+            *args, bad_results = more
+            super().__init__(world, profile, node, *args)
+            self._bad_p = bad_results
+            self._bad_u = sampler(
+                Uniform(dist="uniform", low=0.0, high=1.0),
+                stream(world.seed, f"results:{self.name}"),
+            )
 
-    def _done(self, ev: Timeout) -> None:
-        task: Task = ev._value
-        if task.ev is not ev:
-            return  # superseded by a preemption or a failure: no result
-        bad = task.bad = self._bad_u() < self._bad_p
-        Agent._done(self, ev)
-        if bad and task.measured:
-            self.world.results.bad(task)
+        def _done(self, ev: Timeout) -> None:
+            task: Task = ev._value
+            if task.ev is not ev:
+                return  # superseded by a preemption or a failure: no result
+            bad = task.bad = self._bad_u() < self._bad_p
+            super()._done(ev)
+            if bad and task.measured:
+                self.world.results.bad(task)
+
+    Fallible.__name__ = Fallible.__qualname__ = f"Fallible{base.__name__}"
+    _FALLIBLE[base] = Fallible
+    return Fallible
+
+
+_FALLIBLE: dict[type[Agent], type[Agent]] = {}
 
 
 class Results:

@@ -31,7 +31,8 @@ from kossim.sim.ledger import Ledger
 from kossim.sim.network import Net
 from kossim.sim.patience import patient_arrivals
 from kossim.sim.recorder import Recorder
-from kossim.sim.results import FallibleAgent, Results
+from kossim.sim.results import Results, fallible
+from kossim.sim.roles import RoleAgent, RolePhysics, agent_skills, task_skills, uses_roles
 from kossim.sim.streams import stream
 from kossim.sim.task import ABANDONED, DONE, REJECTED, RENEGED, RUNNING, Task
 
@@ -47,7 +48,7 @@ class _TypeSpec:
     def __init__(self, t: TaskType, seed: int) -> None:
         self.name = t.type
         self.priority = t.priority
-        self.skills = tuple(sorted(t.skills))
+        self.skills = task_skills(t)
         self.work = sampler(t.work, stream(seed, f"work:{t.type}"))
         self.deadline = (
             sampler(t.deadline, stream(seed, f"deadline:{t.type}")) if t.deadline else None
@@ -84,11 +85,14 @@ class World:
 
         self.profiles: list[AgentState] = []
         self.agents: list[Agent] = []
-        self._build_agents()
         self.coord_node = COORDINATOR
-        nodes = sorted({a.node for a in self.agents})
+        hosts = {g.node or f"{g.group}-{i}" for g in sc.agents for i in range(g.count)}
+        data = {t.data.node for t in sc.workload.tasks if t.data}  # reachable even if no host
+        nodes = sorted(hosts | data)
         self._nodes = set(nodes)
         self.net = Net(sc.network, nodes, seed)
+        self.role_physics = RolePhysics(sc, self.net) if uses_roles(sc) else None
+        self._build_agents()
         self.kernel = (
             TracingKernel(self.env, self.net, EventLog())
             if trace
@@ -208,7 +212,9 @@ class World:
             observer.on_crash(self.agent_actors[agent.index], agent.epoch)
 
     def _build_agents(self) -> None:
-        for g in self.exp.scenario.agents:
+        sc = self.exp.scenario
+        for g in sc.agents:
+            skills = agent_skills(g, sc) if self.role_physics else dict(g.skills)
             for i in range(g.count):
                 name = f"{g.group}-{i}"
                 profile = AgentState(
@@ -217,17 +223,19 @@ class World:
                     g.group,
                     g.speed,
                     g.capacity,
-                    dict(g.skills),
+                    dict(skills),
                     g.trust,
                     g.queue_limit,
                 )
                 self.profiles.append(profile)
                 node = g.node or name
-                self.agents.append(
-                    FallibleAgent(self, profile, node, g.bad_results)
-                    if g.bad_results > 0
-                    else Agent(self, profile, node)
-                )
+                # The plain agent unless the group needs more physics: roles, learning and
+                # data transfers; results that can be bad.
+                cls: type[Agent] = Agent if self.role_physics is None else RoleAgent
+                more: tuple[Any, ...] = () if self.role_physics is None else (g,)
+                if g.bad_results > 0:
+                    cls, more = fallible(cls), (*more, g.bad_results)
+                self.agents.append(cls(self, profile, node, *more))
 
     def _setup_run_length(self) -> None:
         exp = self.exp
