@@ -19,6 +19,7 @@ from kossim.sim.agent import AgentState
 from kossim.sim.kernel import Actor
 from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_queue
 from policies.backpressure import bounded
+from policies.notices import DelegationNotices
 from policies.role_based import hook_roles, role_tiers
 
 __all__ = ["Queueing", "QueueingParams"]
@@ -33,7 +34,7 @@ class QueueingParams(Params):
     )
 
 
-class Queueing(Behaviour):
+class Queueing(DelegationNotices, Behaviour):
     """One waiting queue, a view per agent, and the policy's dispatch, routing and queue.
 
     Pull dispatch (``central``) keeps tasks here until a view shows a free
@@ -286,63 +287,6 @@ class Queueing(Behaviour):
         self._forget(view, task)
         if self.pull:
             self.pump()
-
-    # -- delegation among agents (agent behaviour ``delegating``) ----------------------
-    # The notices name the agent this coordinator sent the task to (``first``): until a
-    # notice says otherwise, the task counts on that agent's view. Notices may arrive in
-    # any order; the hand-off number orders the "moved" ones, and a task's book closes
-    # once its end is known and every "moved" notice sent for it has arrived.
-    def on_moved(self, sender: Actor, news: tuple[Task, Actor, int, int]) -> None:
-        """``sender`` keeps ``task`` (sent to ``first``) after hand-off number ``hops``."""
-        task, first, hops, _ = news
-        book = self._book(task, first)
-        book[2] += 1
-        if book[0] >= 0 and hops > book[1]:
-            self._forget(self.views[book[0]], task)
-            view = self.views[sender.index]
-            view.queue_length += 1
-            svc = task.svc = view.service_time(task)
-            view.work_outstanding += svc
-            if self.track:
-                view.tasks.add(task)
-            if self.listing:
-                self._relist(view)
-            book[0], book[1] = sender.index, hops
-        self._drop_record(task, book)
-        if self.pull:
-            self.pump()
-
-    def on_finished(self, sender: Actor, news: tuple[Task, Actor, int, int]) -> None:
-        """A delegated task ended at ``sender`` (completed, or abandoned at its hop limit)."""
-        self._settle(news)
-        if self.pull:
-            self.pump()
-
-    def on_handback(self, sender: Actor, news: tuple[Task, Actor, int, int]) -> None:
-        """An agent hands ``task`` back to this queue instead of keeping it."""
-        task = self._settle(news)
-        task.handoff += self.ctx.now  # the hand-off ends here
-        self.reenter(task)
-
-    def _book(self, task: Task, first: Actor) -> list[int]:
-        book = self.delegated.get(task)
-        if book is None:
-            book = self.delegated[task] = [first.index, -1, 0, -1]
-        return book
-
-    def _settle(self, news: tuple[Task, Actor, int, int]) -> Task:
-        """The task left the agents: forget it on the view that counts it."""
-        task, first, _, moves = news
-        book = self._book(task, first)
-        if book[0] >= 0:
-            self._forget(self.views[book[0]], task)
-        book[0], book[3] = -1, moves
-        self._drop_record(task, book)
-        return task
-
-    def _drop_record(self, task: Task, book: list[int]) -> None:
-        if book[0] < 0 and book[2] >= book[3]:
-            del self.delegated[task]
 
     def on_returned(self, sender: Actor, task: Task) -> None:
         """A preempted task comes back to this queue (pull dispatch)."""

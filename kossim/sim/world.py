@@ -26,6 +26,7 @@ from kossim.sim.agent import Agent, AgentState
 from kossim.sim.bundle import bundle_arrivals
 from kossim.sim.context import AgentContext, CoordinatorContext, ServiceContext
 from kossim.sim.eventlog import EventLog
+from kossim.sim.failures import start_failures
 from kossim.sim.kernel import Actor, Kernel, TracingKernel
 from kossim.sim.ledger import Ledger
 from kossim.sim.network import Net
@@ -34,7 +35,8 @@ from kossim.sim.recorder import Recorder
 from kossim.sim.results import Results, fallible
 from kossim.sim.roles import RoleAgent, RolePhysics, agent_skills, task_skills, uses_roles
 from kossim.sim.streams import stream
-from kossim.sim.task import ABANDONED, DONE, REJECTED, RENEGED, RUNNING, Task
+from kossim.sim.task import ABANDONED, DONE, REJECTED, Task
+from kossim.sim.tracing import trace_tasks
 
 __all__ = ["World"]
 
@@ -152,33 +154,7 @@ class World:
         if any(t.patience is not None for t in self.task_types):
             self._arrive = patient_arrivals(self, self._arrive)
         if self.kernel.log is not None:
-            self._trace_tasks(self.kernel.log)
-
-    def _trace_tasks(self, log: EventLog) -> None:
-        """``--trace``: log each task's arrival, starts and ending by wrapping the verbs that
-        take them (so that an untraced run pays nothing)."""
-        arrive, finish = self._arrive, self.finish
-
-        def arrived(sender: Any, task: Task) -> None:
-            log.task(self.env._now, "arrive", task, "world", f"task {task.id} ({task.type})")
-            arrive(sender, task)
-
-        def finished(task: Task) -> None:
-            finish(task)
-            if task.end >= 0 and task.id not in self._families:  # not a bundle's part
-                kind = _ENDINGS[task.state]
-                who = self.agents[task.agent].name if task.agent >= 0 else "world"
-                if task.state == RENEGED:
-                    why = f"task {task.id} reneged: not started {task.end - task.arrival:.4g} "
-                    why += f"after arrival, its patience ({task.type})"
-                else:
-                    why = f"task {task.id} {kind.rstrip('e')}ed, attempt {task.attempts}"
-                log.task(task.end, kind, task, who, why)
-
-        self._arrive = arrived
-        self.finish = finished  # type: ignore[method-assign]
-        for actor, agent in zip(self.agent_actors, self.agents, strict=True):
-            actor.ctx.start = _traced_start(log, agent)
+            trace_tasks(self, self.kernel.log)
 
     def spawn(self, kind: str, name: str, node: str, behaviour: Any) -> Actor:
         """Place a new actor of ``kind`` running ``behaviour`` on ``node`` and start it.
@@ -331,49 +307,6 @@ class World:
         ):
             self.done_event.succeed()
 
-    # -- failures -----------------------------------------------------------------
-    def _clock(self, targets: list[Agent], spec: FailureSpec, name: str) -> Any:
-        up = sampler(spec.up, stream(self.seed, f"failures:{name}:up"))
-        down = sampler(spec.down, stream(self.seed, f"failures:{name}:down"))
-        while True:
-            yield self.env.timeout(up())
-            for a in targets:
-                a.fail()
-            self._log_clock("crash", targets)
-            yield self.env.timeout(down())
-            for a in targets:
-                a.repair()
-            self._log_clock("repair", targets)
-
-    def _log_clock(self, kind: str, targets: list[Agent]) -> None:
-        log = self.kernel.log
-        if log is not None:
-            for a in targets:
-                log.record(
-                    self.env._now,
-                    kind,
-                    a.name,
-                    f"{a.name} {kind}, failure {a.epoch}",
-                    None,
-                    {"up": a.up},
-                )
-
-    def _start_failures(self) -> None:
-        fail = self.exp.scenario.failures
-        if fail.agents is not None:
-            only = fail.agents.only
-            for a in self.agents:
-                if only is None or a.profile.group in only:
-                    self.env.process(self._clock([a], fail.agents, f"agent:{a.name}"))
-        if fail.nodes is not None:
-            by_node: dict[str, list[Agent]] = {}
-            for a in self.agents:
-                by_node.setdefault(a.node, []).append(a)
-            only = fail.nodes.only
-            for node, members in sorted(by_node.items()):
-                if only is None or node in only:
-                    self.env.process(self._clock(members, fail.nodes, f"node:{node}"))
-
     # -- sampling -------------------------------------------------------------------
     def _sample(self) -> Any:
         if self.horizon is not None:
@@ -419,7 +352,7 @@ class World:
             self._start_measuring()
         else:  # warmup_tasks: from the first measured arrival
             self.kernel.measure_from = _INF
-        self._start_failures()
+        start_failures(self)
         env.process(self._sample())
         self._schedule_arrival()
         if self.horizon is not None:
@@ -460,23 +393,3 @@ class World:
                 seen.add(t.id)
                 unique.append(t)
         return unique
-
-
-_ENDINGS = {DONE: "complete", ABANDONED: "abandon", REJECTED: "reject", RENEGED: "renege"}
-
-
-def _traced_start(log: EventLog, agent: Agent) -> Any:
-    start = agent.start
-
-    def started(task: Task) -> None:
-        start(task)
-        if task.state == RUNNING and task.agent == agent.index:
-            log.task(
-                agent.world.env._now,
-                "start",
-                task,
-                agent.name,
-                f"task {task.id} on {agent.name}, attempt {task.attempts}",
-            )
-
-    return started
