@@ -113,6 +113,8 @@ class Delegating(Worker):
         "handback",
         "load",
     )
+    #: What it tells its coordinator of tasks passed among agents (checked at load).
+    tells_coordinator = ("moved", "finished", "handback")
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from kossim.analysis.expectations import Expectation, check_expectations
+from kossim.config.partners import check_gangs, check_partners
 from kossim.config.problems import did_you_mean
 from kossim.config.roles import DataSpec, Learning, RoleSpec, check_roles, role_skills
 from kossim.dists import Constant, Distribution, Exponential
@@ -468,49 +469,9 @@ class Experiment(Strict):
                     raise FieldError("duplicate seed", "seeds", index, got=seed)
         _unique([p.name for p in self.policies], "policy name", "name", "policies")
         check_expectations(self.expect, [p.name for p in self.policies])
-        self._check_gangs()
+        check_gangs(self)
+        check_partners(self)
         return self
-
-    def _check_gangs(self) -> None:
-        """A gang bundle needs a coordinator that assembles gangs (all or none start)."""
-        gangs = [
-            t.type for t in self.scenario.workload.tasks if t.bundle and t.bundle.mode == "gang"
-        ]
-        if not gangs:
-            return
-        from kossim.registry import resolve
-
-        for index, t in enumerate(self.scenario.workload.tasks):
-            if t.bundle is None or t.bundle.mode != "gang":
-                continue
-            able = sum(
-                g.count
-                for g in self.scenario.agents
-                if all(g.skills.get(s, 0.0) > 0 for s in t.skills)
-            )
-            if t.bundle.k > able:
-                raise FieldError(
-                    f"a gang of {t.bundle.k} needs {t.bundle.k} distinct agents with the "
-                    f"type's skills; the fleet has {able}",
-                    "scenario",
-                    "workload",
-                    "tasks",
-                    index,
-                    "bundle",
-                    "k",
-                    got=t.bundle.k,
-                )
-        for index, p in enumerate(self.policies):
-            cls = resolve("coordinator", p.coordinator).cls
-            if not getattr(cls, "assembles_gangs", False):
-                raise FieldError(
-                    f"task type {gangs[0]!r} is a gang bundle, which coordinator "
-                    f"{cls.id!r} cannot start all at once; use coordinator 'bundles'",
-                    "policies",
-                    index,
-                    "coordinator",
-                    got=p.coordinator,
-                )
 
     @property
     def auto_warmup(self) -> bool:

@@ -53,6 +53,21 @@ def test_bad_bundles_are_located(
     assert located in problem and says in problem, problem
 
 
+def test_a_gang_counts_only_the_agents_holding_its_role(tmp_path: Path) -> None:
+    """Two agents, one an engineer: a gang of 2 engineers cannot assemble."""
+    cfg = config(
+        tasks=3,
+        agents=[{"group": "eng", "count": 1, "roles": ["engineer"]}, {"group": "ops", "count": 1}],
+        types=[
+            {"type": "b", "work": constant(1.0), "role": "engineer", "bundle": {"k": 2, "mode": "gang"}},
+        ],
+        policy={"coordinator": "bundles"},
+    )
+    cfg["scenario"]["roles"] = {"engineer": {"skills": []}}
+    problem = _problem(tmp_path, cfg)
+    assert "bundle.k" in problem and "skills and role; the fleet has 1" in problem, problem
+
+
 def test_a_bundle_type_cannot_also_renege(tmp_path: Path) -> None:
     """Patience would renege one subtask while its family decides the bundle's ending."""
     bundled = {"type": "b", "work": constant(1.0), "bundle": {"k": 2, "mode": "independent"}}

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from kossim.config.experiment import load_experiment
 from kossim.config.loader import load_yaml_text
+from kossim.errors import KossimInputError
 from kossim.lab import run_experiment
 from kossim.policy import AgentView, Component, Params, TaskView
 from kossim.report import render_report
@@ -315,3 +316,20 @@ def test_peer_loads_give_the_lightest_peer_from_news_only() -> None:
         loads.learned(3, 0.1 * (step % 3))
     assert loads.lightest(("a",), exclude=-1) == 0  # 3 last heard at 0.1 > 0.0
     assert loads.lightest(("b",), exclude=3) == 3
+
+
+def test_a_coordinator_that_cannot_hear_delegations_fails_at_load(tmp_path: Path) -> None:
+    """Delegating agents tell the coordinator of moves; a tree has no handler for them, so
+    the pairing is refused at the policy's ``agent`` field, naming coordinators that work."""
+    cfg = config(
+        tasks=3,
+        policy={"coordinator": {"id": "tree", "branching": 2}, "agent": "delegating"},
+    )
+    path = tmp_path / "exp.yaml"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(KossimInputError) as err:
+        load_experiment(path)
+    problem = str(err.value)
+    assert "policies.0.agent" in problem, problem
+    assert "coordinator 'tree' does not handle (moved, finished, handback)" in problem
+    assert "coordinators that do: bundles, contract_net, queueing, trust_gated" in problem
