@@ -201,7 +201,7 @@ class Ledger:
         abandoned member ends the family only when too few parts are left to meet
         the rule (for copies: when it was the last one alive). A shadow never ends
         its task and is never cancelled by its end: it leaves the family ``DONE`` or
-        ``ABANDONED`` but unrecorded (``end`` stays -1), and shadows still running
+        ``ABANDONED`` with its ``end`` set but unrecorded, and shadows still running
         when the task ends keep the family open until they end.
         """
         family = self.families[task.id]
@@ -273,6 +273,8 @@ class Ledger:
     def _shadow_ends(self, task: Task) -> None:
         self.shadows.discard(task)
         task.state = DONE if task.state == RUNNING else ABANDONED
+        # Ended (never live again, never in transit with its report), though not recorded.
+        task.end = self.world.env._now
         done = task.work - task.remaining
         if task.measured and done > 0:
             self.shadow_work += done / task.rate

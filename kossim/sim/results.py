@@ -57,9 +57,10 @@ def fallible(base: type[Agent]) -> type[Agent]:
             if task.ev is not ev:
                 return  # superseded by a preemption or a failure: no result
             bad = task.bad = self._bad_u() < self._bad_p
+            shadow = task in self.world.ledger.shadows  # its result is compared, never delivered
             super()._done(ev)
             if bad and task.measured:
-                self.world.results.bad(task)
+                self.world.results.bad(task, delivered=not shadow)
 
     Fallible.__name__ = Fallible.__qualname__ = f"Fallible{base.__name__}"
     _FALLIBLE[base] = Fallible
@@ -82,10 +83,11 @@ class Results:
         self.bad_results = 0  # every bad result, shadows' included
         self.bad_delivered = [0] * len(tasks)  # per task type
 
-    def bad(self, task: Task) -> None:
-        """A measured task's result came out bad: delivered if it ended the task."""
+    def bad(self, task: Task, delivered: bool) -> None:
+        """A measured task's result came out bad: delivered if it ended the task (a
+        shadow's, ``delivered`` False, never does)."""
         self.bad_results += 1
-        if task.end >= 0 and task.state == DONE:
+        if delivered and task.end >= 0 and task.state == DONE:
             self.bad_delivered[task.tidx] += 1
 
     def rows(self) -> list[MetricRow]:

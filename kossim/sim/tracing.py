@@ -28,8 +28,9 @@ def trace_tasks(world: World, log: EventLog) -> None:
         arrive(sender, task)
 
     def finished(task: Task) -> None:
+        before = world.in_system
         finish(task)
-        if task.end >= 0 and task.id not in world._families:  # not a bundle's part
+        if world.in_system < before:  # recorded: the task ended (not a part, copy or shadow)
             kind = _ENDINGS[task.state]
             who = world.agents[task.agent].name if task.agent >= 0 else "world"
             if task.state == RENEGED:

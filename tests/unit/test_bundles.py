@@ -59,7 +59,12 @@ def test_a_gang_counts_only_the_agents_holding_its_role(tmp_path: Path) -> None:
         tasks=3,
         agents=[{"group": "eng", "count": 1, "roles": ["engineer"]}, {"group": "ops", "count": 1}],
         types=[
-            {"type": "b", "work": constant(1.0), "role": "engineer", "bundle": {"k": 2, "mode": "gang"}},
+            {
+                "type": "b",
+                "work": constant(1.0),
+                "role": "engineer",
+                "bundle": {"k": 2, "mode": "gang"},
+            },
         ],
         policy={"coordinator": "bundles"},
     )

@@ -183,6 +183,19 @@ def test_in_shadow_mode_a_shadows_result_is_never_delivered() -> None:
     assert rows[("lost", "all")] == 0
 
 
+def test_shadows_are_compared_across_a_network_with_latency() -> None:
+    """A shadow's report crosses the network like any other: with latency the comparisons
+    (and so the verdicts) are the same in number as the shadows that finished, and a bad
+    shadow result is never delivered."""
+    config = _config(SHADOW, new_bad=1.0, new_good=1.0)
+    config["scenario"]["network"] = {"latency": {"dist": "constant", "value": 0.1}}
+    rows = _metrics(config)
+    assert rows[("bad_delivered", "all")] == 0
+    assert rows[("bad_results", "all")] == rows[("bad_caught", "via=shadow")] > 0
+    assert rows[("quarantined", "group=newbad")] == rows[("quarantined", "group=newgood")] == 1
+    assert rows[("lost", "all")] == 0
+
+
 def test_a_perfect_newcomer_is_promoted_after_exactly_the_bound() -> None:
     rows = _metrics(_config(SHADOW, new_bad=0.0, new_good=0.0))
     bound = promotion_bound(0.75, 10, 0.9)
