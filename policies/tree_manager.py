@@ -138,7 +138,13 @@ class Manager(Behaviour):
 
     # -- tasks ------------------------------------------------------------------------------
     def on_assign(self, sender: Any, task: Task) -> None:
-        """A task delegated here by the manager above."""
+        """A task delegated here by the manager above. Down and taken over, this manager
+        gives it back to the sender, whose view is wrong (it may have adopted this manager
+        from a taker that is itself down: passing it to the taker would send it round)."""
+        if not self.up and self.taken_by is not None:
+            task.state = WAITING
+            self.ctx.send(sender, "released", task)
+            return
         self.receive(task)
 
     def on_released(self, sender: Actor, task: Task) -> None:
