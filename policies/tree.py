@@ -17,6 +17,8 @@ Metrics: ``manager_utilization`` and ``manager_decisions`` (decisions per
 unit time), scope ``manager=NAME`` and ``all`` (the busiest manager: the
 bound a tree promises), ``rerouted`` (tasks given back by failed managers),
 ``view_age_mean`` (how old the facts behind a delegation were), ``tree_depth``;
+with ``entry: leaves`` (tasks enter at a lowest manager and climb only for want of
+room, see :mod:`policies.tree_entry`) ``escalated`` and ``escalation_share``;
 hops per task are the decisions on its route (``hops_mean``, ``hops_share``),
 ``delegation_delay_mean`` its time in the tree before it leaves for an agent.
 """
