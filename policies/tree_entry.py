@@ -35,9 +35,6 @@ from policies.tree_manager import Directory, Manager, _Child
 
 __all__ = ["Escalating"]
 
-_DOWN = "\x00down"
-"""Marks a task delegated down (placed, never escalated) in ``climbing``."""
-
 
 class Escalating(Manager):
     """A manager that takes tasks at the front door and escalates what has no room below."""
