@@ -17,13 +17,15 @@ Metrics: ``manager_utilization`` and ``manager_decisions`` (decisions per
 unit time), scope ``manager=NAME`` and ``all`` (the busiest manager: the
 bound a tree promises), ``rerouted`` (tasks given back by failed managers),
 ``view_age_mean`` (how old the facts behind a delegation were), ``tree_depth``;
+with ``entry: leaves`` (tasks enter at a lowest manager and climb only for want of
+room, see :mod:`policies.tree_entry`) ``escalated`` and ``escalation_share``;
 hops per task are the decisions on its route (``hops_mean``, ``hops_share``),
 ``delegation_delay_mean`` its time in the tree before it leaves for an agent.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -32,7 +34,8 @@ from kossim.dists import Distribution
 from kossim.policy import Params
 from kossim.sim.kernel import Actor
 from kossim.sim.task import WAITING, Task
-from policies.tree_manager import Directory, Manager
+from policies.tree_entry import Escalating
+from policies.tree_manager import Directory
 from policies.tree_shape import ROOT, Shape, explicit_shape, generated_shape
 
 __all__ = ["ManagerFailures", "Tree", "TreeParams"]
@@ -73,6 +76,16 @@ class TreeParams(Params):
     manager_failures: ManagerFailures | None = Field(
         default=None, description="failure clock of every manager below the root"
     )
+    entry: Literal["root", "leaves"] = Field(
+        default="root",
+        description="where tasks enter: the root (it decides every task), or a lowest "
+        "manager drawn at random, escalating up only what its subtree has no room for",
+    )
+    room: float = Field(
+        default=1.0,
+        gt=0,
+        description="entry: leaves: a child has room when its (load + 1) / rate is at most this",
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> TreeParams:
@@ -84,7 +97,7 @@ class TreeParams(Params):
         return self
 
 
-class Tree(Manager):
+class Tree(Escalating):
     """The root manager of a delegation tree, and the coordinator agents report to."""
 
     kind = "coordinator"
@@ -101,9 +114,15 @@ class Tree(Manager):
         self.max_attempts = ctx.max_attempts
         self.backing_off: dict[Task, None] = {}  # bounced or returned, about to re-enter
         nodes = {a.name: a.node for a in ctx.agents}
+        actors = {ROOT: ctx.actor}
         for name in shape.managers[1:]:
-            manager = Manager(self.params, self.rng).join(directory, name)
-            ctx.spawn("manager", name, nodes[shape.agents_under(name)[0]], manager)
+            manager = Escalating(self.params, self.rng).join(directory, name)
+            actors[name] = ctx.spawn("manager", name, nodes[shape.agents_under(name)[0]], manager)
+        # The front door: the lowest managers (no manager below), or None (the root decides).
+        lowest = [m for m, cs in shape.children.items() if not any(c in shape.children for c in cs)]
+        self.doors = [actors[m] for m in lowest] if self.params.entry == "leaves" else None
+        if self.doors is not None and len(self.doors) == 1 and lowest[0] == ROOT:
+            self.doors = None  # flat: the root is the only manager
         if ctx.tracing:
             ctx.log(
                 "tree",
@@ -123,10 +142,19 @@ class Tree(Manager):
         self.enter(task)
 
     def enter(self, task: Task) -> None:
-        """A task enters the tree at the root: its delegation delay starts."""
+        """A task enters the tree (its delegation delay starts): at the root, or
+        (``entry: leaves``) at a lowest manager drawn uniformly at random."""
         task.hops = 0
-        task.handoff -= self.ctx.now
-        self.receive(task)
+        ctx = self.ctx
+        task.handoff -= ctx.now
+        doors = self.doors
+        if doors is None:
+            self.receive(task)
+            return
+        door = doors[int(ctx.rng.integers(len(doors)))]
+        if ctx.tracing:
+            ctx.log("entry", f"task {task.id} enters at {door.name}", task, to=door.name)
+        ctx.send(door, "entry", task)
 
     # -- what agents and the detector report ---------------------------------------------------
     def on_done(self, sender: Actor, task: Task) -> None:
@@ -193,6 +221,12 @@ class Tree(Manager):
         age = np.concatenate(ages)
         rows.append(("view_age_mean", "all", float(age.mean()) if age.size else float("nan")))
         rows.append(("tree_depth", "all", float(self.shape.depth)))
+        if self.doors is not None:
+            counts = [m.entries(start, end) for m in self.directory.stats.values()]
+            entered = sum(c[0] for c in counts)
+            rows.append(("escalated", "all", float(sum(c[1] for c in counts))))
+            share = sum(c[2] for c in counts) / entered if entered else float("nan")
+            rows.append(("escalation_share", "all", share))
         return rows
 
 

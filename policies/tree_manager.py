@@ -138,7 +138,13 @@ class Manager(Behaviour):
 
     # -- tasks ------------------------------------------------------------------------------
     def on_assign(self, sender: Any, task: Task) -> None:
-        """A task delegated here by the manager above."""
+        """A task delegated here by the manager above. Down and taken over, this manager
+        gives it back to the sender, whose view is wrong (it may have adopted this manager
+        from a taker that is itself down: passing it to the taker would send it round)."""
+        if not self.up and self.taken_by is not None:
+            task.state = WAITING
+            self.ctx.send(sender, "released", task)
+            return
         self.receive(task)
 
     def on_released(self, sender: Actor, task: Task) -> None:
@@ -177,20 +183,30 @@ class Manager(Behaviour):
         now = self.ctx.now
         self.began.append(began)
         self.decided.append(now)
-        chosen = self.place(task)
+        chosen = self.decide(task)
         self.ages.append(now - chosen.heard + chosen.age if chosen is not None else -1.0)
         self.pump()
 
-    def place(self, task: Task) -> _Child | None:
-        """Send ``task`` to the best eligible child believed up (which is returned), or hold
-        it until one is."""
+    def decide(self, task: Task) -> _Child | None:
+        """A decision taken: where ``task`` goes (a manager taking entries may escalate)."""
+        return self.place(task)
+
+    def best(self, task: Task, skip: str | None = None) -> tuple[_Child | None, float]:
+        """The eligible child believed up (other than ``skip``) with the least
+        ``(load + 1) / rate``, and that score."""
         best: _Child | None = None
         score = 0.0
         for c in self.children.values():
             if c.up and not c.taken and (not task.skills or task.skills in c.covers):
                 s = (c.load + 1.0) / c.rate
-                if best is None or s < score:
+                if (best is None or s < score) and c.name != skip:
                     best, score = c, s
+        return best, score
+
+    def place(self, task: Task) -> _Child | None:
+        """Send ``task`` to the best eligible child believed up (which is returned), or hold
+        it until one is."""
+        best, _ = self.best(task)
         ctx = self.ctx
         if best is None:
             self.waiting.append(task)
@@ -199,6 +215,11 @@ class Manager(Behaviour):
             return None
         if ctx.tracing:
             self._log_choice(task, best)
+        return self.delegate(task, best)
+
+    def delegate(self, task: Task, best: _Child) -> _Child:
+        """One hop down: ``task`` to child ``best``."""
+        ctx = self.ctx
         best.load += 1.0
         task.hops += 1
         if best.agent:
@@ -208,7 +229,7 @@ class Manager(Behaviour):
             ctx.send(best.actor, "assign", task)
         return best
 
-    def _log_choice(self, task: Task, best: _Child) -> None:
+    def _log_choice(self, task: Task, best: _Child, why: str = "least") -> None:
         now = self.ctx.now
         seen = [
             f"{c.name} {c.load:g}/{c.rate:g}{'' if c.up else ' down'} ({now - c.heard:.3g} old)"
@@ -216,7 +237,7 @@ class Manager(Behaviour):
         ]
         self.ctx.log(
             "delegate",
-            f"task {task.id} -> {best.name}: least (load+1)/rate of [{', '.join(seen)}"
+            f"task {task.id} -> {best.name}: {why} (load+1)/rate of [{', '.join(seen)}"
             f"{' ...' if len(self.children) > 8 else ''}]",
             task,
             to=best.name,
