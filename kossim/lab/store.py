@@ -195,8 +195,11 @@ class RunStore:
         the same id must not resurface), before storing it again.
 
         The run is then not complete until its new record lands, and no rename
-        replaces an existing file: on ext4 that forces the new file's data out
-        at once (``auto_da_alloc``), an fsync in all but name.
+        replaces an existing file: ext4 flushes the data of a file renamed over
+        another at once (``auto_da_alloc``), an fsync in all but name. Freeing
+        the old files still costs what the file system makes it cost (a discard
+        per file on a volume mounted with ``discard``): a sweep into a new folder
+        is the fastest.
         """
         for suffix in (".json", METRIC, DIST, *TRACES):
             self.path(run_id, suffix).unlink(missing_ok=True)
