@@ -14,7 +14,7 @@ stored (aggregation is printed apart) and the simulation time is each run's
 own, measured where it ran. At most 2 on local processes is the target; 1 is
 the floor. Workers that share cores with other work simulate more slowly, which
 flatters the ratio, so it is also given against the serial sweep's simulation
-time ("vs serial sim"). Medians over ``repeat`` sweeps, with half their range.
+time ("vs serial sim"). Medians over ``repeat`` sweeps, and the range of the ratio.
 """
 
 from __future__ import annotations
@@ -139,37 +139,39 @@ def run_store_bench(
     return StoreReport(runs, repeat, costs, skipped)
 
 
-def _median_spread(values: list[float]) -> str:
-    """Median and half the range: ``1.91±0.03``."""
-    return f"{statistics.median(values):.2f}±{(max(values) - min(values)) / 2:.2f}"
+def _range(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
 
 
 def print_store_bench(report: StoreReport, console: Console | None = None) -> None:
     """The acceptance figure per executor: sweep wall time against simulation time."""
     out = console or Console()
     table = Table(
-        "executor", "workers", "sweep s", "sim s", "sim ms/run", "ratio", "vs serial sim",
-        "aggregate s", "parent CPU s", box=box.SIMPLE_HEAD, pad_edge=False,
+        "executor", "jobs", "sweep s", "sim ms/run", "ratio", "range", "vs serial", "aggr. s",
+        "CPU s", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),
     )  # fmt: skip
     serial = [c for c in report.costs if c.executor == "serial"]
     base = statistics.median(serial[0].sim_seconds) if serial else math.nan
+    med = statistics.median
     for cost in report.costs:
-        per_run = [sim / report.runs * 1e3 for sim in cost.sim_seconds]
+        ratios = cost.ratios()
         table.add_row(
             cost.executor,
             str(cost.workers),
-            _median_spread(cost.sweep_seconds),
-            _median_spread(cost.sim_seconds),
-            _median_spread(per_run),
-            _median_spread(cost.ratios()),
-            _median_spread([wall / (base / cost.workers) for wall in cost.sweep_seconds]),
-            _median_spread(cost.aggregate_seconds),
-            _median_spread(cost.parent_cpu_seconds),
+            f"{med(cost.sweep_seconds):.2f}",
+            f"{med(cost.sim_seconds) / report.runs * 1e3:.2f}",
+            f"{med(ratios):.2f}",
+            _range(ratios),
+            f"{med(cost.sweep_seconds) / (base / cost.workers):.2f}",
+            f"{med(cost.aggregate_seconds):.2f}",
+            f"{med(cost.parent_cpu_seconds):.2f}",
         )
     out.print(
-        f"[bold]sweep of {report.runs} short runs[/], as kossim run does it (storing included); "
+        f"[bold]sweep of {report.runs} short runs[/], as kossim run does it (storing included): "
         "ratio = sweep wall / (summed simulation / workers), target at most 2 on local "
-        f"processes; median ± half the range of {report.repeat}"
+        "processes; vs serial: the same against the serial sweep's simulation time; "
+        "aggr.: aggregation after the sweep; CPU: of the sweep process; "
+        f"medians of {report.repeat}"
     )
     out.print(table)
     for executor, why in report.skipped.items():
