@@ -548,14 +548,22 @@ def bench(
         int, typer.Option(metavar="N", min=1, help="Timings per figure (best is kept).")
     ] = 3,
     sweep: Annotated[
-        bool, typer.Option(metavar="", help="Measure per-run dispatch overhead.")
+        bool,
+        typer.Option(
+            metavar="",
+            help="Measure per-run dispatch overhead, and sweeps of 1,000 short runs against "
+            "their simulation time per executor.",
+        ),
     ] = False,
 ) -> None:
     """Cost per task of kossim vs a hand-written SimPy model of the same M/M/c system."""
     if sweep:
         from kossim.bench.sweep import print_sweep_bench, run_sweep_bench
+        from kossim.bench.sweep_store import print_store_bench, run_store_bench
 
         print_sweep_bench(run_sweep_bench(quick=quick, repeat=repeat))
+        executors = ("serial", "local") if quick else ("serial", "local", "dask")
+        print_store_bench(run_store_bench(100 if quick else 1000, repeat, executors))
         return
     from kossim.bench import print_bench, run_bench
 

@@ -14,11 +14,13 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich import box
 from rich.table import Table
+
+if TYPE_CHECKING:  # pandas costs a third of a second to import; the CLI's help needs none
+    import pandas as pd
 
 __all__ = ["KEY_METRICS", "failure_lines", "plural", "short_paths", "summary_table"]
 

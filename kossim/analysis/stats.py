@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -69,11 +68,20 @@ def _clean(values: Sequence[float] | np.ndarray | pd.Series) -> np.ndarray:
     return arr[~np.isnan(arr)]
 
 
+def _t_ppf(q: float, df: Any) -> Any:
+    """Student-t quantile: ``scipy.stats.t.ppf`` computes it with this very function, but
+    importing ``scipy.stats`` costs twice as long as ``scipy.special`` (every ``kossim run``
+    summarises its results)."""
+    from scipy.special import stdtrit
+
+    return stdtrit(df, q)
+
+
 def _t_halfwidth(std: np.ndarray, n: np.ndarray, level: float) -> np.ndarray:
     """Student-t half-width; NaN where fewer than two observations exist."""
     n = np.asarray(n, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        quant = sps.t.ppf(0.5 + level / 2.0, np.where(n >= 2, n - 1, np.nan))
+        quant = _t_ppf(0.5 + level / 2.0, np.where(n >= 2, n - 1, np.nan))
         return np.where(n >= 2, quant * np.asarray(std, dtype=float) / np.sqrt(n), np.nan)
 
 
@@ -162,6 +170,8 @@ def paired_t(diffs: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     spread = float(diffs.std(ddof=1))
     if spread == 0.0 or spread <= 1e-12 * abs(mean):  # constant up to float rounding
         return mean, mean, 1.0 if mean == 0.0 else 0.0
+    from scipy import stats as sps  # half a second to import: only when a test is asked for
+
     p_value = float(sps.ttest_1samp(diffs, 0.0).pvalue)
     return low, high, p_value
 
@@ -356,9 +366,11 @@ def _seeds_for(std: float, target: float, level: float, n_now: int, cap: int) ->
     """Smallest n >= max(n_now, 2) whose t half-width with spread ``std`` is <= target."""
     if std == 0.0:
         return max(n_now, 2)
-    z = float(sps.norm.ppf(0.5 + level / 2.0))
+    from scipy.special import ndtri
+
+    z = float(ndtri(0.5 + level / 2.0))
     n = max(n_now, 2, math.ceil((z * std / target) ** 2))
-    while n < cap and sps.t.ppf(0.5 + level / 2.0, n - 1) * std / math.sqrt(n) > target:
+    while n < cap and _t_ppf(0.5 + level / 2.0, n - 1) * std / math.sqrt(n) > target:
         n += 1  # starts at the normal-theory size, so only a few t corrections remain
     return min(n, cap)
 

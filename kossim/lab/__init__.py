@@ -12,6 +12,19 @@ them together; :mod:`~kossim.lab.precision` adds seeds until a target holds.
 
 from __future__ import annotations
 
-from kossim.lab.sweep import RunOutcome, SweepInterrupted, default_out_dir, run_experiment
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kossim.lab.sweep import RunOutcome, SweepInterrupted, default_out_dir, run_experiment
 
 __all__ = ["RunOutcome", "SweepInterrupted", "default_out_dir", "run_experiment"]
+
+
+def __getattr__(name: str) -> Any:
+    """The sweep on first use: ``kossim.lab.folders`` and friends load without the engine,
+    pandas and scipy, so ``kossim --help`` and ``kossim validate`` start fast."""
+    if name in __all__:
+        from kossim.lab import sweep
+
+        return getattr(sweep, name)
+    raise AttributeError(f"module 'kossim.lab' has no attribute {name!r}")

@@ -1,12 +1,15 @@
 """The results folder: one set of files per finished run, and the tables rebuilt from them.
 
-A sweep may be interrupted at any moment (Ctrl-C, a lost machine), so every
-file is written atomically (a temporary file in the same folder, fsync,
-``os.replace``) and each run's JSON record is written last, with the SHA-256
-of each of the run's other files. ``--resume`` reuses a run only when its
-files still match those checksums (a file cut short, edited or swapped with
-another run's is run again), and aggregation leaves out, and names, runs
-whose files do not match rather than failing.
+A sweep may be interrupted at any moment (Ctrl-C, ``kill -9``, a lost
+machine). A run stored again first loses its record and files; its data
+files are then written, and its JSON record last, atomically (a temporary
+file in the same folder, ``os.replace``), with the SHA-256 of each of the
+run's other files. ``--resume`` reuses a run only when its files still match
+those checksums (a file cut short, edited or swapped with another run's is
+run again), and aggregation leaves out, and names, runs whose files do not
+match rather than failing. Files are forced to disk in batches
+(:mod:`kossim.lab.durable`: every 64 runs or 1 s, at the end and on an
+interruption), not with an fsync each, which cost more than a short run.
 
 The aggregate tables (``metrics.csv`` and friends) are rebuilt from the
 per-run files of the current plan only, in plan order (policy order in the
@@ -21,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +39,8 @@ import pyarrow.parquet as pq
 import kossim
 from kossim.analysis.stats import summarize
 from kossim.errors import KossimInputError
-from kossim.lab.atomic import TMP_SUFFIX, atomic_write
+from kossim.lab.atomic import TMP_SUFFIX, atomic_write, write_in_place
+from kossim.lab.durable import SyncBatch
 from kossim.lab.plan import Plan
 from kossim.runspec import RunResult, RunSpec, engine_fingerprint
 
@@ -47,6 +50,10 @@ METRIC, DIST, TASKS = ".parquet", ".dist.parquet", ".tasks.parquet"
 EVENTS = ".events.parquet"
 TRACES = {TASKS: "tasks", EVENTS: "events"}
 """The files of a traced run (``--trace``), by suffix, and their aggregate's name."""
+METRIC_COLUMNS = ["metric", "scope", "value"]
+"""What aggregation reads of a run's metric file (its key columns come from the plan)."""
+FRESH_TABLES = 20_000
+"""Runs whose tables a store keeps for aggregation (a few kB each)."""
 
 
 @dataclass(frozen=True)
@@ -71,16 +78,6 @@ def _file_sha256(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a completed rename durable (a no-op where folders cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _parquet_bytes(table: pa.Table | pd.DataFrame) -> bytes:
@@ -122,6 +119,15 @@ class RunStore:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.runs = self.root / "runs"
+        self.batch = SyncBatch(self.runs)
+        """Stored runs whose files are not yet forced to disk."""
+        self._fresh: dict[str, tuple[dict[str, str], dict[str, pa.Table]]] = {}
+        """Runs stored by this object: checksums and tables, so aggregating need not parse
+        files it has just written (it still checks them against their checksums)."""
+
+    def sync(self) -> None:
+        """Force every stored run's files to disk (the sweep's end, an interruption)."""
+        self.batch.sync()
 
     def open(self) -> RunStore:
         """Create the folders and drop temporary files a killed writer left behind.
@@ -150,18 +156,17 @@ class RunStore:
     def put(self, result: RunResult, swept: Sequence[str]) -> None:
         """Store one finished run: data files first, the record (with their checksums) last."""
         files: dict[str, str] = {}
+        self._retract(result.run_id)
         if result.status == "ok":
-            contents = {
-                METRIC: _parquet_bytes(_metric_rows(result, swept)),
-                DIST: _parquet_bytes(_dist_rows(result)),
-            }
+            metric, dist = _metric_rows(result, swept), _dist_rows(result)
+            contents = {METRIC: _parquet_bytes(metric), DIST: _parquet_bytes(dist)}
             for suffix, trace in ((TASKS, result.tasks), (EVENTS, result.events)):
                 if trace is not None:
                     contents[suffix] = _parquet_bytes(pa.table(trace))
-                else:  # a stale trace of an earlier run with the same id must not resurface
-                    self.path(result.run_id, suffix).unlink(missing_ok=True)
             for suffix, data in contents.items():
-                atomic_write(self.path(result.run_id, suffix), data)
+                # Written in place, not renamed: the record, written last and whole, vouches
+                # for them by checksum, so a cut file only makes the run incomplete.
+                write_in_place(self.path(result.run_id, suffix), data)
                 files[suffix] = hashlib.sha256(data).hexdigest()
         record = {
             "run_id": result.run_id,
@@ -176,8 +181,29 @@ class RunStore:
             "engine": engine_fingerprint(),
             "files": files,
         }
-        atomic_write(self.path(result.run_id), json.dumps(record, indent=1, default=str).encode())
-        _fsync_dir(self.runs)
+        record_path = self.path(result.run_id)
+        atomic_write(record_path, json.dumps(record, indent=1, default=str).encode(), sync=False)
+        self.batch.add([*(self.path(result.run_id, suffix) for suffix in files), record_path])
+        if result.status == "ok" and len(self._fresh) < FRESH_TABLES:
+            self._fresh[result.run_id] = (
+                files,
+                {METRIC: metric.select(METRIC_COLUMNS), DIST: dist},
+            )
+
+    def _retract(self, run_id: str) -> None:
+        """Remove a run's record, then its data files (a stale trace of an earlier run with
+        the same id must not resurface), before storing it again.
+
+        The run is then not complete until its new record lands, and no rename
+        replaces an existing file: ext4 flushes the data of a file renamed over
+        another at once (``auto_da_alloc``), an fsync in all but name. Freeing
+        the old files still costs what the file system makes it cost (a discard
+        per file on a volume mounted with ``discard``): a sweep into a new folder
+        is the fastest.
+        """
+        for suffix in (".json", METRIC, DIST, *TRACES):
+            self.path(run_id, suffix).unlink(missing_ok=True)
+        self._fresh.pop(run_id, None)
 
     def record(self, run_id: str) -> dict[str, Any] | None:
         """The run's record, or None when it is absent or unreadable (the run is not done)."""
@@ -222,6 +248,7 @@ class RunStore:
         A run recorded ok whose files are missing, unreadable or do not match
         their checksums is left out of every table and listed as ``damaged``.
         """
+        self.sync()
         specs = _ordered(plan)
         records = self.records(s.run_id for s in specs)
         traced = plan.specs[0].trace if plan.specs else False
@@ -262,7 +289,7 @@ class RunStore:
     ) -> tuple[dict[str, dict[str, pa.Table]], dict[str, str]]:
         """Each run's tables by file kind, and the runs whose files are damaged (with why)."""
         suffixes = [METRIC, DIST, *(TRACES if traced else [])]
-        columns: dict[str, list[str] | None] = {METRIC: ["metric", "scope", "value"]}
+        columns: dict[str, list[str] | None] = {METRIC: METRIC_COLUMNS}
         tables: dict[str, dict[str, pa.Table]] = {suffix: {} for suffix in (METRIC, DIST, *TRACES)}
         damaged: dict[str, str] = {}
         for spec in specs:
@@ -272,8 +299,13 @@ class RunStore:
                     "its files are missing or do not match their checksums; run again with --resume"
                 )
                 continue
+            fresh = self._fresh.get(spec.run_id)
+            cached = fresh[1] if fresh is not None and fresh[0] == record.get("files") else {}
             try:
                 for suffix in suffixes:
+                    if suffix in cached:
+                        tables[suffix][spec.run_id] = cached[suffix]
+                        continue
                     path = self.path(spec.run_id, suffix)
                     tables[suffix][spec.run_id] = pq.read_table(path, columns=columns.get(suffix))
             except (OSError, pa.ArrowException) as exc:

@@ -1,7 +1,8 @@
 """Running a whole experiment: plan, execute, store each run as it lands, aggregate.
 
 This is what ``kossim run`` does. Each finished run is stored the moment its
-result is back, so Ctrl-C or a crash loses only runs in flight, and
+result is back, so Ctrl-C or ``kill -9`` loses only runs in flight (a power
+loss also the runs stored since the last batched sync, :mod:`kossim.lab.durable`), and
 ``resume=True`` runs only what is not yet complete (failed runs included).
 Progress goes to stderr so stdout stays clean for tables and pipes.
 """
@@ -147,6 +148,8 @@ def _execute(
         except KeyboardInterrupt as exc:
             stored = len(plan.specs) - len(todo) + counts["ok"] + counts["failed"]
             raise SweepInterrupted(store.root, stored, len(plan.specs)) from exc
+        finally:
+            store.sync()  # the last batch, whatever ended the sweep (Ctrl-C too)
     return counts
 
 

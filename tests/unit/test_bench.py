@@ -187,3 +187,30 @@ def test_quick_bench_prints_theory_ratio_and_load(quick: BenchReport) -> None:
         "traced (--trace",
     ):
         assert needle in out
+
+
+def test_store_bench_ratio_is_wall_over_simulation_per_worker() -> None:
+    """ratio = sweep wall / (summed simulation / workers); 'vs serial' divides by the serial
+    sweep's simulation time instead; executors not measured are named."""
+    from kossim.bench.sweep_store import StoreReport, SweepCost, print_store_bench
+
+    serial = SweepCost("serial", 1, [6.0, 6.6], [4.0, 4.4], [1.0, 1.0], [4.0, 4.0])
+    local = SweepCost("local", 2, [5.0, 5.0], [5.0, 6.25], [1.0, 1.0], [2.0, 2.0])
+    assert serial.ratios() == pytest.approx([1.5, 1.5])
+    assert local.ratios() == pytest.approx([2.0, 1.6])
+    text = io.StringIO()
+    report = StoreReport(1000, 2, [serial, local], {"dask": "not installed"})
+    print_store_bench(report, Console(file=text, width=100))
+    row = next(line for line in text.getvalue().splitlines() if line.startswith(" local"))
+    assert row.split() == [
+        "local",
+        "2",
+        "5.00",
+        "5.62",
+        "1.80",
+        "1.60-2.00",
+        "2.38",
+        "1.00",
+        "2.00",
+    ]
+    assert "dask: not measured (not installed)" in text.getvalue()

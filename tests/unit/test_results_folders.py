@@ -40,10 +40,11 @@ def test_out_naming_a_file_is_an_input_error(tmp_path: Path) -> None:
 def test_a_full_disk_is_an_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Writing a run's files fails: the file is named with the system's reason."""
 
-    def full(path: Path, data: bytes) -> None:
+    def full(path: Path, data: bytes, **_: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(kossim.lab.store, "atomic_write", full)
+    monkeypatch.setattr(kossim.lab.store, "write_in_place", full)
     result = _invoke("run", str(VALID), "--out", str(tmp_path / "out"), *FAST)
     assert _problem(result).endswith(
         ".parquet: cannot write the results folder: No space left on device"
