@@ -29,9 +29,13 @@ __all__ = [
     "SIZES",
     "VARIANTS",
     "ScaleReport",
+    "format_row",
+    "header",
+    "measure",
     "print_scale",
     "run_scale",
     "scale_config",
+    "sizes_for",
 ]
 
 SIZES: tuple[int, ...] = (10, 100, 1_000, 10_000)
@@ -127,7 +131,7 @@ def run_scale(
     progress: Any = None,
 ) -> ScaleReport:
     """Measure every case and variant at every fleet size (``quick``: two small sizes)."""
-    sizes = sizes or (QUICK_SIZES if quick else SIZES)
+    sizes = sizes or sizes_for(quick)
     report = ScaleReport(sizes=sizes, repeat=repeat)
     for label, dispatch, routing in CASES:
         if cases and label not in cases:
@@ -141,6 +145,10 @@ def run_scale(
             if progress:
                 progress(label, variant, row)
     return report
+
+
+def sizes_for(quick: bool) -> tuple[int, ...]:
+    return QUICK_SIZES if quick else SIZES
 
 
 def format_row(label: str, variant: str, row: list[float]) -> str:
