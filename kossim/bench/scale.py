@@ -133,6 +133,7 @@ def run_scale(
     """Measure every case and variant at every fleet size (``quick``: two small sizes)."""
     sizes = sizes or sizes_for(quick)
     report = ScaleReport(sizes=sizes, repeat=repeat)
+    _cpu(scale_config(10, "push", "random", "latency", 500))  # imports and first-run costs
     for label, dispatch, routing in CASES:
         if cases and label not in cases:
             continue
