@@ -35,22 +35,30 @@ INDEXABLE = ("queue_length", "work_outstanding")
 
 
 class ValueIndex:
-    """Agent indices by value: a sorted list of indices per value, a lazy heap of values."""
+    """Agent indices by value: a sorted list of indices per value, a lazy heap of values.
 
-    __slots__ = ("buckets", "heap")
+    The heap holds each value at most once (``held``); a value whose bucket
+    empties stays there, stale, until it surfaces or the heap is rebuilt.
+    """
+
+    __slots__ = ("buckets", "heap", "held")
 
     def __init__(self) -> None:
         self.buckets: dict[Any, list[int]] = {}
         self.heap: list[Any] = []
+        self.held: set[Any] = set()
 
     def add(self, i: int, value: Any) -> None:
         b = self.buckets.get(value)
         if b is None:
             self.buckets[value] = [i]
-            heapq.heappush(self.heap, value)
-            if len(self.heap) > 2 * len(self.buckets) + 32:  # drop stale values, amortised
-                self.heap = list(self.buckets)
-                heapq.heapify(self.heap)
+            if value not in self.held:
+                self.held.add(value)
+                heapq.heappush(self.heap, value)
+                if len(self.heap) > 2 * len(self.buckets) + 32:  # drop stale values, amortised
+                    self.heap = list(self.buckets)
+                    heapq.heapify(self.heap)
+                    self.held = set(self.heap)
         else:
             insort(b, i)
 
@@ -69,7 +77,7 @@ class ValueIndex:
     def minimum(self) -> Any:
         heap, buckets = self.heap, self.buckets
         while heap[0] not in buckets:
-            heapq.heappop(heap)
+            self.held.discard(heapq.heappop(heap))
         return heap[0]
 
     def upto(self, ok: Any) -> list[Any]:
@@ -81,7 +89,7 @@ class ValueIndex:
             j = todo.pop()
             v = heap[j]
             if ok(v):
-                if v in buckets and v not in out:
+                if v in buckets:
                     out.append(v)
                 todo.extend(k for k in (2 * j + 1, 2 * j + 2) if k < n)
         return out
