@@ -19,6 +19,7 @@ Run it as ``kossim bench --scale`` or ``python -m kossim.bench.scale``.
 
 from __future__ import annotations
 
+import gc
 import statistics
 import sys
 import time
@@ -91,6 +92,7 @@ def _cpu(config: dict) -> float:
     from kossim.sim import simulate_world
 
     spec = RunSpec(run_id="bench", policy="p", point=(), seed=0, config=config)
+    gc.collect()  # each run starts from the same heap, not the garbage of the last
     t0 = time.process_time()
     simulate_world(spec)
     return time.process_time() - t0
