@@ -64,7 +64,16 @@ class Queueing(DelegationNotices, Behaviour):
         # A router that declares ``indexes`` gets candidates it can query in O(log N)
         # (kossim.sim.pool): its views then report their load to the pools they are in.
         self.indexes = tuple(getattr(self.router, "indexes", ()))
-        state = IndexedState if set(self.indexes) & set(INDEXABLE) else AgentState
+        kinds = set(ctx.task_skills)
+        tiers = role_tiers(ctx)
+        skilled = {tuple(p.index for p in ctx.profiles if p.proficiency(k) > 0) for k in kinds}
+        # Pull without a free list (skill sets differ, or role tiers): per skill set, the
+        # agents up with a free slot are kept in a pool as views fill and free their slots.
+        self.free_pools: dict[tuple[str, ...], Pool] | None = (
+            {} if pull and (len(skilled) > 1 or tiers) else None
+        )
+        indexed = set(self.indexes) & set(INDEXABLE) or self.free_pools is not None
+        state = IndexedState if indexed else AgentState
         self.views: list[AgentState] = [
             state(p.index, p.name, p.group, p.speed, p.capacity, p.skills, p.trust, p.limit)
             for p in ctx.profiles
@@ -84,13 +93,14 @@ class Queueing(DelegationNotices, Behaviour):
         self._skilled: dict[tuple[str, ...], list[AgentState]] = {}
         # Push: per skill set, the agents believed up, kept as they fail and recover.
         self._pools: dict[tuple[str, ...], Pool] = {}
-        kinds = set(ctx.task_skills)
+        if self.free_pools is not None:
+            for v in self.views:
+                v.on_queue = self._slot_change  # type: ignore[attr-defined]
         self.uniform_skills = len({tuple(self._skilled_for(k)) for k in kinds}) <= 1
         self.split = pull and not self.uniform_skills
         self.queue: TaskQueue = SplitQueue(discipline) if self.split else make_queue(discipline)
         # Pull + uniform skills: the free agents are kept listed (in index order) instead
         # of being found by a scan on every decision (not with role fallback tiers).
-        tiers = role_tiers(ctx)
         self.listing = pull and self.uniform_skills and not tiers
         # Which task was sent where: a preemptive pull coordinator picks its victim among
         # them; under requeue, the tasks of a suspected agent are re-sent.
@@ -140,10 +150,31 @@ class Queueing(DelegationNotices, Behaviour):
     def candidates(self, task: Task) -> list[AgentState]:
         if self.listing:
             return self.free
+        if self.free_pools is not None:
+            return self._free_pool(task.skills)
         if self.pull:
             base = self._skilled_for(task.skills)
             return [v for v in base if v.up and v.queue_length < v.capacity]
         return self._pool_for(task.skills)
+
+    def _free_pool(self, skills: tuple[str, ...]) -> Pool:
+        assert self.free_pools is not None
+        pool = self.free_pools.get(skills)
+        if pool is None:
+            free = [v for v in self._skilled_for(skills) if v.up and v.queue_length < v.capacity]
+            pool = self.free_pools[skills] = Pool(self.views, free, skills, self.indexes)
+        return pool
+
+    def _slot_change(self, view: AgentState, old: int, new: int) -> None:
+        """A view's queue length changed: it enters or leaves the pools of free slots."""
+        if view.up and (old < view.capacity) != (new < view.capacity):
+            self._refree(view, new < view.capacity)
+
+    def _refree(self, view: AgentState, free: bool) -> None:
+        assert self.free_pools is not None
+        for skills, pool in self.free_pools.items():
+            if view.proficiency(skills) > 0:
+                (pool.enter if free else pool.leave)(view)
 
     # -- sending ------------------------------------------------------------------
     def held(self) -> list[Task]:
@@ -419,6 +450,8 @@ class Queueing(DelegationNotices, Behaviour):
             for skills, pool in self._pools.items():
                 if view.proficiency(skills) > 0:
                     (pool.enter if up else pool.leave)(view)
+            if self.free_pools is not None and view.queue_length < view.capacity:
+                self._refree(view, up)
 
 
 def _lineage(t: Task) -> tuple[int, int]:

@@ -116,11 +116,13 @@ class Tied(Sequence[Any]):
 class IndexedState(AgentState):
     """A view that tells the indexes it is in when its load changes."""
 
-    __slots__ = ("_ql", "_wo", "watch_ql", "watch_wo")
+    __slots__ = ("_ql", "_wo", "on_queue", "watch_ql", "watch_wo")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.watch_ql: list[ValueIndex] = []
         self.watch_wo: list[ValueIndex] = []
+        #: called as ``on_queue(view, old, new)`` after the indexes moved (pools of free slots)
+        self.on_queue: Any = None
         super().__init__(*args, **kwargs)
 
     @property
@@ -134,6 +136,8 @@ class IndexedState(AgentState):
         if n != old:
             for ix in self.watch_ql:
                 ix.move(self.index, old, n)
+            if self.on_queue is not None:
+                self.on_queue(self, old, n)
 
     @property
     def work_outstanding(self) -> float:

@@ -5,6 +5,7 @@ routers choose the same agent with the same draw from a Pool as from a plain lis
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -136,3 +137,58 @@ def test_network_constant_paths_draw_nothing_and_random_links_draw_as_before() -
     got = [net.delay("coordinator", "n1") for _ in range(3000)]
     ref = sampler(spec.latency, stream(3, "net:coordinator>n1"))
     assert got == [0 + ref() for _ in range(3000)]
+
+
+@pytest.mark.parametrize("dispatch", ["central", "push"])
+def test_coordinator_pools_hold_exactly_the_agents_a_scan_finds(
+    dispatch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two skill sets (pull keeps a pool of free slots per skill set), failures: at every
+    decision the candidates are the skilled agents up (with a free slot, under pull)."""
+    from kossim.runspec import RunSpec
+    from kossim.sim import simulate_world
+
+    seen = []
+    original = Random.select
+
+    def checking(self: Random, task: Any, candidates: Any, now: float) -> Any:
+        assert isinstance(candidates, Pool)
+        pull = dispatch == "central"
+        want = [
+            v.index
+            for v in candidates.views
+            if v.up and v.proficiency(task.skills) > 0 and (not pull or v.queue_length < v.capacity)
+        ]
+        assert [v.index for v in candidates] == want
+        seen.append(len(want))
+        return original(self, task, candidates, now)
+
+    monkeypatch.setattr(Random, "select", checking)
+    config = {
+        "name": "pools",
+        "seeds": 1,
+        "tasks": 1500,
+        "scenario": {
+            "agents": [
+                {"group": "a", "count": 6, "skills": {"x": 1.0}, "capacity": 2},
+                {"group": "b", "count": 5, "skills": {"x": 0.5, "y": 1.0}},
+            ],
+            "workload": {
+                "arrivals": {"process": "poisson", "rate": 7.0},
+                "tasks": [
+                    {"type": "tx", "skills": ["x"], "work": {"dist": "exponential", "mean": 1}},
+                    {"type": "ty", "skills": ["y"], "work": {"dist": "exponential", "mean": 1}},
+                ],
+            },
+            "failures": {
+                "agents": {
+                    "up": {"dist": "exponential", "mean": 30},
+                    "down": {"dist": "exponential", "mean": 3},
+                }
+            },
+        },
+        "policies": [{"name": "p", "dispatch": dispatch, "routing": "random"}],
+    }
+    spec = RunSpec(run_id="t", policy="p", point=(), seed=0, config=config)
+    simulate_world(spec)
+    assert len(seen) > 1000 and min(seen) >= 1
