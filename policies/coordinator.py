@@ -16,9 +16,10 @@ from pydantic import Field
 from kossim.policy import Behaviour, Params
 from kossim.sim.agent import AgentState
 from kossim.sim.kernel import Actor
-from kossim.sim.pool import INDEXABLE, IndexedState, Pool
+from kossim.sim.pool import Pool
 from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_queue
 from policies.backpressure import bounded
+from policies.candidate_pools import CandidatePools
 from policies.notices import DelegationNotices
 from policies.role_based import hook_roles, role_tiers
 
@@ -34,7 +35,7 @@ class QueueingParams(Params):
     )
 
 
-class Queueing(DelegationNotices, Behaviour):
+class Queueing(CandidatePools, DelegationNotices, Behaviour):
     """One waiting queue, a view per agent, and the policy's dispatch, routing and queue.
 
     Pull dispatch (``central``) keeps tasks here until a view shows a free
@@ -66,14 +67,7 @@ class Queueing(DelegationNotices, Behaviour):
         self.indexes = tuple(getattr(self.router, "indexes", ()))
         kinds = set(ctx.task_skills)
         tiers = role_tiers(ctx)
-        skilled = {tuple(p.index for p in ctx.profiles if p.proficiency(k) > 0) for k in kinds}
-        # Pull without a free list (skill sets differ, or role tiers): per skill set, the
-        # agents up with a free slot are kept in a pool as views fill and free their slots.
-        self.free_pools: dict[tuple[str, ...], Pool] | None = (
-            {} if pull and (len(skilled) > 1 or tiers) else None
-        )
-        indexed = set(self.indexes) & set(INDEXABLE) or self.free_pools is not None
-        state = IndexedState if indexed else AgentState
+        state = self._view_class(ctx, pull, bool(tiers))
         self.views: list[AgentState] = [
             state(p.index, p.name, p.group, p.speed, p.capacity, p.skills, p.trust, p.limit)
             for p in ctx.profiles
@@ -93,9 +87,7 @@ class Queueing(DelegationNotices, Behaviour):
         self._skilled: dict[tuple[str, ...], list[AgentState]] = {}
         # Push: per skill set, the agents believed up, kept as they fail and recover.
         self._pools: dict[tuple[str, ...], Pool] = {}
-        if self.free_pools is not None:
-            for v in self.views:
-                v.on_queue = self._slot_change  # type: ignore[attr-defined]
+        self._watch_slots()
         self.uniform_skills = len({tuple(self._skilled_for(k)) for k in kinds}) <= 1
         self.split = pull and not self.uniform_skills
         self.queue: TaskQueue = SplitQueue(discipline) if self.split else make_queue(discipline)
@@ -140,13 +132,6 @@ class Queueing(DelegationNotices, Behaviour):
             else:
                 self.free.leave(v)
 
-    def _pool_for(self, skills: tuple[str, ...]) -> Pool:
-        pool = self._pools.get(skills)
-        if pool is None:
-            up = [v for v in self._skilled_for(skills) if v.up]
-            pool = self._pools[skills] = Pool(self.views, up, skills, self.indexes)
-        return pool
-
     def candidates(self, task: Task) -> list[AgentState]:
         if self.listing:
             return self.free
@@ -156,25 +141,6 @@ class Queueing(DelegationNotices, Behaviour):
             base = self._skilled_for(task.skills)
             return [v for v in base if v.up and v.queue_length < v.capacity]
         return self._pool_for(task.skills)
-
-    def _free_pool(self, skills: tuple[str, ...]) -> Pool:
-        assert self.free_pools is not None
-        pool = self.free_pools.get(skills)
-        if pool is None:
-            free = [v for v in self._skilled_for(skills) if v.up and v.queue_length < v.capacity]
-            pool = self.free_pools[skills] = Pool(self.views, free, skills, self.indexes)
-        return pool
-
-    def _slot_change(self, view: AgentState, old: int, new: int) -> None:
-        """A view's queue length changed: it enters or leaves the pools of free slots."""
-        if view.up and (old < view.capacity) != (new < view.capacity):
-            self._refree(view, new < view.capacity)
-
-    def _refree(self, view: AgentState, free: bool) -> None:
-        assert self.free_pools is not None
-        for skills, pool in self.free_pools.items():
-            if view.proficiency(skills) > 0:
-                (pool.enter if free else pool.leave)(view)
 
     # -- sending ------------------------------------------------------------------
     def held(self) -> list[Task]:
@@ -447,11 +413,7 @@ class Queueing(DelegationNotices, Behaviour):
             view.up = up
             self.n_down += -1 if up else 1
             self._relist(view)
-            for skills, pool in self._pools.items():
-                if view.proficiency(skills) > 0:
-                    (pool.enter if up else pool.leave)(view)
-            if self.free_pools is not None and view.queue_length < view.capacity:
-                self._refree(view, up)
+            self._pools_mark(view, up)
 
 
 def _lineage(t: Task) -> tuple[int, int]:
