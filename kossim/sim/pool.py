@@ -152,10 +152,6 @@ class IndexedState(AgentState):
                 ix.move(self.index, old, w)
 
 
-def _index(v: Any) -> int:
-    return int(v.index)
-
-
 class Pool(list):
     """The candidates: views in index order, with the indexes of :mod:`kossim.sim.pool`."""
 
@@ -167,6 +163,7 @@ class Pool(list):
         indexes: Iterable[str] = (),
     ) -> None:
         super().__init__()
+        self._at: list[int] = []  # the members' indices, beside them: bisection without a key
         self.views = views
         self.skills = skills
         wanted = set(indexes)
@@ -180,7 +177,9 @@ class Pool(list):
 
     # -- membership ---------------------------------------------------------------
     def enter(self, v: AgentState) -> None:
-        self.insert(bisect_left(self, v.index, key=_index), v)
+        k = bisect_left(self._at, v.index)
+        self._at.insert(k, v.index)
+        self.insert(k, v)
         if self._rates is None:
             return
         r = self.rate(v)
@@ -193,7 +192,9 @@ class Pool(list):
             _watch(v, attr).append(ix)
 
     def leave(self, v: AgentState) -> None:
-        del self[bisect_left(self, v.index, key=_index)]
+        k = bisect_left(self._at, v.index)
+        del self._at[k]
+        del self[k]
         if self._rates is None:
             return
         r = self.rate(v)
@@ -207,7 +208,7 @@ class Pool(list):
     # -- queries -------------------------------------------------------------------
     def after(self, index: int) -> Any:
         """The first candidate with index ``>= index``, or None."""
-        k = bisect_left(self, index, key=_index)
+        k = bisect_left(self._at, index)
         return self[k] if k < len(self) else None
 
     def least(self, attr: str, work: float = 0.0) -> Sequence[Any]:
