@@ -555,8 +555,27 @@ def bench(
             "their simulation time per executor.",
         ),
     ] = False,
+    scale: Annotated[
+        bool,
+        typer.Option(
+            metavar="",
+            help="CPU us per task of every routing and dispatch component at 10 ... 10,000 "
+            "agents, plain, with failures and with latency (median of --repeat).",
+        ),
+    ] = False,
 ) -> None:
     """Cost per task of kossim vs a hand-written SimPy model of the same M/M/c system."""
+    if scale:
+        from kossim.bench.scale import format_row, header, run_scale, sizes_for
+
+        print(f"CPU microseconds per task by fleet size (median of {repeat}; rho 0.9)")
+        print(header(sizes_for(quick)), flush=True)
+        run_scale(
+            quick=quick,
+            repeat=repeat,
+            progress=lambda label, variant, row: print(format_row(label, variant, row), flush=True),
+        )
+        return
     if sweep:
         from kossim.bench.sweep import print_sweep_bench, run_sweep_bench
         from kossim.bench.sweep_store import print_store_bench, run_store_bench

@@ -8,7 +8,9 @@ verbs over read-only views:
   the coordinator and leave only when the coordinator's view shows an agent
   with a free slot (just-in-time, the M/M/c discipline). ``False``: every task
   is routed on arrival into an agent's own queue.
-* ``routing``: ``select(task, candidates, now) -> AgentView``.
+* ``routing``: ``select(task, candidates, now) -> AgentView``; the candidates come in
+  index order, from the built-in coordinator as a :class:`kossim.sim.pool.Pool` with
+  O(log N) queries (``least``, ``after``, ``fastest``) for the ``indexes`` a router declares.
 * ``queue``: ``key(task) -> comparable`` (smaller is served first; ties go to
   the earlier arrival) and ``preemptive``; a preemptive discipline lets an
   arriving task displace the running task with the largest key when its own

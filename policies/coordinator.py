@@ -9,7 +9,6 @@ report it receives, is a message over the network.
 
 from __future__ import annotations
 
-import bisect
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -17,8 +16,10 @@ from pydantic import Field
 from kossim.policy import Behaviour, Params
 from kossim.sim.agent import AgentState
 from kossim.sim.kernel import Actor
+from kossim.sim.pool import Pool
 from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_queue
 from policies.backpressure import bounded
+from policies.candidate_pools import CandidatePools
 from policies.notices import DelegationNotices
 from policies.role_based import hook_roles, role_tiers
 
@@ -34,7 +35,7 @@ class QueueingParams(Params):
     )
 
 
-class Queueing(DelegationNotices, Behaviour):
+class Queueing(CandidatePools, DelegationNotices, Behaviour):
     """One waiting queue, a view per agent, and the policy's dispatch, routing and queue.
 
     Pull dispatch (``central``) keeps tasks here until a view shows a free
@@ -61,8 +62,14 @@ class Queueing(DelegationNotices, Behaviour):
         discipline = self.discipline = ctx.component("queue")
         pull = self.pull = self.pulls(ctx)
         self.agents: list[Actor] = ctx.agents
+        # A router that declares ``indexes`` gets candidates it can query in O(log N)
+        # (kossim.sim.pool): its views then report their load to the pools they are in.
+        self.indexes = tuple(getattr(self.router, "indexes", ()))
+        kinds = set(ctx.task_skills)
+        tiers = role_tiers(ctx)
+        state = self._view_class(ctx, pull, bool(tiers))
         self.views: list[AgentState] = [
-            AgentState(p.index, p.name, p.group, p.speed, p.capacity, p.skills, p.trust, p.limit)
+            state(p.index, p.name, p.group, p.speed, p.capacity, p.skills, p.trust, p.limit)
             for p in ctx.profiles
         ]
         self.send = ctx.send
@@ -78,18 +85,21 @@ class Queueing(DelegationNotices, Behaviour):
         self.n_down = 0
         self._pumping = False
         self._skilled: dict[tuple[str, ...], list[AgentState]] = {}
-        kinds = set(ctx.task_skills)
+        # Push: per skill set, the agents believed up, kept as they fail and recover.
+        self._pools: dict[tuple[str, ...], Pool] = {}
+        self._watch_slots()
         self.uniform_skills = len({tuple(self._skilled_for(k)) for k in kinds}) <= 1
         self.split = pull and not self.uniform_skills
         self.queue: TaskQueue = SplitQueue(discipline) if self.split else make_queue(discipline)
         # Pull + uniform skills: the free agents are kept listed (in index order) instead
         # of being found by a scan on every decision (not with role fallback tiers).
-        tiers = role_tiers(ctx)
         self.listing = pull and self.uniform_skills and not tiers
         # Which task was sent where: a preemptive pull coordinator picks its victim among
         # them; under requeue, the tasks of a suspected agent are re-sent.
         self.track = (pull and bool(discipline.preemptive)) or self.requeue
-        self.free: list[AgentState] = []
+        self.free = Pool(
+            self.views, (), next(iter(kinds)) if len(kinds) == 1 else None, self.indexes
+        )
         # Tasks delegated among agents: task -> [view counting it, hand-off of the last
         # "moved" applied, "moved" notices seen, notices sent (known at the task's end)].
         self.delegated: dict[Task, list[int]] = {}
@@ -118,17 +128,19 @@ class Queueing(DelegationNotices, Behaviour):
         if free != v.listed and self.listing:
             v.listed = free
             if free:
-                bisect.insort(self.free, v, key=_index)
+                self.free.enter(v)
             else:
-                self.free.remove(v)
+                self.free.leave(v)
 
     def candidates(self, task: Task) -> list[AgentState]:
         if self.listing:
             return self.free
-        base = self._skilled_for(task.skills)
+        if self.free_pools is not None:
+            return self._free_pool(task.skills)
         if self.pull:
+            base = self._skilled_for(task.skills)
             return [v for v in base if v.up and v.queue_length < v.capacity]
-        return [v for v in base if v.up] if self.n_down else base
+        return self._pool_for(task.skills)
 
     # -- sending ------------------------------------------------------------------
     def held(self) -> list[Task]:
@@ -401,10 +413,7 @@ class Queueing(DelegationNotices, Behaviour):
             view.up = up
             self.n_down += -1 if up else 1
             self._relist(view)
-
-
-def _index(v: AgentState) -> int:
-    return v.index
+            self._pools_mark(view, up)
 
 
 def _lineage(t: Task) -> tuple[int, int]:

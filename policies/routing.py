@@ -4,11 +4,18 @@ Candidates are the agents the coordinator believes up, skilled for the task
 and (under pull dispatch) with a free slot, in agent order. Ties are broken
 uniformly at random from the component's own stream, so no agent is favoured
 by its position.
+
+The coordinator's candidates are a :class:`~kossim.sim.pool.Pool` (a list
+with indexes): ``round_robin``, ``jsq``, ``least_work`` and ``fastest`` query
+it in O(log N) and fall back to a scan of any other sequence, with the same
+choice and the same random draws either way.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -31,6 +38,10 @@ class _Randomised(Component):
     def _argmin(self, agents: Sequence[AgentView], values: Sequence[float]) -> AgentView:
         best = min(values)
         ties = [a for a, v in zip(agents, values, strict=True) if v == best]
+        return ties[0] if len(ties) == 1 else ties[self._pick(len(ties))]
+
+    def _tie(self, ties: Sequence[Any]) -> Any:
+        """One of ``ties`` (the minimisers, in index order) at random, as ``_argmin`` does."""
         return ties[0] if len(ties) == 1 else ties[self._pick(len(ties))]
 
 
@@ -58,7 +69,8 @@ class RoundRobin(Component):
         self._next = 0
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
-        chosen = next((a for a in candidates if a.index >= self._next), candidates[0])
+        k = bisect_left(candidates, self._next, key=_index)  # candidates come in index order
+        chosen = candidates[k] if k < len(candidates) else candidates[0]
         self._next = chosen.index + 1
         return chosen
 
@@ -69,9 +81,13 @@ class Jsq(_Randomised):
     kind = "routing"
     id = "jsq"
     description = "join the shortest queue (ties at random)"
+    indexes: ClassVar[tuple[str, ...]] = ("queue_length",)
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
-        return self._argmin(candidates, [a.queue_length for a in candidates])
+        least = getattr(candidates, "least", None)
+        if least is None:
+            return self._argmin(candidates, [a.queue_length for a in candidates])
+        return self._tie(least("queue_length"))
 
 
 class PowerOfDParams(Params):
@@ -105,8 +121,11 @@ class LeastWork(_Randomised):
     kind = "routing"
     id = "least_work"
     description = "least outstanding work (service time sent, plus this task's) first"
+    indexes: ClassVar[tuple[str, ...]] = ("work_outstanding",)
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        if getattr(candidates, "skills", None) == task.skills:  # an indexed pool for its skills
+            return self._tie(candidates.least("work_outstanding", task.work))  # type: ignore[attr-defined]
         return self._argmin(
             candidates,
             [
@@ -129,8 +148,15 @@ class Fastest(_Randomised):
     description = (
         "the agent with the highest service rate for the task (fastest free, under central)"
     )
+    indexes: ClassVar[tuple[str, ...]] = ("rate",)
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
+        if getattr(candidates, "skills", None) == task.skills:  # an indexed pool for its skills
+            return self._tie(candidates.fastest())  # type: ignore[attr-defined]
         return self._argmin(
             candidates, [-(a.speed * a.proficiency(task.skills)) for a in candidates]
         )
+
+
+def _index(a: AgentView) -> int:
+    return a.index

@@ -1,0 +1,268 @@
+"""Candidates with indexes: routing decisions in O(log N), not a scan of the fleet.
+
+The coordinator hands a router its candidates as a :class:`Pool`: a plain
+``list`` of agent views in index order (so a router that scans a sequence
+works unchanged), kept up to date as agents fail, recover, fill and free
+their slots, and carrying indexes a router may query instead of scanning:
+
+* ``pool.after(i)``: the first candidate with index ``>= i`` (round robin);
+* ``pool.least(attr, work=0.0)``: the candidates minimising
+  ``getattr(view, attr) + work / rate`` in index order, where ``rate`` is the
+  view's ``speed x proficiency`` for the pool's skills (``work = 0``: the
+  plain minimum of ``attr``, as ``jsq`` wants; ``work = task.work`` on
+  ``work_outstanding``: the earliest expected finish, as ``least_work``);
+* ``pool.fastest()``: the candidates of the highest ``rate``, in index order.
+
+``least`` is indexed for the attributes a router declares in its class
+attribute ``indexes`` (``"queue_length"``, ``"work_outstanding"``;
+``"rate"`` keeps the members of each rate, for ``fastest``); the coordinator
+then keeps views that report their changes to the pools they are in. An
+attribute not declared is answered by a scan, the same answer more slowly.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from kossim.sim.agent import AgentState
+
+__all__ = ["INDEXABLE", "IndexedState", "Pool", "Tied", "ValueIndex"]
+
+INDEXABLE = ("queue_length", "work_outstanding")
+
+
+class ValueIndex:
+    """Agent indices by value: a sorted list of indices per value, a lazy heap of values.
+
+    The heap holds each value at most once (``held``); a value whose bucket
+    empties stays there, stale, until it surfaces or the heap is rebuilt.
+    """
+
+    __slots__ = ("buckets", "heap", "held")
+
+    def __init__(self) -> None:
+        self.buckets: dict[Any, list[int]] = {}
+        self.heap: list[Any] = []
+        self.held: set[Any] = set()
+
+    def add(self, i: int, value: Any) -> None:
+        b = self.buckets.get(value)
+        if b is None:
+            self.buckets[value] = [i]
+            if value not in self.held:
+                self.held.add(value)
+                heapq.heappush(self.heap, value)
+                if len(self.heap) > 2 * len(self.buckets) + 32:  # drop stale values, amortised
+                    self.heap = list(self.buckets)
+                    heapq.heapify(self.heap)
+                    self.held = set(self.heap)
+        else:
+            insort(b, i)
+
+    def remove(self, i: int, value: Any) -> None:
+        b = self.buckets[value]
+        if len(b) == 1:
+            del self.buckets[value]  # its heap entry goes stale, dropped when it surfaces
+        else:
+            del b[bisect_left(b, i)]
+
+    def move(self, i: int, old: Any, new: Any) -> None:
+        if old != new:
+            self.remove(i, old)
+            self.add(i, new)
+
+    def minimum(self) -> Any:
+        heap, buckets = self.heap, self.buckets
+        while heap[0] not in buckets:
+            self.held.discard(heapq.heappop(heap))
+        return heap[0]
+
+    def upto(self, ok: Any) -> list[Any]:
+        """The live values ``v`` with ``ok(v)``, given that ``ok`` holds on a prefix of the
+        values in order (a depth-first walk of the heap, pruned where ``ok`` fails)."""
+        heap, buckets = self.heap, self.buckets
+        out, todo, n = [], [0], len(heap)
+        while todo:
+            j = todo.pop()
+            v = heap[j]
+            if ok(v):
+                if v in buckets:
+                    out.append(v)
+                todo.extend(k for k in (2 * j + 1, 2 * j + 2) if k < n)
+        return out
+
+
+class Tied(Sequence[Any]):
+    """Views by agent index, in index order, without building a list of them."""
+
+    __slots__ = ("_indices", "_views")
+
+    def __init__(self, indices: list[int], views: Sequence[Any]) -> None:
+        self._indices = indices
+        self._views = views
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return [self._views[i] for i in self._indices[k]]
+        return self._views[self._indices[k]]
+
+
+class IndexedState(AgentState):
+    """A view that tells the indexes it is in when its load changes."""
+
+    __slots__ = ("_ql", "_wo", "on_queue", "watch_ql", "watch_wo")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.watch_ql: list[ValueIndex] = []
+        self.watch_wo: list[ValueIndex] = []
+        #: called as ``on_queue(view, old, new)`` after the indexes moved (pools of free slots)
+        self.on_queue: Any = None
+        super().__init__(*args, **kwargs)
+
+    @property
+    def queue_length(self) -> int:
+        return self._ql
+
+    @queue_length.setter
+    def queue_length(self, n: int) -> None:
+        old = getattr(self, "_ql", n)
+        self._ql = n
+        if n != old:
+            for ix in self.watch_ql:
+                ix.move(self.index, old, n)
+            if self.on_queue is not None:
+                self.on_queue(self, old, n)
+
+    @property
+    def work_outstanding(self) -> float:
+        return self._wo
+
+    @work_outstanding.setter
+    def work_outstanding(self, w: float) -> None:
+        old = getattr(self, "_wo", w)
+        self._wo = w
+        if w != old:
+            for ix in self.watch_wo:
+                ix.move(self.index, old, w)
+
+
+class Pool(list):
+    """The candidates: views in index order, with the indexes of :mod:`kossim.sim.pool`."""
+
+    def __init__(
+        self,
+        views: Sequence[AgentState],
+        members: Iterable[AgentState] = (),
+        skills: tuple[str, ...] | None = (),
+        indexes: Iterable[str] = (),
+    ) -> None:
+        super().__init__()
+        self._at: list[int] = []  # the members' indices, beside them: bisection without a key
+        self.views = views
+        self.skills = skills
+        wanted = set(indexes)
+        self._rates: dict[float, list[int]] | None = {} if wanted else None
+        self._ix: dict[str, dict[float, ValueIndex]] = {a: {} for a in INDEXABLE if a in wanted}
+        for v in members:
+            self.enter(v)
+
+    def rate(self, v: AgentState) -> float:
+        return v.speed * v.proficiency(self.skills) if self.skills else v.speed
+
+    # -- membership ---------------------------------------------------------------
+    def enter(self, v: AgentState) -> None:
+        k = bisect_left(self._at, v.index)
+        self._at.insert(k, v.index)
+        self.insert(k, v)
+        if self._rates is None:
+            return
+        r = self.rate(v)
+        insort(self._rates.setdefault(r, []), v.index)
+        for attr, classes in self._ix.items():
+            ix = classes.get(r)
+            if ix is None:
+                ix = classes[r] = ValueIndex()
+            ix.add(v.index, getattr(v, attr))
+            _watch(v, attr).append(ix)
+
+    def leave(self, v: AgentState) -> None:
+        k = bisect_left(self._at, v.index)
+        del self._at[k]
+        del self[k]
+        if self._rates is None:
+            return
+        r = self.rate(v)
+        members = self._rates[r]
+        del members[bisect_left(members, v.index)]
+        for attr, classes in self._ix.items():
+            ix = classes[r]
+            ix.remove(v.index, getattr(v, attr))
+            _watch(v, attr).remove(ix)
+
+    # -- queries -------------------------------------------------------------------
+    def after(self, index: int) -> Any:
+        """The first candidate with index ``>= index``, or None."""
+        k = bisect_left(self._at, index)
+        return self[k] if k < len(self) else None
+
+    def least(self, attr: str, work: float = 0.0) -> Sequence[Any]:
+        """The candidates minimising ``attr + work / rate``, in index order."""
+        classes = self._ix.get(attr)
+        if classes is None:
+            return self._scan(attr, work)
+        best: Any = None
+        found: list[tuple[float, ValueIndex]] = []
+        for r, ix in classes.items():
+            if not ix.buckets:
+                continue
+            low = ix.minimum()
+            score = low + work / r if work else low
+            if best is None or score < best:
+                best, found = score, [(r, ix)]
+            elif score == best:
+                found.append((r, ix))
+        if best is None:
+            return []
+        if not work:
+            runs = [ix.buckets[ix.minimum()] for _, ix in found]
+        else:
+            runs = []
+            for r, ix in found:
+                share = work / r
+                runs += [ix.buckets[v] for v in ix.upto(lambda v, s=share: v + s <= best)]
+        indices = runs[0] if len(runs) == 1 else sorted(i for run in runs for i in run)
+        return Tied(indices, self.views)
+
+    def fastest(self) -> Sequence[Any]:
+        """The candidates of the highest rate (speed x proficiency), in index order."""
+        if self._rates is None:
+            return self._scan_fastest()
+        live = [r for r, m in self._rates.items() if m]
+        return Tied(self._rates[max(live)], self.views) if live else []
+
+    def _scan(self, attr: str, work: float) -> list[Any]:
+        if not self:
+            return []
+        if work:
+            values = [getattr(v, attr) + work / self.rate(v) for v in self]
+        else:
+            values = [getattr(v, attr) for v in self]
+        best = min(values)
+        return [v for v, x in zip(self, values, strict=True) if x == best]
+
+    def _scan_fastest(self) -> list[Any]:
+        if not self:
+            return []
+        rates = [self.rate(v) for v in self]
+        best = max(rates)
+        return [v for v, r in zip(self, rates, strict=True) if r == best]
+
+
+def _watch(v: Any, attr: str) -> list[ValueIndex]:
+    return v.watch_ql if attr == "queue_length" else v.watch_wo
