@@ -32,6 +32,7 @@ from kossim.analysis.expectations import (
     BetterExpectation,
     BoundsExpectation,
     Expectation,
+    GrowthExpectation,
     WithinExpectation,
     _at_text,
 )
@@ -111,6 +112,8 @@ def _judge(
         return _judge_within(exp, summary)
     if isinstance(exp, BaselineExpectation):
         return _judge_baseline(exp, summary, base_dir)
+    if isinstance(exp, GrowthExpectation):
+        return _judge_growth(exp, summary)
     return False, f"unknown expectation type {type(exp).__name__}"
 
 
@@ -224,6 +227,43 @@ def _judge_bounds(
             )
         items.append((_in_bounds(value, exp.min, exp.max), text))
     return _verdict(items, "seeds" if per_seed else "points")
+
+
+def _judge_growth(exp: GrowthExpectation, summary: pd.DataFrame) -> tuple[bool, str]:
+    path = exp.path
+    a, b = exp.growth[path]
+    rows, why = _select(summary, exp.metric, exp.scope, [exp.policy] if exp.policy else [], exp.at)
+    if why:
+        return False, why
+    if path not in swept_columns(summary):
+        return (
+            False,
+            f"growth: {path!r} is not a swept path (swept: {_listing(swept_columns(summary))})",
+        )
+    # The other dimensions of the sweep: swept paths that vary at one value of ``path``
+    # (paths zipped with it change with it, so they are not dimensions of their own).
+    others = [
+        c
+        for c in swept_columns(summary)
+        if c != path and rows.groupby(path, dropna=False)[c].nunique(dropna=False).max() > 1
+    ]
+    items = []
+    for _, group in rows.groupby(["policy", *others], sort=False, dropna=False):
+        ends = [group[group[path].map(canonical) == canonical(v)] for v in (a, b)]
+        head = _where(group.iloc[0], others)
+        if any(e.empty for e in ends):
+            missing = a if ends[0].empty else b
+            items.append((False, f"{head}: no results at {path}={missing}"))
+            continue
+        first, last = (e.iloc[0] for e in ends)
+        ratio = float(last["mean"]) / float(first["mean"]) if first["mean"] else math.nan
+        text = (
+            f"{head}: {first['mean']:.4g} [{first['ci_low']:.4g}, {first['ci_high']:.4g}] at "
+            f"{a}, {last['mean']:.4g} [{last['ci_low']:.4g}, {last['ci_high']:.4g}] at {b}: "
+            f"x{ratio:.3g}"
+        )
+        items.append((_in_bounds(ratio, exp.min_ratio, exp.max_ratio), text))
+    return _verdict(items)
 
 
 def _judge_within(exp: WithinExpectation, summary: pd.DataFrame) -> tuple[bool, str]:

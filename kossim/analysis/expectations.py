@@ -19,6 +19,7 @@ __all__ = [
     "BetterExpectation",
     "BoundsExpectation",
     "Expectation",
+    "GrowthExpectation",
     "WithinExpectation",
     "check_expectations",
 ]
@@ -149,6 +150,57 @@ class WithinExpectation(_Strict):
         )
 
 
+class GrowthExpectation(_Strict):
+    """How ``metric`` grows along one swept path: the ratio of its mean over seeds at
+    the second value of ``growth`` to its mean at the first lies in ``[min_ratio,
+    max_ratio]``, for ``policy`` (default: every policy), at every point of the other
+    swept paths (or only ``at``).
+
+    Scaling claims are ratios across sweep points ("the busiest manager's load at 256
+    agents is at most 2.5 times its load at 16"), which bounds at single points can
+    only pin loosely.
+    """
+
+    metric: str
+    growth: dict[str, list[Any]] = Field(min_length=1, max_length=1)
+    policy: str | None = None
+    scope: str = "all"
+    min_ratio: float | None = Field(None, ge=0.0)
+    max_ratio: float | None = Field(None, ge=0.0)
+    at: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _two_points_and_a_bound(self) -> GrowthExpectation:
+        ((path, values),) = self.growth.items()
+        if len(values) != 2:
+            raise ValueError(f"growth needs {path}: [from, to], two sweep values")
+        if self.at and path in self.at:
+            raise ValueError(f"{path!r} is both the growth path and in at")
+        if self.min_ratio is None and self.max_ratio is None:
+            raise ValueError("growth needs min_ratio, max_ratio or both")
+        if (
+            self.min_ratio is not None
+            and self.max_ratio is not None
+            and self.min_ratio > self.max_ratio
+        ):
+            raise ValueError(f"min_ratio {self.min_ratio} exceeds max_ratio {self.max_ratio}")
+        return self
+
+    @property
+    def path(self) -> str:
+        return next(iter(self.growth))
+
+    def describe(self) -> str:
+        lo = "0" if self.min_ratio is None else f"{self.min_ratio:g}"
+        hi = "inf" if self.max_ratio is None else f"{self.max_ratio:g}"
+        a, b = self.growth[self.path]
+        who = self.policy or "every policy"
+        return (
+            f"{self.metric}[{self.scope}] grows x[{lo}, {hi}] from {self.path}={a} to {b} "
+            f"for {who}{_at_text(self.at)}"
+        )
+
+
 class BaselineExpectation(_Strict):
     """Every row of a stored ``summary.csv`` still holds.
 
@@ -168,7 +220,8 @@ class BaselineExpectation(_Strict):
 
 
 _KIND_MARKERS = {"baseline": "baseline-csv", "better": "better-than", "than": "better-than",
-                 "value": "within", "min": "bounds", "max": "bounds"}  # fmt: skip
+                 "growth": "growth", "value": "within",
+                 "min": "bounds", "max": "bounds"}  # fmt: skip
 """A key that only one kind of expectation has, and that kind's tag, in priority order.
 Tags are spelled so they can never be a YAML key: they appear in pydantic error locations."""
 
@@ -188,12 +241,13 @@ Expectation = Annotated[
     Annotated[BetterExpectation, Tag("better-than")]
     | Annotated[BoundsExpectation, Tag("bounds")]
     | Annotated[WithinExpectation, Tag("within")]
+    | Annotated[GrowthExpectation, Tag("growth")]
     | Annotated[BaselineExpectation, Tag("baseline-csv")],
     Discriminator(
         _expectation_kind,
         custom_error_type="expectation_kind",
         custom_error_message=(
-            "an expectation needs better/than, min/max, value (with rel or abs) or baseline"
+            "an expectation needs better/than, min/max, value (with rel or abs), growth or baseline"
         ),
     ),
 ]

@@ -16,6 +16,7 @@ from kossim.analysis.check import (
     BoundsExpectation,
     CheckResult,
     Expectation,
+    GrowthExpectation,
     WithinExpectation,
     evaluate,
     format_table,
@@ -125,6 +126,16 @@ def test_expectation_embeds_in_a_config_model() -> None:
         ({"metric": "sojourn_mean", "min": 3, "max": 1}, "exceeds"),
         ({"metric": "sojourn_mean", "min": 0, "on": "median"}, "on"),
         ({"baseline": "s.csv", "rel": -1}, "rel"),
+        ({"metric": "sojourn_mean", "growth": {RATE: [6.0]}, "max_ratio": 2}, "two sweep values"),
+        ({"metric": "sojourn_mean", "growth": {RATE: [6.0, 7.2]}}, "min_ratio, max_ratio"),
+        (
+            {"metric": "sojourn_mean", "growth": {RATE: [6, 7.2]}, "min_ratio": 2, "max_ratio": 1},
+            "exceeds",
+        ),
+        (
+            {"metric": "sojourn_mean", "growth": {RATE: [6, 7.2]}, "max_ratio": 2, "at": {RATE: 6}},
+            "both the growth path and in at",
+        ),
     ],
 )
 def test_invalid_expectations_are_rejected(spec: dict[str, Any], message: str) -> None:
@@ -354,3 +365,50 @@ def test_format_table_shows_verdicts_and_tally() -> None:
     assert "PASS" in out and "FAIL" in out
     assert "sojourn_mean[all]: pod2 better than random (lower is better)" in out
     assert out.rstrip().endswith("1 of 2 expectations passed")
+
+
+def test_growth_is_a_kind_of_its_own() -> None:
+    (parsed,) = EXPECT.validate_python(
+        [{"metric": "sojourn_mean", "growth": {RATE: [6.0, 7.2]}, "max_ratio": 2}]
+    )
+    assert isinstance(parsed, GrowthExpectation) and parsed.path == RATE
+
+
+def test_growth_judges_the_ratio_of_means_between_two_sweep_points() -> None:
+    """sojourn_mean is about 5 x rate (+4 for random): from rate 6 to 7.2 it grows by
+    about 1.2 for central and 34 -> 40 for random; the detail shows both means."""
+    frame = results()
+    means = frame[(frame.metric == "sojourn_mean") & (frame.scope == "all")]
+    means = means.groupby(["policy", RATE])["value"].mean()
+    expected = means[("central", 7.2)] / means[("central", 6.0)]
+    res = one({"metric": "sojourn_mean", "policy": "central", "growth": {RATE: [6.0, 7.2]},
+               "min_ratio": 1.1, "max_ratio": 1.3})  # fmt: skip
+    assert res.passed, res.detail
+    assert res.detail.startswith("central: ") and res.detail.endswith(f"at 7.2: x{expected:.3g}")
+    assert f"{means[('central', 6.0)]:.4g} [" in res.detail
+    res = one({"metric": "sojourn_mean", "growth": {RATE: [6.0, 7.2]}, "max_ratio": 1.1})
+    assert not res.passed
+    assert res.detail.startswith("4 of 4 points fail"), res.detail
+
+
+def test_growth_without_one_of_its_points_fails_saying_which() -> None:
+    res = one({"metric": "sojourn_mean", "growth": {RATE: [6.0, 9.9]}, "max_ratio": 2})
+    assert not res.passed and "no results at scenario.workload.arrivals.rate=9.9" in res.detail
+    res = one({"metric": "sojourn_mean", "growth": {"seeds": [1, 2]}, "max_ratio": 2})
+    assert not res.passed and "'seeds' is not a swept path" in res.detail
+
+
+def test_growth_follows_zipped_paths_and_splits_by_independent_ones() -> None:
+    """A path zipped with the growth path (horizon here) changes with it and is no
+    dimension of its own; an independent swept path gives one verdict per value."""
+    zipped = results()
+    zipped["horizon"] = zipped[RATE].map({6.0: 100, 7.2: 200})
+    spec = {"metric": "sojourn_mean", "policy": "central", "growth": {RATE: [6.0, 7.2]}}
+    res = one({**spec, "max_ratio": 1.3}, frame=zipped)
+    assert res.passed and res.detail.startswith("central: "), res.detail
+    crossed = pd.concat([results().assign(latency=lat) for lat in (0.0, 0.1)])
+    res = one({**spec, "max_ratio": 1.3}, frame=crossed)
+    assert res.passed and "central latency=0.0:" in res.detail, res.detail
+    assert "central latency=0.1:" in res.detail
+    res = one({**spec, "max_ratio": 1.3, "at": {"latency": 0.1}}, frame=crossed)
+    assert res.passed and "latency=0.0" not in res.detail, res.detail
