@@ -12,8 +12,10 @@ Values are added a numpy chunk at a time (no Python work per value). A
 quantile at ``q`` % interpolates linearly between the estimates of the two
 order statistics around rank ``q / 100 * (n - 1)``, as ``np.percentile`` does
 between the exact ones, so it is within ``alpha`` of ``np.percentile``'s value
-when the values are positive. The ``ddsketch`` package is not used: its
-``add`` is one Python call per value, and it is not in the lab's package index.
+when the values are positive. The exact minimum and maximum are kept too, and
+estimates are clamped into them (the 0 % and 100 % quantiles are exact). The
+``ddsketch`` package is not used: its ``add`` is one Python call per value, and
+it is not in the lab's package index.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ _TINY = 1e-300  # below this a value counts as zero
 class Sketch:
     """DDSketch of relative accuracy ``alpha``: bucket counts of positive and negative values."""
 
-    __slots__ = ("_ln_gamma", "_neg", "_pos", "alpha", "count", "gamma", "zeros")
+    __slots__ = ("_ln_gamma", "_neg", "_pos", "alpha", "count", "gamma", "max", "min", "zeros")
 
     def __init__(self, alpha: float = ALPHA) -> None:
         if not 0 < alpha < 1:
@@ -45,6 +47,8 @@ class Sketch:
         self._neg: dict[int, int] = {}
         self.zeros = 0
         self.count = 0
+        self.min = math.inf  # exact: estimates are clamped into [min, max]
+        self.max = -math.inf
 
     def _into(self, store: dict[int, int], values: np.ndarray) -> None:
         if not values.size:
@@ -59,7 +63,11 @@ class Sketch:
         values = np.asarray(values, dtype=np.float64)
         if np.isnan(values).any():
             raise ValueError("a sketch takes no NaN")
+        if not values.size:
+            return
         self.count += int(values.size)
+        self.min = min(self.min, float(values.min()))
+        self.max = max(self.max, float(values.max()))
         self._into(self._pos, values[values > _TINY])
         self._into(self._neg, -values[values < -_TINY])
         self.zeros += int(((values >= -_TINY) & (values <= _TINY)).sum())
@@ -72,12 +80,17 @@ class Sketch:
                 mine[k] = mine.get(k, 0) + c
         self.zeros += other.zeros
         self.count += other.count
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
 
     def __len__(self) -> int:
         return len(self._pos) + len(self._neg) + (1 if self.zeros else 0)
 
     def _order(self, rank: int) -> float:
         """The estimate of the ``rank``-th smallest value (0-based)."""
+        return min(max(self._bucket_value(rank), self.min), self.max)
+
+    def _bucket_value(self, rank: int) -> float:
         seen = 0
         for k in sorted(self._neg, reverse=True):  # the most negative first
             seen += self._neg[k]
@@ -101,10 +114,10 @@ class Sketch:
             return [float("nan")] * len(qs)
         out = []
         for q in qs:
-            rank = q / 100 * (self.count - 1)
+            rank = float(q) / 100 * (self.count - 1)
             lo = math.floor(rank)
             hi = min(lo + 1, self.count - 1)
             a = self._order(lo)
             frac = rank - lo
-            out.append(a if frac == 0 or hi == lo else a + frac * (self._order(hi) - a))
+            out.append(float(a if frac == 0 or hi == lo else a + frac * (self._order(hi) - a)))
         return out
