@@ -10,13 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
+from kossim.analysis.tally import Tally
 from kossim.runspec import MetricRow
-from kossim.states import ABANDONED, DONE, REJECTED, RENEGED, TERMINAL
+from kossim.states import DONE
 
-__all__ = ["CORE_METRICS", "ROLE_METRICS", "RunFacts", "compute_metrics", "sojourn_quantiles"]
+__all__ = [
+    "CORE_METRICS",
+    "ROLE_METRICS",
+    "ColumnSummary",
+    "RunFacts",
+    "TaskSummary",
+    "compute_metrics",
+    "in_system_area",
+    "metrics_of",
+    "sojourn_quantiles",
+]
 
 CORE_METRICS = (
     "wait_mean",
@@ -80,70 +92,93 @@ class RunFacts:
     """Rows the actors' behaviours measured themselves (``Behaviour.metric_rows``)."""
 
 
-def _nan_stat(values: np.ndarray, fn: str, q: float = 0.0) -> float:
-    if values.size == 0:
-        return float("nan")
-    if fn == "mean":
-        return float(values.mean())
-    return float(np.percentile(values, q))
-
-
 def _task_rows(
     cols: dict[str, np.ndarray], sel: np.ndarray, span: float, end: float
 ) -> dict[str, float]:
-    state = cols["state"][sel]
-    done = state == DONE
-    reneged = state == RENEGED
-    rejected = state == REJECTED
-    abandoned = (state == ABANDONED) | reneged  # reneging is abandonment, for a reason
-    unserved = abandoned | rejected
-    arrival = cols["arrival"][sel]
-    sojourn = (cols["end"][sel] - arrival)[done]
-    wait = (cols["start"][sel] - arrival)[done]
-    deadline = cols["deadline"][sel]
-    has_dl = np.isfinite(deadline)
-    finished_late = done & (cols["end"][sel] > deadline)
-    overdue_live = (~done) & (~unserved) & (deadline < end)
-    judged = has_dl & (done | unserved | overdue_live)
-    missed = has_dl & (finished_late | unserved | overdue_live)
-    n = state.size
-    return {
-        "completed": float(done.sum()),
-        "abandoned": float(abandoned.sum()),
-        "rejected": float(rejected.sum()),
-        "rejection_rate": float(rejected.sum()) / n if n else float("nan"),
-        "reneged": float(reneged.sum()),
-        "wait_mean": _nan_stat(wait, "mean"),
-        "wait_prob": float((wait > 0).mean()) if wait.size else float("nan"),
-        "sojourn_mean": _nan_stat(sojourn, "mean"),
-        "sojourn_p50": _nan_stat(sojourn, "pct", 50),
-        "sojourn_p95": _nan_stat(sojourn, "pct", 95),
-        "sojourn_p99": _nan_stat(sojourn, "pct", 99),
-        "throughput": float(done.sum()) / span if span > 0 else float("nan"),
-        "retries": float(np.maximum(cols["attempts"][sel].astype(np.int64) - 1, 0).sum()),
-        "deadline_miss_rate": float(missed.sum() / judged.sum()) if judged.any() else float("nan"),
-        "hops_mean": _nan_stat(cols["hops"][sel][done].astype(np.float64), "mean"),
-        "delegation_delay_mean": _nan_stat(cols["handoff"][sel][done], "mean"),
-    }
+    return Tally.of(cols, sel, end).values(span)
 
 
 def _in_system_mean(cols: dict[str, np.ndarray], start: float, end: float) -> float:
     """Time-average number of tasks in the system over the window (all tasks)."""
+    return in_system_area(cols, start, end) / (end - start) if end > start else float("nan")
+
+
+def in_system_area(cols: dict[str, np.ndarray], start: float, end: float) -> float:
+    """The tasks' time in the system inside the window ``[start, end]`` (live ones: to ``end``)."""
     a = cols["arrival"]
     e = np.where(cols["end"] >= 0, cols["end"], end)
     overlap = np.clip(np.minimum(e, end) - np.maximum(a, start), 0, None)
-    return float(overlap.sum() / (end - start)) if end > start else float("nan")
+    return float(overlap.sum())
+
+
+class TaskSummary(Protocol):
+    """The per-task figures the metrics need: from whole columns or streamed."""
+
+    def overall(self) -> Tally: ...
+
+    def by_priority(self) -> list[tuple[int, Tally]]:
+        """Every priority of a measured task, ascending."""
+        ...
+
+    def by_type(self, tidx: int) -> Tally: ...
+
+    def in_system_mean(self) -> float: ...
+
+    def hop_counts(self) -> np.ndarray:
+        """Measured completed tasks by hop count (``np.bincount`` of their hops)."""
+        ...
+
+    def agent_done(self) -> np.ndarray:
+        """Measured completed tasks by agent index (``np.bincount``, may be short)."""
+        ...
+
+
+class ColumnSummary:
+    """The figures of a run's whole task columns (exact quantiles)."""
+
+    def __init__(self, cols: dict[str, np.ndarray], start: float, end: float) -> None:
+        self.cols, self.start, self.end = cols, start, end
+        self.m = cols["measured"]
+
+    def overall(self) -> Tally:
+        return Tally.of(self.cols, self.m, self.end)
+
+    def by_priority(self) -> list[tuple[int, Tally]]:
+        prio = self.cols["priority"]
+        return [
+            (int(v), Tally.of(self.cols, self.m & (prio == v), self.end))
+            for v in np.unique(prio[self.m])
+        ]
+
+    def by_type(self, tidx: int) -> Tally:
+        return Tally.of(self.cols, self.m & (self.cols["tidx"] == tidx), self.end)
+
+    def in_system_mean(self) -> float:
+        return _in_system_mean(self.cols, self.start, self.end)
+
+    def _done(self, name: str) -> np.ndarray:
+        return self.cols[name][self.m & (self.cols["state"] == DONE)].astype(np.int64)
+
+    def hop_counts(self) -> np.ndarray:
+        return np.bincount(self._done("hops"))
+
+    def agent_done(self) -> np.ndarray:
+        return np.bincount(self._done("agent"))
 
 
 def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[MetricRow]:
     """Tidy metric rows for scopes ``all``, ``priority=K``, ``type=T``, ``agent=NAME``."""
+    return metrics_of(ColumnSummary(cols, facts.window_start, facts.window_end), facts)
+
+
+def metrics_of(tasks: TaskSummary, facts: RunFacts) -> list[MetricRow]:
+    """The rows of :func:`compute_metrics` from a summary of the tasks (columns or streamed)."""
     start, end = facts.window_start, facts.window_end
     span = end - start
-    m = cols["measured"]
     rows: list[MetricRow] = []
-    overall = _task_rows(cols, m, span, end)
-    live = m & ~np.isin(cols["state"], TERMINAL)
-    in_flight = float(live.sum())
+    tally = tasks.overall()
+    overall = tally.values(span)
+    in_flight = float(tally.in_flight)
     overall["arrived"] = float(facts.arrived_measured)
     overall["in_flight"] = in_flight
     ended = overall["completed"] + overall["abandoned"] + overall["rejected"]
@@ -159,7 +194,7 @@ def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[Metric
     overall["busy_share"] = float(busy.sum() / (cap.sum() * span)) if span > 0 else float("nan")
     overall["jain_fairness"] = _jain(util)
     overall["messages"] = float(facts.messages)
-    overall["in_system_mean"] = _in_system_mean(cols, start, end)
+    overall["in_system_mean"] = tasks.in_system_mean()
     for name in COORDINATION:
         overall[name] = facts.coordination.get(name, float("nan"))
     rows.extend((k, "all", overall[k]) for k in CORE_METRICS)
@@ -168,22 +203,20 @@ def compute_metrics(cols: dict[str, np.ndarray], facts: RunFacts) -> list[Metric
         slot_time = float(cap.sum()) * span
         share = facts.bundles["reservation_idle"] / slot_time if slot_time > 0 else float("nan")
         rows.append(("reservation_share", "all", share))
-    rows.extend(_sliced(cols, m, "priority", np.unique(cols["priority"][m]), span, end))
-    tidx = cols["tidx"]
+    for v, t in tasks.by_priority():
+        rows.extend(_scope_rows(t, f"priority={v}", span))
     for i, name in enumerate(facts.type_names):
-        sel = m & (tidx == i)
-        rows.extend(_scope_rows(cols, sel, f"type={name}", span, end, TYPE_SCOPED))
-    rows.extend(_hop_shares(cols, m, facts.max_hops))
+        rows.extend(_scope_rows(tasks.by_type(i), f"type={name}", span, TYPE_SCOPED))
+    rows.extend(_hop_shares(tasks.hop_counts(), facts.max_hops))
     for kind, n in sorted(facts.messages_by_kind.items()):
         rows.append(("messages", f"kind={kind}", float(n)))
     for name, u, b in zip(facts.agent_names, util, busy, strict=True):
         rows.append(("utilization", f"agent={name}", float(u)))
         rows.append(("busy_time", f"agent={name}", float(b)))
     rows.extend(facts.behaviour_rows)
-    agents = cols["agent"][m & (cols["state"] == DONE)]
-    counts = np.bincount(agents, minlength=len(facts.agent_names)) if agents.size else None
+    counts = tasks.agent_done()
     for i, name in enumerate(facts.agent_names):
-        rows.append(("completed", f"agent={name}", float(counts[i]) if counts is not None else 0.0))
+        rows.append(("completed", f"agent={name}", float(counts[i]) if i < counts.size else 0.0))
     return rows
 
 
@@ -228,40 +261,22 @@ TYPE_SCOPED = (
 
 
 def _scope_rows(
-    cols: dict[str, np.ndarray],
-    sel: np.ndarray,
-    scope: str,
-    span: float,
-    end: float,
-    names: tuple[str, ...] = SCOPED,
+    tally: Tally, scope: str, span: float, names: tuple[str, ...] = SCOPED
 ) -> Iterable[MetricRow]:
-    vals = _task_rows(cols, sel, span, end)
-    vals["arrived"] = float(sel.sum())
+    vals = tally.values(span)
+    vals["arrived"] = float(tally.n)
     return [(k, scope, vals[k]) for k in names]
 
 
-def _hop_shares(cols: dict[str, np.ndarray], m: np.ndarray, max_hops: int) -> list[MetricRow]:
+def _hop_shares(counts: np.ndarray, max_hops: int) -> list[MetricRow]:
     """The hop distribution: the share of measured completed tasks handed off K times
     (scope ``hops=K``, for every K from 0 to the hop limit or the most seen)."""
-    hops = cols["hops"][m & (cols["state"] == DONE)]
-    if not hops.size:
+    total = int(counts.sum())
+    if not total:
         return []
-    counts = np.bincount(hops.astype(np.int64), minlength=max_hops + 1)
-    return [("hops_share", f"hops={k}", float(n / hops.size)) for k, n in enumerate(counts)]
-
-
-def _sliced(
-    cols: dict[str, np.ndarray],
-    m: np.ndarray,
-    field: str,
-    values: np.ndarray,
-    span: float,
-    end: float,
-) -> list[MetricRow]:
-    out: list[MetricRow] = []
-    for v in values:
-        out.extend(_scope_rows(cols, m & (cols[field] == v), f"{field}={int(v)}", span, end))
-    return out
+    if counts.size < max_hops + 1:
+        counts = np.concatenate([counts, np.zeros(max_hops + 1 - counts.size, dtype=counts.dtype)])
+    return [("hops_share", f"hops={k}", int(n) / total) for k, n in enumerate(counts)]
 
 
 def _jain(x: np.ndarray) -> float:

@@ -12,22 +12,31 @@ import traceback
 
 import numpy as np
 
-from kossim.analysis.metrics import RunFacts, compute_metrics, sojourn_quantiles
+from kossim.analysis.metrics import RunFacts, compute_metrics, metrics_of, sojourn_quantiles
 from kossim.config.models import Experiment
 from kossim.runspec import MetricRow, RunResult, RunSpec
 from kossim.sim.recorder import columns_of
 from kossim.sim.roles import role_metrics
+from kossim.sim.stream import StreamRecorder
 from kossim.sim.task import DONE, STATE_NAMES
 from kossim.sim.world import World
 
 __all__ = ["World", "simulate", "simulate_world"]
 
 
+def _build(spec: RunSpec) -> tuple[Experiment, World]:
+    exp = Experiment.model_validate(spec.config)
+    return exp, World(exp, exp.policy(spec.policy), spec.seed, trace=spec.trace)
+
+
 def simulate_world(spec: RunSpec) -> tuple[World, dict[str, np.ndarray]]:
     """Run ``spec`` and return the world and every task's columns (for tests and tracing)."""
-    exp = Experiment.model_validate(spec.config)
-    world = World(exp, exp.policy(spec.policy), spec.seed, trace=spec.trace)
+    exp, world = _build(spec)
     world.run()
+    return world, _columns(exp, world)
+
+
+def _columns(exp: Experiment, world: World) -> dict[str, np.ndarray]:
     cols = columns_of(
         world.recorder,
         world.live_tasks(),
@@ -37,7 +46,7 @@ def simulate_world(spec: RunSpec) -> tuple[World, dict[str, np.ndarray]]:
     )
     if exp.auto_warmup:
         _auto_truncate(world, cols)
-    return world, cols
+    return cols
 
 
 def _auto_truncate(world: World, cols: dict[str, np.ndarray]) -> None:
@@ -70,12 +79,30 @@ def _auto_truncate(world: World, cols: dict[str, np.ndarray]) -> None:
 def simulate(spec: RunSpec) -> RunResult:
     """Simulate one run; a failure inside it is recorded, never raised."""
     t0 = time.perf_counter()
+    cols: dict[str, np.ndarray] | None = None
     try:
-        world, cols = simulate_world(spec)
-        metrics = compute_metrics(cols, _facts(world))
+        exp, world = _build(spec)
+        # Per-task columns only where the run needs them: the trace, MSER-5's series
+        # (warmup: auto) and roles' per-task records; otherwise streamed tallies.
+        if spec.trace or exp.auto_warmup or world.role_physics is not None:
+            world.run()
+            cols = _columns(exp, world)
+            metrics = compute_metrics(cols, _facts(world))
+            quantiles = sojourn_quantiles(cols)
+        else:
+            priorities = [t.priority for t in world.task_types]
+            rec = StreamRecorder(
+                priorities, exp.warmup_tasks, exp.fixed_warmup, lambda: world.measure_start
+            )
+            world.recorder = rec
+            world.run()
+            summary = rec.finish(world.live_tasks())
+            metrics = metrics_of(summary, _facts(world))
+            quantiles = summary.sojourn_quantiles()
         metrics.append(("warmup_time", "all", float(world.measure_start or 0.0)))
         metrics.extend(_behaviour_rows(world))
         if world.role_physics is not None:
+            assert cols is not None
             metrics.extend(
                 role_metrics(world.role_physics, cols, [t.name for t in world.task_types])
             )
@@ -89,7 +116,7 @@ def simulate(spec: RunSpec) -> RunResult:
             time.perf_counter() - t0,
             error=traceback.format_exc(),
         )
-    rec = world.recorder
+    recorder = world.recorder
     result = RunResult(
         spec.run_id,
         spec.policy,
@@ -99,14 +126,15 @@ def simulate(spec: RunSpec) -> RunResult:
         time.perf_counter() - t0,
         metrics=metrics,
         counters={
-            "events_end_time": rec.end_time,
+            "events_end_time": recorder.end_time,
             "arrivals": float(world.arrived),
             "warmup_time": float(world.measure_start or 0.0),
         },
-        distributions={"sojourn": sojourn_quantiles(cols)},
-        timeseries={"in_system": (list(rec.ts_times), [float(v) for v in rec.ts_values])},
+        distributions={"sojourn": quantiles},
+        timeseries={"in_system": (list(recorder.ts_times), [float(v) for v in recorder.ts_values])},
     )
     if spec.trace:
+        assert cols is not None
         result.tasks = _trace(world, cols)
         assert world.kernel.log is not None
         result.events = world.kernel.log.columns()
