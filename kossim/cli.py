@@ -559,22 +559,20 @@ def bench(
         bool,
         typer.Option(
             metavar="",
-            help="CPU us per task of every routing and dispatch component at 10 ... 10,000 "
-            "agents, plain, with failures and with latency (median of --repeat).",
+            help="CPU us per task and peak RSS of every routing and dispatch component (and "
+            "the SimPy model) at 10 ... 10,000 agents, plain, with failures and with latency; "
+            "us per task and peak RSS at 50k ... 1M tasks; sweep overhead per run per executor.",
         ),
+    ] = False,
+    long: Annotated[
+        bool, typer.Option(metavar="", help="With --scale: a 10-million-task run too.")
     ] = False,
 ) -> None:
     """Cost per task of kossim vs a hand-written SimPy model of the same M/M/c system."""
     if scale:
-        from kossim.bench.scale import format_row, header, run_scale, sizes_for
+        from kossim.bench.scale import scale_bench
 
-        print(f"CPU microseconds per task by fleet size (median of {repeat}; rho 0.9)")
-        print(header(sizes_for(quick)), flush=True)
-        run_scale(
-            quick=quick,
-            repeat=repeat,
-            progress=lambda label, variant, row: print(format_row(label, variant, row), flush=True),
-        )
+        scale_bench(quick=quick, repeat=repeat, long=long)
         return
     if sweep:
         from kossim.bench.sweep import print_sweep_bench, run_sweep_bench

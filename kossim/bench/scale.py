@@ -14,6 +14,15 @@ heap and memory that grow with the fleet, not a decision's); each
 figure is the median of ``repeat`` measurements (a figure to compare on a
 shared machine, never a timing test).
 
+Peak RSS per cell: one run of the larger size in a fresh interpreter
+(:mod:`kossim.bench.rss`: ``VmHWM`` after resetting it post-import, so the
+figure is the whole process's peak; the post-import RSS is printed apart and
+the table shows the growth over it). The hand-written SimPy model
+(:mod:`kossim.bench.simpy_model`, one ``Resource`` of ``agents`` servers, the
+same load) is measured the same way as a reference row: the part of the growth
+that any SimPy model of a bigger fleet pays (event heap, cache misses), against
+which the 2x acceptance is read.
+
 Run it as ``kossim bench --scale`` or ``python -m kossim.bench.scale``.
 """
 
@@ -26,19 +35,27 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from kossim.bench.rss import Rss, measure_rss
+
 __all__ = [
     "CASES",
     "QUICK_SIZES",
+    "SIMPY",
     "SIZES",
     "VARIANTS",
     "ScaleReport",
+    "cell_rss",
+    "footer",
     "format_row",
     "header",
     "measure",
+    "measure_simpy",
     "print_scale",
     "run_scale",
+    "scale_bench",
     "scale_config",
     "sizes_for",
+    "title",
 ]
 
 SIZES: tuple[int, ...] = (10, 100, 1_000, 10_000)
@@ -54,6 +71,9 @@ CASES: tuple[tuple[str, str, Any], ...] = (
     ("least_work", "push", "least_work"),
     ("fastest", "push", "fastest"),
 )
+
+#: label of the reference row: the hand-written SimPy model at the same fleet sizes
+SIMPY = "simpy_model"
 
 
 def scale_config(agents: int, dispatch: str, routing: Any, variant: str, tasks: int) -> dict:
@@ -98,12 +118,28 @@ def _cpu(config: dict) -> float:
     return time.process_time() - t0
 
 
+def _simpy_cpu(agents: int, tasks: int) -> float:
+    from kossim.bench.simpy_model import simulate_mmc
+
+    gc.collect()
+    t0 = time.process_time()
+    simulate_mmc(agents, 0.9 * agents, 1.0, tasks, 0, 0)
+    return time.process_time() - t0
+
+
+def _tasks(agents: int, per_agent: int) -> tuple[int, int]:
+    tasks = max(8_000, per_agent * agents)
+    return tasks, tasks // 4
+
+
 @dataclass
 class ScaleReport:
     sizes: tuple[int, ...]
     repeat: int
     #: (case, variant) -> microseconds per task, one per size
     figures: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    #: (case, variant) -> peak RSS of the larger run in a fresh interpreter, one per size
+    rss: dict[tuple[str, str], list[Rss]] = field(default_factory=dict)
 
     def growth(self, key: tuple[str, str]) -> float:
         row = self.figures[key]
@@ -114,8 +150,7 @@ def measure(
     agents: int, dispatch: str, routing: Any, variant: str, per_agent: int, repeat: int
 ) -> float:
     """Median marginal CPU microseconds per task of ``repeat`` measurements."""
-    tasks = max(8_000, per_agent * agents)
-    small = tasks // 4
+    tasks, small = _tasks(agents, per_agent)
     big_cfg = scale_config(agents, dispatch, routing, variant, tasks)
     small_cfg = scale_config(agents, dispatch, routing, variant, small)
     out = []
@@ -123,6 +158,25 @@ def measure(
         delta = _cpu(big_cfg) - _cpu(small_cfg)
         out.append(max(delta, 0.0) / (tasks - small) * 1e6)
     return statistics.median(out)
+
+
+def measure_simpy(agents: int, per_agent: int, repeat: int) -> float:
+    """The SimPy reference model's marginal CPU microseconds per task, as :func:`measure`."""
+    tasks, small = _tasks(agents, per_agent)
+    out = []
+    for _ in range(repeat):
+        delta = _simpy_cpu(agents, tasks) - _simpy_cpu(agents, small)
+        out.append(max(delta, 0.0) / (tasks - small) * 1e6)
+    return statistics.median(out)
+
+
+def cell_rss(agents: int, dispatch: str, routing: Any, variant: str, per_agent: int) -> Rss:
+    """Peak RSS of one run of the larger size of a cell, in a fresh interpreter."""
+    tasks, _ = _tasks(agents, per_agent)
+    if dispatch == SIMPY:
+        return measure_rss({"kind": "simpy", "args": [agents, 0.9 * agents, 1.0, tasks, 0, 0]})
+    config = scale_config(agents, dispatch, routing, variant, tasks)
+    return measure_rss({"kind": "world", "policy": "p", "config": config})
 
 
 def run_scale(
@@ -133,22 +187,36 @@ def run_scale(
     variants: tuple[str, ...] = VARIANTS,
     per_agent: int = 4,
     progress: Any = None,
+    memory: bool = True,
+    simpy: bool = True,
 ) -> ScaleReport:
-    """Measure every case and variant at every fleet size (``quick``: two small sizes)."""
+    """Measure every case and variant at every fleet size (``quick``: two small sizes),
+    and the SimPy reference model first (``simpy``); ``memory``: peak RSS per cell too.
+    ``progress(label, variant, row, rss_row)`` is called after each row."""
     sizes = sizes or sizes_for(quick)
     report = ScaleReport(sizes=sizes, repeat=repeat)
     _cpu(scale_config(10, "push", "random", "latency", 500))  # imports and first-run costs
+    tasks_per = 1 if quick else per_agent
+    rows: list[tuple[str, str, Any, str]] = []
+    if simpy:
+        rows.append((SIMPY, SIMPY, None, "plain"))
     for label, dispatch, routing in CASES:
-        if cases and label not in cases:
-            continue
-        for variant in variants:
-            row = []
-            for n in sizes:
-                tasks_per = 1 if quick else per_agent
+        if not cases or label in cases:
+            rows.extend((label, dispatch, routing, v) for v in variants)
+    for label, dispatch, routing, variant in rows:
+        row, rss_row = [], []
+        for n in sizes:
+            if dispatch == SIMPY:
+                row.append(measure_simpy(n, tasks_per, repeat))
+            else:
                 row.append(measure(n, dispatch, routing, variant, tasks_per, repeat))
-            report.figures[(label, variant)] = row
-            if progress:
-                progress(label, variant, row)
+            if memory:
+                rss_row.append(cell_rss(n, dispatch, routing, variant, tasks_per))
+        report.figures[(label, variant)] = row
+        if memory:
+            report.rss[(label, variant)] = rss_row
+        if progress:
+            progress(label, variant, row, rss_row)
     return report
 
 
@@ -156,22 +224,84 @@ def sizes_for(quick: bool) -> tuple[int, ...]:
     return QUICK_SIZES if quick else SIZES
 
 
-def format_row(label: str, variant: str, row: list[float]) -> str:
-    cells = "".join(f"{us:>10.1f}" for us in row)
+def format_row(label: str, variant: str, row: list[float], rss: list[Rss] | None = None) -> str:
+    cells = "".join(f"{us:>9.1f}" for us in row)
     growth = row[-1] / row[0] if row[0] > 0 else float("inf")
-    return f"{label:<12}{variant:<10}{cells}{growth:>9.1f}x"
+    mem = "".join(f"{r.growth_mib:>8.1f}" for r in rss or [])
+    return f"{label:<12}{variant:<9}{cells}{growth:>7.1f}x {mem}"
 
 
-def header(sizes: tuple[int, ...]) -> str:
-    cells = "".join(f"{n:>10,}" for n in sizes)
-    return f"{'component':<12}{'variant':<10}{cells}{'growth':>10}"
+def header(sizes: tuple[int, ...], memory: bool = True) -> str:
+    cells = "".join(f"{n:>9,}" for n in sizes)
+    mem = "".join(f"{n:>8,}" for n in sizes) if memory else ""
+    return f"{'component':<12}{'variant':<9}{cells}{'growth':>8} {mem}"
+
+
+def title(repeat: int, memory: bool = True) -> str:
+    text = (
+        f"CPU microseconds per task by fleet size (marginal, median of {repeat}; rho 0.9)"
+        f"; {SIMPY}: the hand-written SimPy model, the reference"
+    )
+    if memory:
+        text += (
+            "; then peak RSS growth in MiB by fleet size (one run of the larger size in a "
+            "fresh interpreter: peak - post-import RSS)"
+        )
+    return text
+
+
+def footer(report: ScaleReport) -> str:
+    bases = [r.base_mib for row in report.rss.values() for r in row]
+    if not bases:
+        return ""
+    method = next(iter(report.rss.values()))[0].method
+    peaks = [r.peak_mib for row in report.rss.values() for r in row]
+    return (
+        f"post-import RSS {min(bases):.0f}-{max(bases):.0f} MiB; whole-process peak "
+        f"{min(peaks):.0f}-{max(peaks):.0f} MiB; memory measured as {method}"
+    )
 
 
 def print_scale(report: ScaleReport) -> None:
-    print(f"CPU microseconds per task by fleet size (median of {report.repeat}; rho 0.9)")
-    print(header(report.sizes))
-    for (label, variant), row in report.figures.items():
-        print(format_row(label, variant, row))
+    print(title(report.repeat, bool(report.rss)))
+    print(header(report.sizes, bool(report.rss)))
+    for key, row in report.figures.items():
+        print(format_row(*key, row, report.rss.get(key)))
+    if report.rss:
+        print(footer(report))
+
+
+def scale_bench(quick: bool = False, repeat: int = 3, long: bool = False) -> None:
+    """Everything ``kossim bench --scale`` prints, each table as it is measured: fleet
+    sizes (CPU and peak RSS), run lengths (``long``: 10 million tasks too), and the sweep
+    overhead per run per executor of :mod:`kossim.bench.sweep_store`."""
+    from kossim.bench.runlength import (
+        format_length_row,
+        length_header,
+        length_title,
+        lengths_for,
+        run_lengths,
+    )
+    from kossim.bench.sweep_store import print_store_bench, run_store_bench
+
+    print(title(repeat), flush=True)
+    print(header(sizes_for(quick)), flush=True)
+    done = run_scale(
+        quick=quick, repeat=repeat, progress=lambda *row: print(format_row(*row), flush=True)
+    )
+    print(footer(done), end="\n\n", flush=True)
+    print(length_title(), flush=True)
+    print(length_header(), flush=True)
+    lengths = run_lengths(
+        lengths_for(quick, long),
+        progress=lambda n, rep: print(format_length_row(n, rep, len(rep.kossim) - 1), flush=True),
+    )
+    print(f"memory measured as {lengths.kossim[0].method}", end="\n\n", flush=True)
+    executors = ("serial", "local") if quick else ("serial", "local", "dask")
+    from rich.console import Console
+
+    wide = Console(width=max(Console().width, 120))  # a table not cut to a pipe's 80 columns
+    print_store_bench(run_store_bench(100 if quick else 1000, repeat, executors), wide)
 
 
 if __name__ == "__main__":  # pragma: no cover - a measuring tool
@@ -190,12 +320,14 @@ if __name__ == "__main__":  # pragma: no cover - a measuring tool
             sizes = tuple(int(x) for x in a.split("=", 1)[1].split(","))
         if a.startswith("--repeat="):
             rep = int(a.split("=", 1)[1])
+    print(title(rep), flush=True)
     print(header(sizes), flush=True)
-    run_scale(
+    done = run_scale(
         repeat=rep,
         sizes=sizes,
         cases=wanted or None,
         variants=variants,
         per_agent=per,
-        progress=lambda label, variant, row: print(format_row(label, variant, row), flush=True),
+        progress=lambda *row: print(format_row(*row), flush=True),
     )
+    print(footer(done))

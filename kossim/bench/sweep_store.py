@@ -70,6 +70,12 @@ class SweepCost:
     parent_cpu_seconds: list[float] = field(default_factory=list)
     """CPU time of the sweep process (storing, aggregating; all of it when serial)."""
 
+    def overhead_ms(self, runs: int) -> list[float]:
+        """(sweep wall - summed simulation / workers) / runs, in ms: what a run costs beyond
+        its simulation."""
+        pairs = zip(self.sweep_seconds, self.sim_seconds, strict=True)
+        return [(wall - sim / self.workers) / runs * 1e3 for wall, sim in pairs]
+
     def ratios(self) -> list[float]:
         pairs = zip(self.sweep_seconds, self.sim_seconds, strict=True)
         return [wall / (sim / self.workers) for wall, sim in pairs]
@@ -147,8 +153,8 @@ def print_store_bench(report: StoreReport, console: Console | None = None) -> No
     """The acceptance figure per executor: sweep wall time against simulation time."""
     out = console or Console()
     table = Table(
-        "executor", "jobs", "sweep s", "sim ms/run", "ratio", "range", "vs serial", "aggr. s",
-        "CPU s", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),
+        "executor", "jobs", "sweep s", "sim ms/run", "overhead ms/run", "ratio", "range",
+        "vs serial", "aggr. s", "CPU s", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),
     )  # fmt: skip
     serial = [c for c in report.costs if c.executor == "serial"]
     base = statistics.median(serial[0].sim_seconds) if serial else math.nan
@@ -160,6 +166,7 @@ def print_store_bench(report: StoreReport, console: Console | None = None) -> No
             str(cost.workers),
             f"{med(cost.sweep_seconds):.2f}",
             f"{med(cost.sim_seconds) / report.runs * 1e3:.2f}",
+            f"{med(cost.overhead_ms(report.runs)):.2f}",
             f"{med(ratios):.2f}",
             _range(ratios),
             f"{med(cost.sweep_seconds) / (base / cost.workers):.2f}",
@@ -168,6 +175,7 @@ def print_store_bench(report: StoreReport, console: Console | None = None) -> No
         )
     out.print(
         f"[bold]sweep of {report.runs} short runs[/], as kossim run does it (storing included): "
+        "overhead = (sweep wall - summed simulation / workers) / runs; "
         "ratio = sweep wall / (summed simulation / workers), target at most 2 on local "
         "processes; vs serial: the same against the serial sweep's simulation time; "
         "aggr.: aggregation after the sweep; CPU: of the sweep process; "

@@ -190,7 +190,8 @@ def test_quick_bench_prints_theory_ratio_and_load(quick: BenchReport) -> None:
 
 
 def test_store_bench_ratio_is_wall_over_simulation_per_worker() -> None:
-    """ratio = sweep wall / (summed simulation / workers); 'vs serial' divides by the serial
+    """ratio = sweep wall / (summed simulation / workers); overhead = (sweep wall - summed
+    simulation / workers) / runs; 'vs serial' divides by the serial
     sweep's simulation time instead; executors not measured are named."""
     from kossim.bench.sweep_store import StoreReport, SweepCost, print_store_bench
 
@@ -198,6 +199,7 @@ def test_store_bench_ratio_is_wall_over_simulation_per_worker() -> None:
     local = SweepCost("local", 2, [5.0, 5.0], [5.0, 6.25], [1.0, 1.0], [2.0, 2.0])
     assert serial.ratios() == pytest.approx([1.5, 1.5])
     assert local.ratios() == pytest.approx([2.0, 1.6])
+    assert local.overhead_ms(1000) == pytest.approx([2.5, 1.875])  # (wall - sim / 2) / runs
     text = io.StringIO()
     report = StoreReport(1000, 2, [serial, local], {"dask": "not installed"})
     print_store_bench(report, Console(file=text, width=100))
@@ -207,6 +209,7 @@ def test_store_bench_ratio_is_wall_over_simulation_per_worker() -> None:
         "2",
         "5.00",
         "5.62",
+        "2.19",
         "1.80",
         "1.60-2.00",
         "2.38",

@@ -10,18 +10,48 @@ import pytest
 
 
 def test_quick_scale_bench_measures_every_case_and_variant() -> None:
-    """``kossim bench --scale --quick``: a figure per component, variant and size (its
-    values are timings on a shared machine: only their presence and sign are checked)."""
-    from kossim.bench.scale import CASES, QUICK_SIZES, VARIANTS, print_scale, run_scale
+    """``kossim bench --scale --quick``: a CPU figure and a peak RSS per component, variant
+    and size, and the SimPy reference row (values are timings and memory on a shared
+    machine: only their presence and sign are checked)."""
+    from kossim.bench.scale import CASES, QUICK_SIZES, SIMPY, VARIANTS, print_scale, run_scale
 
-    report = run_scale(quick=True, repeat=1, cases=("central", "jsq"))
-    assert set(report.figures) == {(c, v) for c in ("central", "jsq") for v in VARIANTS}
+    report = run_scale(quick=True, repeat=1, cases=("jsq",))
+    keys = {("jsq", v) for v in VARIANTS} | {(SIMPY, "plain")}
+    assert set(report.figures) == keys and set(report.rss) == keys
     assert all(len(row) == len(QUICK_SIZES) and min(row) >= 0 for row in report.figures.values())
+    for row in report.rss.values():
+        assert len(row) == len(QUICK_SIZES)
+        assert all(0 < r.base_mib <= r.peak_mib and r.cpu_seconds > 0 for r in row)
+    # the SimPy child loads only SimPy: its baseline is below the engine's
+    assert report.rss[(SIMPY, "plain")][0].base_mib < report.rss[("jsq", "plain")][0].base_mib
     assert {c for c, _, _ in CASES} >= {"central", "random", "round_robin", "jsq", "least_work"}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         print_scale(report)
-    assert "jsq" in out.getvalue() and "latency" in out.getvalue()
+    text = out.getvalue()
+    assert "jsq" in text and "latency" in text and SIMPY in text and "post-import RSS" in text
+
+
+def test_run_length_table_has_a_row_per_length() -> None:
+    """Run lengths: CPU and whole-process peak RSS of kossim and of the SimPy model, per
+    length, each in a fresh interpreter; 10 million tasks only with ``--long``."""
+    from kossim.bench.runlength import (
+        LENGTHS,
+        lengths_for,
+        print_run_lengths,
+        run_lengths,
+    )
+
+    assert lengths_for() == LENGTHS == (50_000, 200_000, 1_000_000)
+    assert lengths_for(long=True)[-1] == 10_000_000
+    report = run_lengths((500, 1_000))
+    assert len(report.kossim) == len(report.simpy) == 2
+    assert all(0 < r.base_mib <= r.peak_mib for r in report.kossim + report.simpy)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_run_lengths(report)
+    lines = out.getvalue().splitlines()
+    assert any(line.split()[0] == "1,000" for line in lines if line.strip())
 
 
 def test_scale_config_variants_add_failures_and_latency() -> None:
