@@ -270,3 +270,36 @@ class Sampler:
 def sampler(dist: _Dist, rng: np.random.Generator) -> Sampler:
     """A block sampler of ``dist`` driven by ``rng``."""
     return Sampler(dist, rng)
+
+
+class _Growing(Sampler):
+    """A sampler whose blocks start small and double up to ``BLOCK``: a stream drawn a
+    few times holds a few numbers, not a full block (same numbers, same order)."""
+
+    __slots__ = ("_n",)
+
+    def __init__(self, dist: _Dist, rng: np.random.Generator) -> None:
+        super().__init__(dist, rng)
+        self._n = 8
+
+    def __call__(self) -> float:
+        i = self._i
+        buf = self._buf
+        if i == len(buf):
+            n = self._n
+            self._n = min(2 * n, BLOCK)
+            buf = self._buf = self._dist.draw(self._rng, n).tolist()
+            i = 0
+        self._i = i + 1
+        return buf[i]
+
+
+#: Distributions numpy draws value by value: blocks of any size give the same sequence.
+_BY_VALUE = (Constant, Exponential, Uniform, Lognormal, Gamma, Erlang)
+
+
+def lean_sampler(dist: _Dist, rng: np.random.Generator) -> Sampler:
+    """A sampler for one of many streams each drawn rarely (a network link, an agent's
+    failure clock): its blocks grow from 8 values to ``BLOCK`` where that gives the same
+    numbers as full blocks, so ten thousand such streams hold kilobytes, not megabytes."""
+    return _Growing(dist, rng) if isinstance(dist, _BY_VALUE) else Sampler(dist, rng)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kossim.config.models import FailureSpec
-from kossim.dists import sampler
+from kossim.dists import lean_sampler
 from kossim.sim.streams import stream
 
 if TYPE_CHECKING:
@@ -21,8 +21,8 @@ __all__ = ["start_failures"]
 
 
 def _clock(world: World, targets: list[Agent], spec: FailureSpec, name: str) -> Any:
-    up = sampler(spec.up, stream(world.seed, f"failures:{name}:up"))
-    down = sampler(spec.down, stream(world.seed, f"failures:{name}:down"))
+    up = lean_sampler(spec.up, stream(world.seed, f"failures:{name}:up"))
+    down = lean_sampler(spec.down, stream(world.seed, f"failures:{name}:down"))
     while True:
         yield world.env.timeout(up())
         for a in targets:

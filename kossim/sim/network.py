@@ -22,16 +22,9 @@ from typing import Any
 
 from kossim.config.models import COORDINATOR, Network
 from kossim.dists import (
-    BLOCK,
     Constant,
     Distribution,
-    Erlang,
-    Exponential,
-    Gamma,
-    Lognormal,
-    Sampler,
-    Uniform,
-    sampler,
+    lean_sampler,
 )
 from kossim.sim.streams import stream
 
@@ -97,10 +90,8 @@ class Net:
             dist = self._edges[key]
             if isinstance(dist, Constant):
                 got = float(dist.value)  # a constant link draws nothing
-            elif isinstance(dist, _BY_VALUE):
-                got = _Growing(dist, stream(self._seed, f"net:{a}>{b}"))
             else:
-                got = sampler(dist, stream(self._seed, f"net:{a}>{b}"))
+                got = lean_sampler(dist, stream(self._seed, f"net:{a}>{b}"))
             self._links[key] = got
         return got
 
@@ -118,29 +109,3 @@ class Net:
             return 0.0
         hops = self._hops(src, dst)
         return sum(self._edges[(a, b)].mean_value() for a, b in pairwise(hops))
-
-
-#: Distributions numpy draws value by value: blocks of any size give the same sequence.
-_BY_VALUE = (Exponential, Uniform, Lognormal, Gamma, Erlang)
-
-
-class _Growing(Sampler):
-    """A sampler whose blocks start small and double up to ``BLOCK``: a link used a few
-    times holds a few numbers, not a full block (same numbers, same order)."""
-
-    __slots__ = ("_n",)
-
-    def __init__(self, dist: Any, rng: Any) -> None:
-        super().__init__(dist, rng)
-        self._n = 8
-
-    def __call__(self) -> float:
-        i = self._i
-        buf = self._buf
-        if i == len(buf):
-            n = self._n
-            self._n = min(2 * n, BLOCK)
-            buf = self._buf = self._dist.draw(self._rng, n).tolist()
-            i = 0
-        self._i = i + 1
-        return buf[i]
