@@ -155,17 +155,19 @@ class LocalExecutor:
             initargs=(os.getpid(), inbox.writer, inbox.lock),
         )
         collector = Collector(inbox, on_result)
+
+        def stop() -> None:
+            try:
+                _stop_pool(pool, collector.pending)
+            finally:
+                inbox.close()
+
         try:
             for chunk in chunks:
                 collector.add(pool.submit(stream_chunk, chunk, fn), chunk)
             collector.collect()
         except BaseException:
-            try:
-                if not collector.in_callback:  # keep what finished, unless storing failed
-                    collector.drain()
-            finally:
-                _stop_pool(pool, collector.pending)
-                inbox.close()
+            collector.abort(stop)
             raise
         inbox.close()
         pool.shutdown(wait=True)
@@ -235,17 +237,19 @@ class DaskExecutor:
             futures = client.map(stream_to_queue, chunks, fn=fn, queue_name=name, pure=False)
             for future, chunk in zip(futures, chunks, strict=True):
                 collector.add(future, chunk)
-            try:
-                collector.collect()
-            except BaseException:
+
+            def stop() -> None:
                 try:
-                    if not collector.in_callback:  # keep what finished, unless storing failed
-                        collector.drain()
-                finally:
                     client.cancel(futures)
+                finally:
                     # Tearing down mid-run makes Dask log cancelled tasks and killed
                     # workers at length; the caller reports the interruption itself.
                     after_close.enter_context(_quiet_logger("distributed"))
+
+            try:
+                collector.collect()
+            except BaseException:
+                collector.abort(stop)
                 raise
             finally:
                 results.close()  # the scheduler drops the queue (a shared one lives on)

@@ -172,6 +172,15 @@ class Collector:
             except queue.Empty:
                 return
 
+    def abort(self, stop: Callable[[], None]) -> None:
+        """After an exception (an interrupt, a failed store): keep the results already
+        back, unless storing one is what failed, then ``stop`` the workers."""
+        try:
+            if not self.in_callback:
+                self.drain()
+        finally:
+            stop()
+
     def _deliver(self, result: RunResult) -> None:
         if self.remaining[result.run_id] <= 0:
             return
