@@ -179,15 +179,12 @@ def _in_flight_warnings(metrics: pd.DataFrame, keys: list[str], plan: Plan) -> l
         share = in_flight / arrived if arrived else 0.0
         if share > IN_FLIGHT_SHARE:
             found.append((key, f"{share:.0%}"))
-    policies = [p.name for p in plan.experiment.policies]
-    return [
-        _at(
-            label,
-            f"measured tasks still in flight at the end: {text}; wait and sojourn metrics "
-            "describe completed tasks only",
-        )
-        for label, text in _by_point(found, plan.swept, policies).items()
-    ]
+    return _at_points(
+        found,
+        plan,
+        "measured tasks still in flight at the end: {}; wait and sojourn metrics describe "
+        "completed tasks only",
+    )
 
 
 def _growth_warnings(series: pd.DataFrame, keys: list[str], plan: Plan, start: float) -> list[str]:
@@ -196,13 +193,19 @@ def _growth_warnings(series: pd.DataFrame, keys: list[str], plan: Plan, start: f
         rise, p_value = _growth(part, start)
         if rise > GROWTH and p_value < 0.05:
             found.append((key, f"+{rise:.0%}"))
+    return _at_points(
+        found,
+        plan,
+        "tasks in system grew through the run ({} of the mean level): no steady state, so "
+        "the means depend on the run length",
+    )
+
+
+def _at_points(found: list[tuple[Any, str]], plan: Plan, message: str) -> list[str]:
+    """One warning per sweep point, ``message`` filled with what was found there."""
     policies = [p.name for p in plan.experiment.policies]
     return [
-        _at(
-            label,
-            f"tasks in system grew through the run ({text} of the mean level): no steady "
-            "state, so the means depend on the run length",
-        )
+        _at(label, message.format(text))
         for label, text in _by_point(found, plan.swept, policies).items()
     ]
 
