@@ -1,7 +1,8 @@
 """The protocol and routing experiments' pinned outcomes, run in full (``kossim check``
 in process): every expectation of their ``expect:`` blocks must hold.
 
-Each file under ``experiments/protocols/`` and ``experiments/routing/`` states what
+Each file under ``experiments/protocols/``, ``experiments/routing/`` and
+``experiments/recovery/`` states what
 its mechanism achieves against a baseline (heartbeat failure detection, delegation
 chains, contract net against a growing inequality of the fleet; roles, bundles,
 trees, trust, backpressure). ``protocols/contract_net.yaml``, the latency sweep, is
@@ -22,7 +23,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 TOO_LONG = {"protocols/contract_net.yaml"}
 PINNED = sorted(
     f"{p.parent.name}/{p.name}"
-    for folder in ("protocols", "routing")
+    for folder in ("protocols", "routing", "recovery")
     for p in (EXPERIMENTS / folder).glob("*.yaml")
     if f"{folder}/{p.name}" not in TOO_LONG
 )
