@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,9 @@ class RunSpec:
     seed: int
     trace: bool = False
     run_id: str = ""
+    spill: str = field(default="", compare=False)
+    """With ``trace``: a folder on the store's file system for the trace's spill files
+    (the sweep's local executors set it); empty, the trace travels back in memory."""
 
     @staticmethod
     def make(
@@ -79,9 +83,10 @@ class RunResult:
     """Quantiles at 0, 1, ..., 100 % per variable (``sojourn``)."""
     timeseries: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
     """``variable -> (times, values)`` sampled on a fixed grid (``in_system``)."""
-    tasks: dict[str, Any] | None = None
-    """Per-task columns (name -> numpy array) when the run was traced."""
-    events: dict[str, Any] | None = None
+    tasks: Mapping[str, Any] | None = None
+    """Per-task columns (name -> numpy array) when the run was traced: a
+    :class:`~kossim.sim.tracefile.Trace`, read from its Parquet data on demand."""
+    events: Mapping[str, Any] | None = None
     """With tracing: the execution log, one row per message and decision (with its reason)."""
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from kossim.lab.atomic import TMP_SUFFIX, atomic_write, write_in_place
 from kossim.lab.durable import SyncBatch
 from kossim.lab.plan import Plan
 from kossim.runspec import RunResult, RunSpec, engine_fingerprint
+from kossim.sim.tracefile import Trace
 
 __all__ = ["RunMeta", "RunStore", "atomic_write", "write_error"]
 
@@ -161,8 +163,17 @@ class RunStore:
             metric, dist = _metric_rows(result, swept), _dist_rows(result)
             contents = {METRIC: _parquet_bytes(metric), DIST: _parquet_bytes(dist)}
             for suffix, trace in ((TASKS, result.tasks), (EVENTS, result.events)):
-                if trace is not None:
-                    contents[suffix] = _parquet_bytes(pa.table(trace))
+                if isinstance(trace, Trace) and trace.path is not None:
+                    # A spill file the run streamed its trace into: renamed into place (no
+                    # file of that name is left to replace), its checksum read back.
+                    target = self.path(result.run_id, suffix)
+                    os.replace(trace.path, target)
+                    with open(target, "rb") as handle:
+                        files[suffix] = hashlib.file_digest(handle, "sha256").hexdigest()
+                elif isinstance(trace, Trace):
+                    contents[suffix] = trace.data or b""
+                elif trace is not None:
+                    contents[suffix] = _parquet_bytes(pa.table(dict(trace)))
             for suffix, data in contents.items():
                 # Written in place, not renamed: the record, written last and whole, vouches
                 # for them by checksum, so a cut file only makes the run incomplete.
@@ -270,8 +281,7 @@ class RunStore:
             atomic_write(self.root / f"{name}.parquet", _parquet_bytes(part))
         for suffix, name in TRACES.items():
             if traced:
-                trace = self._gather(ok, tables[suffix], None, keys)
-                atomic_write(self.root / f"{name}.parquet", _parquet_bytes(trace))
+                self._write_trace(ok, suffix, keys, self.root / f"{name}.parquet")
             else:  # a trace from an earlier traced sweep would describe other runs
                 (self.root / f"{name}.parquet").unlink(missing_ok=True)
         manifest = _manifest(plan, meta, _run_entries(specs, records), traced)
@@ -287,7 +297,8 @@ class RunStore:
     def _read_runs(
         self, specs: list[RunSpec], records: dict[str, dict[str, Any]], traced: bool
     ) -> tuple[dict[str, dict[str, pa.Table]], dict[str, str]]:
-        """Each run's tables by file kind, and the runs whose files are damaged (with why)."""
+        """Each run's metric and distribution tables, and the runs whose files (traces
+        included when ``traced``) are damaged, with why. Traces are streamed, not read."""
         suffixes = [METRIC, DIST, *(TRACES if traced else [])]
         columns: dict[str, list[str] | None] = {METRIC: METRIC_COLUMNS}
         tables: dict[str, dict[str, pa.Table]] = {suffix: {} for suffix in (METRIC, DIST, *TRACES)}
@@ -302,7 +313,7 @@ class RunStore:
             fresh = self._fresh.get(spec.run_id)
             cached = fresh[1] if fresh is not None and fresh[0] == record.get("files") else {}
             try:
-                for suffix in suffixes:
+                for suffix in (METRIC, DIST):
                     if suffix in cached:
                         tables[suffix][spec.run_id] = cached[suffix]
                         continue
@@ -313,6 +324,39 @@ class RunStore:
                     f"{type(exc).__name__} reading its files; run again with --resume"
                 )
         return tables, damaged
+
+    def _write_trace(
+        self, specs: list[RunSpec], suffix: str, keys: pd.DataFrame, path: Path
+    ) -> None:
+        """The sweep's trace of one kind: every run's rows, prefixed with its key columns,
+        streamed a row group at a time (a traced sweep's memory stays flat however many
+        tasks its runs traced) into a temporary file renamed over ``path``."""
+        paths = [self.path(spec.run_id, suffix) for spec in specs]
+        schemas = [pq.read_schema(p) for p in paths]
+        key_table = pa.Table.from_pandas(keys, preserve_index=False)
+        if not paths or any(schema != schemas[0] for schema in schemas):
+            # Files that disagree on columns (written by hand, say): gathered in memory,
+            # missing columns as nulls.
+            tables = {spec.run_id: pq.read_table(p) for spec, p in zip(specs, paths, strict=True)}
+            atomic_write(path, _parquet_bytes(self._gather(specs, tables, None, keys)))
+            return
+        schema = pa.schema([*key_table.schema, *schemas[0]])
+        tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+        try:
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for i, source in enumerate(paths):
+                    for batch in pq.ParquetFile(source).iter_batches(batch_size=65_536):
+                        which = np.full(batch.num_rows, i)
+                        prefix = [column.take(which) for column in key_table.columns]
+                        writer.write_table(
+                            pa.Table.from_arrays([*prefix, *batch.columns], schema=schema)
+                        )
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def _gather(
         self,

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,8 @@ def run_experiment(
         ids = [spec.run_id for spec in plan.specs]
         done = store.completed_ids(ids, traced=trace)
         todo = [spec for spec in plan.specs if spec.run_id not in done] if resume else plan.specs
+        if trace and runner.name in ("serial", "local"):  # workers that share this disk
+            todo = [replace(spec, spill=str(store.runs)) for spec in todo]
         if progress and announce:  # --precision says what its later rounds reuse itself
             _announce(console, out, resume, len(done), len(plan.specs))
         started = time.perf_counter()

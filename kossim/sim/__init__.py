@@ -7,26 +7,34 @@ builds its own hot-path objects from them.
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kossim.analysis.metrics import RunFacts, compute_metrics, metrics_of, sojourn_quantiles
 from kossim.config.models import Experiment
 from kossim.runspec import MetricRow, RunResult, RunSpec
+from kossim.sim.eventlog import EventLog, SpillingEventLog
 from kossim.sim.recorder import columns_of
 from kossim.sim.roles import role_metrics
-from kossim.sim.stream import StreamRecorder
-from kossim.sim.task import DONE, STATE_NAMES
+from kossim.sim.stream import StreamRecorder, TracingStreamRecorder, trace_rows
+from kossim.sim.task import DONE
 from kossim.sim.world import World
+
+if TYPE_CHECKING:
+    from kossim.sim.tracefile import TraceWriter
 
 __all__ = ["World", "simulate", "simulate_world"]
 
 
-def _build(spec: RunSpec) -> tuple[Experiment, World]:
+def _build(spec: RunSpec, log: EventLog | None = None) -> tuple[Experiment, World]:
     exp = Experiment.model_validate(spec.config)
-    return exp, World(exp, exp.policy(spec.policy), spec.seed, trace=spec.trace)
+    return exp, World(exp, exp.policy(spec.policy), spec.seed, trace=spec.trace, log=log)
 
 
 def simulate_world(spec: RunSpec) -> tuple[World, dict[str, np.ndarray]]:
@@ -80,19 +88,34 @@ def simulate(spec: RunSpec) -> RunResult:
     """Simulate one run; a failure inside it is recorded, never raised."""
     t0 = time.perf_counter()
     cols: dict[str, np.ndarray] | None = None
+    writers = _trace_writers(spec) if spec.trace else None
     try:
-        exp, world = _build(spec)
-        # Per-task columns only where the run needs them: the trace, MSER-5's series
-        # (warmup: auto) and roles' per-task records; otherwise streamed tallies.
-        if spec.trace or exp.auto_warmup or world.role_physics is not None:
+        log = SpillingEventLog(writers["events"]) if writers is not None else None
+        exp, world = _build(spec, log)
+        # Per-task columns only where the run needs them: MSER-5's series (warmup: auto)
+        # and roles' per-task records; otherwise streamed tallies (a trace streams to disk).
+        if exp.auto_warmup or world.role_physics is not None:
             world.run()
             cols = _columns(exp, world)
             metrics = compute_metrics(cols, _facts(world))
             quantiles = sojourn_quantiles(cols)
+            if writers is not None:
+                writers["tasks"].write(_trace(world, cols))
         else:
             priorities = [t.priority for t in world.task_types]
-            rec = StreamRecorder(
-                priorities, exp.warmup_tasks, exp.fixed_warmup, lambda: world.measure_start
+            window: Callable[[], float | None] = lambda: world.measure_start  # noqa: E731
+            rec = (
+                StreamRecorder(priorities, exp.warmup_tasks, exp.fixed_warmup, window)
+                if writers is None
+                else TracingStreamRecorder(
+                    priorities,
+                    exp.warmup_tasks,
+                    exp.fixed_warmup,
+                    window,
+                    writers["tasks"],
+                    [a.name for a in world.agents],
+                    [t.name for t in world.task_types],
+                )
             )
             world.recorder = rec
             world.run()
@@ -107,6 +130,9 @@ def simulate(spec: RunSpec) -> RunResult:
                 role_metrics(world.role_physics, cols, [t.name for t in world.task_types])
             )
     except Exception:
+        if writers is not None:
+            for writer in writers.values():
+                writer.abort()
         return RunResult(
             spec.run_id,
             spec.policy,
@@ -133,12 +159,28 @@ def simulate(spec: RunSpec) -> RunResult:
         distributions={"sojourn": quantiles},
         timeseries={"in_system": (list(recorder.ts_times), [float(v) for v in recorder.ts_values])},
     )
-    if spec.trace:
-        assert cols is not None
-        result.tasks = _trace(world, cols)
-        assert world.kernel.log is not None
-        result.events = world.kernel.log.columns()
+    if writers is not None:
+        assert log is not None
+        log.spill()
+        result.tasks = writers["tasks"].close()
+        result.events = writers["events"].close()
     return result
+
+
+def _trace_writers(spec: RunSpec) -> dict[str, TraceWriter]:
+    """Parquet writers for the run's task trace and execution log: spill files in
+    ``spec.spill`` (a folder the store can rename from), else in memory."""
+    from kossim.sim.tracefile import EVENT_SCHEMA, TASK_SCHEMA, TraceWriter
+
+    def where(kind: str) -> Path | None:
+        if not spec.spill:
+            return None
+        return Path(spec.spill) / f".{spec.run_id}.{kind}.{os.getpid()}.spill.tmp"
+
+    return {
+        "tasks": TraceWriter(TASK_SCHEMA, where("tasks")),
+        "events": TraceWriter(EVENT_SCHEMA, where("events")),
+    }
 
 
 def _behaviour_rows(world: World) -> list[MetricRow]:
@@ -177,21 +219,5 @@ def _facts(world: World) -> RunFacts:
 
 
 def _trace(world: World, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    names = np.array([a.name for a in world.agents] + [""])
-    types = np.array([t.name for t in world.task_types])
-    nan_if_neg = {k: np.where(cols[k] >= 0, cols[k], np.nan) for k in ("start", "end")}
-    return {
-        "task": cols["id"],
-        "type": types[cols["tidx"]],
-        "priority": cols["priority"].astype(np.int64),
-        "arrival": cols["arrival"],
-        "start": nan_if_neg["start"],
-        "end": nan_if_neg["end"],
-        "agent": names[cols["agent"]],
-        "attempts": cols["attempts"].astype(np.int64),
-        "hops": cols["hops"].astype(np.int64),
-        "handoff": cols["handoff"],
-        "state": np.array(STATE_NAMES)[cols["state"]],
-        "deadline": cols["deadline"],
-        "measured": cols["measured"],
-    }
+    names = np.array([a.name for a in world.agents] + [""], dtype=object)
+    return trace_rows(cols, names, np.array([t.name for t in world.task_types], dtype=object))

@@ -60,3 +60,45 @@ class EventLog:
             else:
                 out[name] = np.asarray(values, dtype=object)
         return out
+
+
+class _NoTimers(list[tuple[float, str, str, float]]):
+    """Timers are kept only for the conformance check's in-memory logs."""
+
+    def append(self, item: tuple[float, str, str, float]) -> None:
+        pass
+
+
+class SpillingEventLog(EventLog):
+    """An execution log that writes every ``CHUNK`` rows to ``sink`` (a Parquet writer of
+    :data:`~kossim.sim.tracefile.EVENT_SCHEMA`) and forgets them: flat in run length."""
+
+    CHUNK = 65_536
+
+    def __init__(self, sink: Any) -> None:
+        super().__init__()
+        self.sink = sink
+        self.timers = _NoTimers()
+
+    def record(
+        self, now: float, kind: str, actor: str, reason: str, task: Task | None, fields: Any
+    ) -> None:
+        super().record(now, kind, actor, reason, task, fields)
+        if len(self.rows) >= self.CHUNK:
+            self.spill()
+
+    def message(self, now: float, src: Actor, dst: Actor, kind: str, payload: Any) -> None:
+        super().message(now, src, dst, kind, payload)
+        if len(self.rows) >= self.CHUNK:
+            self.spill()
+
+    def task(self, now: float, kind: str, task: Task, actor: str, reason: str) -> None:
+        super().task(now, kind, task, actor, reason)
+        if len(self.rows) >= self.CHUNK:
+            self.spill()
+
+    def spill(self) -> None:
+        """Write the rows held so far as one row group."""
+        if self.rows:
+            self.sink.write(dict(zip(EVENT_COLUMNS, zip(*self.rows, strict=True), strict=True)))
+            self.rows.clear()

@@ -17,6 +17,7 @@ keep a record per task for their own metrics).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,9 +26,9 @@ from kossim.analysis.sketch import Sketch
 from kossim.analysis.tally import Tally
 from kossim.sim.recorder import COLUMNS, Recorder
 from kossim.sim.task import Task
-from kossim.states import DONE
+from kossim.states import DONE, STATE_NAMES
 
-__all__ = ["StreamRecorder", "StreamSummary"]
+__all__ = ["StreamRecorder", "StreamSummary", "TracingStreamRecorder"]
 
 _INF = float("inf")
 
@@ -133,7 +134,11 @@ class StreamRecorder(Recorder):
             return
         cols = _columns(buf)
         buf.clear()
-        self.summary.add(cols, self._window_start())
+        self.reduce(cols, self._window_start())
+
+    def reduce(self, cols: dict[str, np.ndarray], start: float | None, end: float = _INF) -> None:
+        """Merge a chunk of finished (or, last, live) tasks into the summary."""
+        self.summary.add(cols, start, end)
 
     def finish(self, live: list[Task]) -> StreamSummary:
         """Reduce what is buffered, then the live tasks, against the final window."""
@@ -142,6 +147,59 @@ class StreamRecorder(Recorder):
         end = self.end_time
         start = end if start is None else start
         get = [name for name, _ in COLUMNS]
-        self.summary.add(_columns([tuple(getattr(t, n) for n in get) for t in live]), start, end)
+        self.reduce(_columns([tuple(getattr(t, n) for n in get) for t in live]), start, end)
         self.summary.start, self.summary.end = start, end
         return self.summary
+
+
+class TracingStreamRecorder(StreamRecorder):
+    """A streaming recorder that also writes each chunk of tasks to a task trace
+    (``--trace``): the trace is on disk, not in memory, and the run's figures are
+    the streamed ones, the same as the run's without a trace."""
+
+    def __init__(
+        self,
+        priorities: list[int],
+        warmup_tasks: int,
+        warmup: float,
+        window_start: Callable[[], float | None],
+        sink: Any,
+        agent_names: list[str],
+        type_names: list[str],
+    ) -> None:
+        super().__init__(priorities, warmup_tasks, warmup, window_start)
+        self.sink = sink
+        self._agents = np.array([*agent_names, ""], dtype=object)
+        self._types = np.array(type_names, dtype=object)
+        self._warmup_tasks = warmup_tasks
+        self._warmup = warmup
+
+    def reduce(self, cols: dict[str, np.ndarray], start: float | None, end: float = _INF) -> None:
+        super().reduce(cols, start, end)  # sets the chunk's priorities
+        cols["measured"] = (cols["id"] >= self._warmup_tasks) & (cols["arrival"] >= self._warmup)
+        self.sink.write(trace_rows(cols, self._agents, self._types))
+
+
+_STATES = np.array(STATE_NAMES, dtype=object)
+
+
+def trace_rows(
+    cols: dict[str, np.ndarray], agents: np.ndarray, types: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Task columns (with ``priority`` and ``measured``) as rows of the task trace:
+    names for indexes, NaN for a start or end that never happened."""
+    return {
+        "task": cols["id"].astype(np.int64),
+        "type": types[cols["tidx"]],
+        "priority": cols["priority"].astype(np.int64),
+        "arrival": cols["arrival"],
+        "start": np.where(cols["start"] >= 0, cols["start"], np.nan),
+        "end": np.where(cols["end"] >= 0, cols["end"], np.nan),
+        "agent": agents[cols["agent"]],
+        "attempts": cols["attempts"].astype(np.int64),
+        "hops": cols["hops"].astype(np.int64),
+        "handoff": cols["handoff"],
+        "state": _STATES[cols["state"]],
+        "deadline": cols["deadline"],
+        "measured": cols["measured"],
+    }

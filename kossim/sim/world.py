@@ -64,7 +64,14 @@ class _TypeSpec:
 class World:
     """Everything one run needs; :meth:`run` simulates it and returns the recorder."""
 
-    def __init__(self, exp: Experiment, policy: PolicySpec, seed: int, trace: bool = False) -> None:
+    def __init__(
+        self,
+        exp: Experiment,
+        policy: PolicySpec,
+        seed: int,
+        trace: bool = False,
+        log: EventLog | None = None,
+    ) -> None:
         self.exp = exp
         self.seed = seed
         self.policy = policy
@@ -96,7 +103,7 @@ class World:
         self.role_physics = RolePhysics(sc, self.net) if uses_roles(sc) else None
         self._build_agents()
         self.kernel = (
-            TracingKernel(self.env, self.net, EventLog())
+            TracingKernel(self.env, self.net, log if log is not None else EventLog())
             if trace
             else Kernel(self.env, self.net, None)
         )
