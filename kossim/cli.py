@@ -609,15 +609,14 @@ def trace(
 ) -> None:
     """Print the execution log of a traced run, filtered: every message and decision with
     its reason."""
-    from kossim.trace import EventFilter, filter_events, read_events
+    from kossim.trace import EventFilter, read_events
 
     try:
         read_manifest(folder)
-        events = read_events(folder)
+        how = EventFilter(policy, seed, task, agent, tuple(kind or ()), start, end)
+        rows = read_events(folder, how)
     except KossimInputError as exc:
         _fail_input(exc)
-    how = EventFilter(policy, seed, task, agent, tuple(kind or ()), start, end)
-    rows = filter_events(events, how)
     from kossim.sim.eventlog import EVENT_COLUMNS
 
     # the run a row belongs to, where the rows shown come from more than one

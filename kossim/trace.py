@@ -15,7 +15,10 @@ import pandas as pd
 
 from kossim.errors import KossimInputError
 
-__all__ = ["EventFilter", "filter_events", "life_of", "read_events"]
+__all__ = ["EventFilter", "filter_events", "life_of", "read_events", "scan_events"]
+
+BATCH = 65_536
+"""Rows of the log read at a time when filtering it."""
 
 LIFECYCLE = (
     "arrive",
@@ -48,15 +51,34 @@ class EventFilter:
     end: float | None = None
 
 
-def read_events(folder: Path) -> pd.DataFrame:
-    """The folder's execution log, or an input error saying how to record one."""
+def read_events(folder: Path, how: EventFilter | None = None) -> pd.DataFrame:
+    """The folder's execution log (only the rows ``how`` keeps, in time order, when
+    given), or an input error saying how to record one."""
     path = Path(folder) / "events.parquet"
     if not path.is_file():
         raise KossimInputError.single(
             "no execution log here: run the experiment with --trace to record events.parquet",
             file=str(folder),
         )
-    return pd.read_parquet(path)
+    if how is None:
+        return pd.read_parquet(path)
+    return scan_events(path, how)
+
+
+def scan_events(path: Path, how: EventFilter) -> pd.DataFrame:
+    """The rows of the log at ``path`` that match ``how``, in time order, read a row group
+    at a time: the memory held is what matches, not the whole log."""
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    parts = [
+        kept
+        for batch in source.iter_batches(batch_size=BATCH)
+        if len(kept := filter_events(batch.to_pandas(), how))
+    ]
+    if not parts:
+        return source.schema_arrow.empty_table().to_pandas()
+    return pd.concat(parts, ignore_index=True).sort_values("time", kind="stable")
 
 
 def filter_events(events: pd.DataFrame, how: EventFilter) -> pd.DataFrame:

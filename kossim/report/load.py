@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from kossim.report.fmt import fmt_value
 from kossim.report.inference import summarise
@@ -193,14 +194,96 @@ def _read_folder(path: Path) -> _Folder:
             notes[attr] = f"{name} is absent from {path}."
             continue
         try:
-            frame = pd.read_csv(file) if name.endswith(".csv") else pd.read_parquet(file)
-        except (OSError, ValueError) as exc:
+            if attr in TRACE_READERS:
+                frame = TRACE_READERS[attr](file, manifest)
+            else:
+                frame = pd.read_csv(file) if name.endswith(".csv") else pd.read_parquet(file)
+        except (OSError, ValueError, pa.ArrowException) as exc:
             notes[attr] = f"{name} could not be read ({type(exc).__name__}: {exc})."
             continue
         if "policy" in frame.columns:
             frame["policy"] = frame["policy"].astype(str)
         frames[attr] = frame
     return _Folder(path, manifest, frames, notes)
+
+
+def _first_seed(manifest: dict[str, Any]) -> Any:
+    seeds = manifest.get("seeds")
+    return seeds[0] if isinstance(seeds, list) and seeds else None
+
+
+def _read_tasks(file: Path, manifest: dict[str, Any]) -> pd.DataFrame:
+    """What the report shows of the task trace (its Gantt chart): the first seed's tasks
+    that started before the chart's window can end (the warm-up plus its longest span),
+    read with the file's row filters so a long trace is never held whole."""
+    from kossim.report.plots_time import GANTT_WINDOW
+
+    seed = _first_seed(manifest)
+    if seed is None:
+        return pd.read_parquet(file)
+    warmup = manifest.get("warmup")
+    cutoff = (float(warmup) if isinstance(warmup, int | float) else 0.0) + GANTT_WINDOW
+    frame = pd.read_parquet(file, filters=[("seed", "=", seed), ("start", "<", cutoff)])
+    if frame.empty or not (frame["start"] >= cutoff - GANTT_WINDOW).any():
+        # no start in the window: the chart starts at the first start, wherever it is
+        frame = pd.read_parquet(file, filters=[("seed", "=", seed)])
+    return frame
+
+
+def _read_events(file: Path, manifest: dict[str, Any]) -> pd.DataFrame:
+    """What the report shows of the execution log: the rows of the task whose life it
+    tells (first, so :func:`kossim.trace.life_of` finds it again), then the first seed's
+    failures and suspicions for the timeline. Two passes over the file a row group at a
+    time; only the rows shown are held."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from kossim.report.execution import MARKS
+    from kossim.trace import BATCH
+
+    seed = _first_seed(manifest)
+    source = pq.ParquetFile(file)
+    run: tuple[Any, Any] | None = None
+    steps = np.zeros(0, dtype=np.int64)
+    for batch in source.iter_batches(batch_size=BATCH, columns=["policy", "seed", "task"]):
+        frame = batch.to_pandas()
+        frame = frame[frame["task"] >= 0]
+        if frame.empty:
+            continue
+        if run is None:
+            run = (frame["policy"].iloc[0], frame["seed"].iloc[0])
+        mine = frame["task"][(frame["policy"] == run[0]) & (frame["seed"] == run[1])]
+        more = np.bincount(mine.to_numpy(np.int64))
+        if more.size > steps.size:
+            steps = np.concatenate([steps, np.zeros(more.size - steps.size, dtype=np.int64)])
+        steps[: more.size] += more
+    task = int(np.argmax(steps)) if run is not None else -1  # most steps, ties: earliest
+    marked = pa.array(list(MARKS), pa.string())
+    kept = []
+    for batch in source.iter_batches(batch_size=BATCH):
+        # filtered as Arrow data: only the rows kept become Python objects
+        mark = pc.is_in(batch.column("kind"), value_set=marked)
+        if seed is not None:
+            mark = pc.and_(mark, pc.equal(batch.column("seed"), seed))
+        if run is not None:
+            life = pc.and_(
+                pc.and_(
+                    pc.equal(batch.column("task"), task), pc.equal(batch.column("seed"), run[1])
+                ),
+                pc.equal(batch.column("policy"), run[0]),
+            )
+            mark = pc.or_(life, mark)
+        kept.append(batch.filter(mark))
+    frame = pa.Table.from_batches(kept, schema=source.schema_arrow).to_pandas()
+    if run is None:
+        return frame
+    life = (frame["policy"] == run[0]) & (frame["seed"] == run[1]) & (frame["task"] == task)
+    return pd.concat([frame[life], frame[~life]], ignore_index=True)
+
+
+TRACE_READERS = {"tasks": _read_tasks, "events": _read_events}
+"""The trace tables, which grow with the runs' length: read narrowed to what the report
+shows rather than whole."""
 
 
 def _assemble(folders: list[_Folder], prefixes: list[str] | None) -> ResultsData:

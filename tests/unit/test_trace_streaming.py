@@ -129,3 +129,40 @@ def test_a_traced_sweep_renames_spill_files_into_place(tmp_path: Path, executor:
         loaded, tmp_path, executor="serial", trace=True, resume=True, progress=False
     )
     assert again.n_skipped == n_runs
+
+
+HEARTBEATS = QUICKSTART.parent / "protocols" / "heartbeats.yaml"
+
+
+def test_the_report_reads_of_a_trace_only_what_it_shows(tmp_path: Path) -> None:
+    """Narrowed reads pick the same task's life, the same failure marks and the same
+    Gantt rows as reading the whole trace, and hold far fewer rows."""
+    from kossim.report.execution import MARKS
+    from kossim.report.load import _read_events, _read_tasks
+    from kossim.report.plots_time import GANTT_WINDOW
+    from kossim.trace import life_of
+
+    loaded = load_experiment(
+        HEARTBEATS, ["seeds=[3, 4]", "horizon=300", "warmup=10", "sweep={}", "expect=[]"]
+    )
+    run_experiment(loaded, tmp_path, executor="serial", trace=True, progress=False)
+    manifest = {"seeds": [3, 4], "warmup": 10.0}
+    whole = pd.read_parquet(tmp_path / "events.parquet")
+    narrow = _read_events(tmp_path / "events.parquet", manifest)
+    picked = life_of(whole)
+    assert picked is not None and life_of(narrow) == picked
+    policy, seed, task = picked
+    mine = (whole["policy"] == policy) & (whole["seed"] == seed) & (whole["task"] == task)
+    assert narrow["reason"].head(int(mine.sum())).tolist() == whole[mine]["reason"].tolist()
+    marks = whole[whole["kind"].isin(list(MARKS)) & (whole["seed"] == 3)]
+    assert len(marks) > 0
+    got = narrow[narrow["kind"].isin(list(MARKS)) & (narrow["seed"] == 3)]
+    assert got[["time", "kind", "actor"]].values.tolist() == (
+        marks[["time", "kind", "actor"]].values.tolist()
+    )
+    assert len(narrow) < len(whole) / 20
+    tasks = pd.read_parquet(tmp_path / "tasks.parquet")
+    shown = _read_tasks(tmp_path / "tasks.parquet", manifest)
+    window = tasks[(tasks["seed"] == 3) & (tasks["start"] < 10.0 + GANTT_WINDOW)]
+    assert shown["task"].tolist() == window["task"].tolist()
+    assert len(shown) < len(tasks) / 4
