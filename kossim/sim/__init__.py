@@ -19,6 +19,7 @@ from kossim.sim.recorder import columns_of
 from kossim.sim.roles import role_metrics
 from kossim.sim.stream import StreamRecorder
 from kossim.sim.task import DONE, STATE_NAMES
+from kossim.sim.timeline import marks_series
 from kossim.sim.world import World
 
 __all__ = ["World", "simulate", "simulate_world"]
@@ -131,7 +132,10 @@ def simulate(spec: RunSpec) -> RunResult:
             "warmup_time": float(world.measure_start or 0.0),
         },
         distributions={"sojourn": quantiles},
-        timeseries={"in_system": (list(recorder.ts_times), [float(v) for v in recorder.ts_values])},
+        timeseries={
+            "in_system": (list(recorder.ts_times), [float(v) for v in recorder.ts_values]),
+            **marks_series(world),  # the timeline's events, for the report's timelines
+        },
     )
     if spec.trace:
         assert cols is not None
