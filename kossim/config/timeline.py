@@ -233,11 +233,11 @@ def read_events(path: Path) -> list[Any]:
 
 
 def _timeline_kind(data: Any) -> str:
-    return "csv" if isinstance(data, dict | TimelineCsv) else "events"
+    return "csv-file" if isinstance(data, dict | TimelineCsv) else "event-list"
 
 
 Timeline = Annotated[
-    Annotated[list[Event], Tag("events")] | Annotated[TimelineCsv, Tag("csv")],
+    Annotated[list[Event], Tag("event-list")] | Annotated[TimelineCsv, Tag("csv-file")],
     Discriminator(_timeline_kind),
 ]
 """``scenario.timeline``: a list of events or ``{csv: path}``."""
@@ -300,8 +300,8 @@ def names_to_nodes(scenario: Any, names: list[str], at: tuple[str | int, ...]) -
         else:
             known = [COORDINATOR, *declared, *groups]
             raise FieldError(
-                f"unknown node, agent or group {name!r}; nodes: {', '.join(sorted(declared))}"
-                f"{' (none declared)' if not declared else ''}, {COORDINATOR!r}, groups: "
+                f"unknown node, agent or group {name!r}; nodes: "
+                f"{', '.join([COORDINATOR, *sorted(declared)])}, groups: "
                 f"{', '.join(groups)}, or an agent's name{did_you_mean(name, known)}",
                 *at,
                 i,

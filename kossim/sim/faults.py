@@ -87,8 +87,6 @@ class FaultyKernel(Kernel):
         self._hopping: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.jitter = lean_sampler(spec.jitter, stream(seed, "net:jitter")) if spec.jitter else None
         self.instant = net.instant and self.jitter is None
-        #: Called with ``(src, dst, kind, task)`` on every drop (the world's bookkeeping).
-        self.on_drop: Callable[[Actor, Actor, str, Task | None], None] | None = None
 
     # -- the path's links ----------------------------------------------------------------
     def links(self, src: str, dst: str) -> list[tuple[str, str]]:
@@ -132,8 +130,6 @@ class FaultyKernel(Kernel):
             return
         self.sent[kind] += 1
         task = carries if carries is not None else payload if payload.__class__ is Task else None
-        if task is not None and task.end >= 0:
-            task = None
         why = (
             "partition: the path is cut"
             if self.cut(src.node, dst.node)
@@ -142,6 +138,8 @@ class FaultyKernel(Kernel):
         if why is not None:
             self._drop(src, dst, kind, task, why)
             return
+        if task is not None and task.end >= 0:
+            task = None  # a report of an ending: the task is not on the wire
         if self.instant:
             dst.handlers[kind](src, payload)
             return
@@ -166,8 +164,12 @@ class FaultyKernel(Kernel):
         dst.handlers[kind](src, payload)
 
     def _drop(self, src: Actor, dst: Actor, kind: str, task: Task | None, why: str) -> None:
+        """Count and log a lost message; a live task it carried is ``DROPPED`` (a report of
+        a task that has ended is logged with the task, which stays as it ended)."""
         self.sent[DROP_MARK + kind] += 1
-        if task is not None and not task.cancelled:
+        live = task is not None and task.end < 0 and not task.cancelled
+        if live:
+            assert task is not None
             task.state = DROPPED
             self.dropped.add(task)
         if self.log is not None:
@@ -176,12 +178,10 @@ class FaultyKernel(Kernel):
                 "drop",
                 "network",
                 f"{kind} from {src.name} to {dst.name} dropped: {why}"
-                + (f"; task {task.id} dropped with it" if task is not None else ""),
+                + (f"; task {task.id} dropped with it" if live and task is not None else ""),
                 task,
                 {"src": src.name, "dst": dst.name, "message": kind},
             )
-        if self.on_drop is not None:
-            self.on_drop(src, dst, kind, task)
 
     # -- counts ----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
