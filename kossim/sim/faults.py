@@ -87,6 +87,9 @@ class FaultyKernel(Kernel):
         self._hopping: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.jitter = lean_sampler(spec.jitter, stream(seed, "net:jitter")) if spec.jitter else None
         self.instant = net.instant and self.jitter is None
+        #: Per actor: was the last of its messages to the coordinator's node that met its
+        #: fate (delivered or dropped) cut by a partition? A detector's silence then is a cut's.
+        self.cut_off: dict[str, bool] = {}
 
     # -- the path's links ----------------------------------------------------------------
     def links(self, src: str, dst: str) -> list[tuple[str, str]]:
@@ -141,6 +144,8 @@ class FaultyKernel(Kernel):
         if task is not None and task.end >= 0:
             task = None  # a report of an ending: the task is not on the wire
         if self.instant:
+            if dst.node == COORDINATOR:
+                self.cut_off[src.name] = False
             dst.handlers[kind](src, payload)
             return
         delay = self.net.delay(src.node, dst.node)
@@ -161,12 +166,16 @@ class FaultyKernel(Kernel):
         if self.cuts.active and self.cut(src.node, dst.node):
             self._drop(src, dst, kind, task, "partition: cut while on the wire")
             return
+        if dst.node == COORDINATOR:
+            self.cut_off[src.name] = False
         dst.handlers[kind](src, payload)
 
     def _drop(self, src: Actor, dst: Actor, kind: str, task: Task | None, why: str) -> None:
         """Count and log a lost message; a live task it carried is ``DROPPED`` (a report of
         a task that has ended is logged with the task, which stays as it ended)."""
         self.sent[DROP_MARK + kind] += 1
+        if dst.node == COORDINATOR:
+            self.cut_off[src.name] = why.startswith("partition")
         live = task is not None and task.end < 0 and not task.cancelled
         if live:
             assert task is not None
@@ -191,9 +200,6 @@ class FaultyKernel(Kernel):
         """Messages dropped in the measurement window, by kind."""
         got = super().counts()
         return {k[len(DROP_MARK) :]: n for k, n in got.items() if k.startswith(DROP_MARK)}
-
-    def path_to_coordinator_cut(self, node: str) -> bool:
-        return self.cut(node, COORDINATOR)
 
 
 class TracingFaultyKernel(TracingKernel, FaultyKernel):

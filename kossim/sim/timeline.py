@@ -175,9 +175,11 @@ class ScenarioEvents(Behaviour):
 
     # -- what the rest of the world asks ---------------------------------------------------
     def judged(self, agent: Agent, crash: int, now: float, false: bool) -> None:
-        """A detector's suspicion of ``agent``: a false one while the agent is cut off from
-        the coordinator is a partition suspicion."""
-        if false and now >= self.kernel.measure_from and self.kernel.cut(agent.node, COORDINATOR):
+        """A detector's suspicion of ``agent``: a false one is a partition suspicion when the
+        last message the agent sent towards the coordinator's node (its heartbeat) was cut
+        by a partition, rather than delivered or lost to a lossy link."""
+        kernel = self.kernel
+        if false and now >= kernel.measure_from and kernel.cut_off.get(agent.name, False):
             self.partition_suspicions += 1
 
     def metric_rows(self, start: float, end: float) -> list[tuple[str, str, float]]:
