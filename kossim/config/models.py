@@ -356,7 +356,14 @@ class Experiment(Strict):
         check_expectations(self.expect, [p.name for p in self.policies])
         check_gangs(self)
         check_partners(self)
-        check_timeline_policies(self)
+        return self
+
+    @model_validator(mode="after")
+    def _timeline_policies(self, info: ValidationInfo) -> Experiment:
+        """A timeline's ``set`` events name policies and parameters that exist: checked on
+        the whole file, not on one run's config (it holds one policy of the file's)."""
+        if not (info.context or {}).get("run"):
+            check_timeline_policies(self)
         return self
 
     @property

@@ -26,7 +26,7 @@ __all__ = ["World", "simulate", "simulate_world"]
 
 
 def _build(spec: RunSpec) -> tuple[Experiment, World]:
-    exp = Experiment.model_validate(spec.config)
+    exp = Experiment.model_validate(spec.config, context={"run": True})
     return exp, World(exp, exp.policy(spec.policy), spec.seed, trace=spec.trace)
 
 
