@@ -205,3 +205,36 @@ def test_kill_by_node_takes_down_every_agent_on_it() -> None:
     cfg["scenario"]["timeline"] = [{"at": 2, "kind": "kill", "nodes": ["n1"]}]
     world, _ = _run(cfg)
     assert [bool(a.crash_times) for a in world.agents] == [True, True, False]
+
+
+def _readme_block(start: str, lang: str = "yaml") -> str:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return next(b for b in re.findall(rf"```{lang}\n(.*?)```", readme, re.S) if start in b)
+
+
+@pytest.mark.parametrize("name", ["timeline-example", "network-faults-example"])
+def test_the_readme_examples_run(name: str, tmp_path: Path) -> None:
+    """The README's timeline and network-faults experiments are valid and run."""
+    from kossim.lab.plan import make_plan
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(_readme_block(f"name: {name}"))
+    plan = make_plan(load_experiment(path, ["seeds=1"]))
+    for spec in plan.specs:
+        result = simulate(spec)
+        assert result.status == "ok", result.error
+        m = {(k, s): v for k, s, v in result.metrics}
+        assert m[("lost", "all")] == 0
+
+
+def test_the_readme_csv_timeline_loads(tmp_path: Path) -> None:
+    """The README's CSV rows are the same events as its YAML ones."""
+    (tmp_path / "events.csv").write_text(_readme_block("at,kind,until", "text"))
+    loaded = load_experiment(_experiment(tmp_path, "{csv: events.csv}"))
+    from kossim.config.timeline import timeline_events
+
+    events = timeline_events(loaded.experiment.scenario.timeline)
+    assert [(e.kind, e.at, e.until) for e in events] == [("surge", 100, 150), ("kill", 160, 180)]
+    assert events[1].agents == ["w-0", "w-1"]
