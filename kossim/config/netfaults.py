@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from kossim.config.base import Name, Strict
-from kossim.config.timeline import partition_sides
+from kossim.config.places import partition_sides
 from kossim.dists import Distribution
 from kossim.errors import FieldError
 

@@ -238,3 +238,17 @@ def test_the_readme_csv_timeline_loads(tmp_path: Path) -> None:
     events = timeline_events(loaded.experiment.scenario.timeline)
     assert [(e.kind, e.at, e.until) for e in events] == [("surge", 100, 150), ("kill", 160, 180)]
     assert events[1].agents == ["w-0", "w-1"]
+
+
+def test_a_link_change_delays_messages_for_its_period() -> None:
+    """On an instant network a link's latency set to 0.5 from 5 to 10 delays the tasks sent
+    there by 0.5 (start - arrival), before and after not at all (push: the agent's reports
+    hold nothing up)."""
+    cfg = config(horizon=14.5, work=0.1, policy={"dispatch": "push"})
+    cfg["scenario"]["timeline"] = [
+        {"at": 5, "kind": "link", "a": "coordinator", "b": "w-0", "until": 10,
+         "latency": constant(0.5)},
+    ]  # fmt: skip
+    _, cols = _run(cfg)
+    waits = dict(zip(cols["arrival"].tolist(), (cols["start"] - cols["arrival"]).tolist()))
+    assert [waits[t] for t in range(1, 15)] == pytest.approx([0.0] * 4 + [0.5] * 5 + [0.0] * 5)
