@@ -46,6 +46,7 @@ CORE_METRICS = (
     "rejected",
     "rejection_rate",
     "reneged",
+    "dropped",
     "in_flight",
     "lost",
     "retries",
@@ -181,7 +182,7 @@ def metrics_of(tasks: TaskSummary, facts: RunFacts) -> list[MetricRow]:
     in_flight = float(tally.in_flight)
     overall["arrived"] = float(facts.arrived_measured)
     overall["in_flight"] = in_flight
-    ended = overall["completed"] + overall["abandoned"] + overall["rejected"]
+    ended = overall["completed"] + overall["abandoned"] + overall["rejected"] + overall["dropped"]
     overall["lost"] = overall["arrived"] - ended - in_flight
     busy = np.asarray(facts.agent_busy, dtype=float)
     cap = np.asarray(facts.agent_capacity, dtype=float)

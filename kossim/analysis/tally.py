@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from kossim.analysis.sketch import Sketch
-from kossim.states import ABANDONED, DONE, REJECTED, RENEGED
+from kossim.states import ABANDONED, DONE, DROPPED, REJECTED, RENEGED
 
 __all__ = ["Exact", "Quantiles", "Tally"]
 
@@ -56,6 +56,7 @@ class Tally:
     __slots__ = (
         "abandoned",
         "done",
+        "dropped",
         "handoff_sum",
         "hops_sum",
         "judged",
@@ -72,7 +73,7 @@ class Tally:
 
     def __init__(self, sojourn: Quantiles) -> None:
         self.sojourn = sojourn
-        self.n = self.done = self.abandoned = self.rejected = self.reneged = 0
+        self.n = self.done = self.abandoned = self.rejected = self.reneged = self.dropped = 0
         self.wait_pos = self.retries = self.missed = self.judged = self.hops_sum = 0
         self.wait_sum = self.sojourn_sum = self.handoff_sum = 0.0
 
@@ -108,6 +109,7 @@ class Tally:
         t.abandoned = int(abandoned.sum())
         t.rejected = int(rejected.sum())
         t.reneged = int(reneged.sum())
+        t.dropped = int((state == DROPPED).sum())
         t.wait_sum = float(wait.sum())
         t.wait_pos = int((wait > 0).sum())
         t.sojourn_sum = float(sojourn.sum())
@@ -128,8 +130,8 @@ class Tally:
 
     @property
     def in_flight(self) -> int:
-        """Tasks in no terminal state (reneged ones are among the abandoned)."""
-        return self.n - self.done - self.abandoned - self.rejected
+        """Tasks in no terminal state (reneged ones are among the abandoned), not dropped."""
+        return self.n - self.done - self.abandoned - self.rejected - self.dropped
 
     def values(self, span: float) -> dict[str, float]:
         n, done = self.n, self.done
@@ -140,6 +142,7 @@ class Tally:
             "rejected": float(self.rejected),
             "rejection_rate": float(self.rejected) / n if n else float("nan"),
             "reneged": float(self.reneged),
+            "dropped": float(self.dropped),
             "wait_mean": _mean(self.wait_sum, done),
             "wait_prob": self.wait_pos / done if done else float("nan"),
             "sojourn_mean": _mean(self.sojourn_sum, done),

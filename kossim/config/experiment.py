@@ -83,11 +83,16 @@ def _absolute_components(data: dict[str, Any], base: Path) -> None:
 
 
 def _absolute_files(node: Any, base: Path) -> None:
-    """Make ``file:`` entries of empirical distributions absolute, so workers find them."""
+    """Make ``file:`` entries of empirical distributions (and a timeline's ``csv:``) absolute,
+    so workers find them."""
     if isinstance(node, dict):
         if node.get("dist") == "empirical" and isinstance(node.get("file"), str):
             f = Path(node["file"])
             node["file"] = str(f if f.is_absolute() else (base / f).resolve())
+        timeline = node.get("timeline")  # a scenario's timeline from a CSV file
+        if isinstance(timeline, dict) and isinstance(timeline.get("csv"), str):
+            f = Path(timeline["csv"])
+            timeline["csv"] = str(f if f.is_absolute() else (base / f).resolve())
         for v in node.values():
             _absolute_files(v, base)
     elif isinstance(node, list):

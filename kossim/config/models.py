@@ -20,9 +20,11 @@ from pydantic import (
 
 from kossim.analysis.expectations import Expectation, check_expectations
 from kossim.config.base import COORDINATOR, Name, Strict, unique
+from kossim.config.netfaults import RandomPartition, check_network_faults
 from kossim.config.partners import check_gangs, check_partners
 from kossim.config.problems import did_you_mean
 from kossim.config.roles import Learning, RoleSpec, check_roles, role_skills
+from kossim.config.timeline import Timeline, check_timeline, check_timeline_policies
 from kossim.config.workload import Arrivals, Bundle, TaskType, Workload
 from kossim.dists import Constant, Distribution
 from kossim.errors import FieldError
@@ -97,6 +99,9 @@ class Link(Strict):
     a: Name
     b: Name
     latency: Distribution
+    loss: float | None = Field(
+        default=None, ge=0, le=1, description="probability a message is lost on this link"
+    )
 
 
 class Network(Strict):
@@ -110,6 +115,15 @@ class Network(Strict):
     links: list[Link] = Field(default_factory=list)
     bandwidth: float | None = Field(
         default=None, gt=0, description="data per unit time on a path (none: transfers free)"
+    )
+    loss: float = Field(
+        default=0.0, ge=0, le=1, description="probability a message is lost on each link"
+    )
+    jitter: Distribution | None = Field(
+        default=None, description="drawn per network message and added to its delay"
+    )
+    partitions: list[RandomPartition] = Field(
+        default_factory=list, description="up/down clocks that cut sets of nodes apart"
     )
 
 
@@ -155,6 +169,9 @@ class Scenario(Strict):
     network: Network = Field(default_factory=Network)
     workload: Workload
     failures: Failures = Field(default_factory=Failures)
+    timeline: Timeline | None = Field(
+        default=None, description="scheduled events: a list, or {csv: path}"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -195,6 +212,8 @@ class Scenario(Strict):
         self._check_failure_targets(node_names)
         self._check_links(node_names)
         self._check_failure_semantics()
+        check_timeline(self)
+        check_network_faults(self)
         return self
 
     def _check_links(self, node_names: list[str]) -> None:
@@ -337,6 +356,14 @@ class Experiment(Strict):
         check_expectations(self.expect, [p.name for p in self.policies])
         check_gangs(self)
         check_partners(self)
+        return self
+
+    @model_validator(mode="after")
+    def _timeline_policies(self, info: ValidationInfo) -> Experiment:
+        """A timeline's ``set`` events name policies and parameters that exist: checked on
+        the whole file, not on one run's config (it holds one policy of the file's)."""
+        if not (info.context or {}).get("run"):
+            check_timeline_policies(self)
         return self
 
     @property

@@ -158,6 +158,10 @@ def _inputs_of(node: Any, kind: str | None = None) -> list[tuple[str, Callable[[
         if node.get("dist") == "empirical" and isinstance(node.get("file"), str):
             path = node["file"]
             found.append((f"file:{path}", lambda: file_digest(path)))
+        timeline = node.get("timeline")
+        if isinstance(timeline, dict) and isinstance(timeline.get("csv"), str):
+            csv = timeline["csv"]
+            found.append((f"file:{csv}", lambda: file_digest(csv)))
         for key, value in node.items():
             found += _inputs_of(value, str(key))
     elif isinstance(node, list):

@@ -8,6 +8,7 @@ from matplotlib.lines import Line2D
 
 from kossim.report.figures import Figure, PlotWriter, natural_key, panel_grid, present
 from kossim.report.load import ResultsData
+from kossim.report.plots_time import scenario_marks, timeline_marks
 from kossim.report.tables import Cell, Table
 from kossim.trace import EventFilter, filter_events, life_of
 
@@ -76,7 +77,10 @@ def timeline_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
     agents = sorted(pd.unique(marked["agent"].astype(str)), key=natural_key)
     rank = {a: i for i, a in enumerate(agents)}
     fig, axes = panel_grid(len(policies), width=6.2, height=min(7.0, 1.4 + 0.25 * len(agents)))
+    periods = scenario_marks(data, seed, point)
     for ax, policy in zip(axes, policies, strict=True):
+        if periods is not None:
+            timeline_marks(ax, periods[periods["policy"] == policy])
         mine = marked[marked["policy"] == policy]
         for kind, (marker, colour, label) in MARKS.items():
             rows = mine[mine["kind"] == kind]
@@ -97,5 +101,6 @@ def timeline_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
     caption = (
         f"Failures and the detector's verdicts per agent, seed {seed}{where}: a suspicion "
         "with no crash before it is a false one."
+        + (" Grey: the scenario's timeline events." if periods is not None else "")
     )
     return writer.save(fig, "timeline", caption)

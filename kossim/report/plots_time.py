@@ -35,7 +35,9 @@ __all__ = [
     "ecdf_figure",
     "gantt_figure",
     "in_system_figure",
+    "scenario_marks",
     "seed_spread_figure",
+    "timeline_marks",
 ]
 
 GANTT_WINDOW = 50.0
@@ -171,16 +173,52 @@ def seed_spread_figure(
     return writer.save(fig, f"seeds_{metric}", caption + facet_note(len(points), len(all_points)))
 
 
-def in_system_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
-    """Tasks in system over time for the first seed, one line per policy, one panel per point."""
-    frame = data.timeseries
-    if frame is None:
+def timeline_marks(ax: Any, events: pd.DataFrame) -> int:
+    """The scenario's timeline events (``event:<label>`` series of one run) on ``ax``:
+    a period as a shaded span from each 1 to the next 0, an instant as a dotted line."""
+    drawn = 0
+    for variable, mine in events.groupby("variable", sort=False):
+        label = str(variable).removeprefix("event:")
+        mine = mine.sort_values("time", kind="stable")
+        times, values = mine["time"].to_numpy(float), mine["value"].to_numpy(float)
+        for i, (t, v) in enumerate(zip(times, values, strict=True)):
+            if v == 1.0 and i + 1 < len(times):
+                ax.axvspan(t, times[i + 1], color="0.5", alpha=0.15, lw=0)
+            elif v == 1.0 or (v == 0.0 and (i == 0 or values[i - 1] != 1.0)):
+                ax.axvline(t, color="0.3", ls=":", lw=1)
+            else:
+                continue
+            ax.annotate(
+                label, (t, 1.0), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
+                va="top", ha="right", color="0.25",
+            )  # fmt: skip
+            drawn += 1
+    return drawn
+
+
+def scenario_marks(data: ResultsData, seed: Any, point: str) -> pd.DataFrame | None:
+    """The timeline's ``event:<label>`` series of one seed and point (none: ``None``)."""
+    series = data.timeseries
+    if series is None:
         return None
-    frame = frame[frame["variable"] == "in_system"]
+    marks = series[series["variable"].str.startswith("event:") & (series["seed"] == seed)]
+    marks = marks[marks["point"] == point] if "point" in marks else marks
+    return None if marks.empty else marks
+
+
+def in_system_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
+    """Tasks in system over time for the first seed, one line per policy, one panel per point;
+    the scenario's timeline events (surges, kills, partitions, ...) marked on it."""
+    series = data.timeseries
+    if series is None:
+        return None
+    frame = series[series["variable"] == "in_system"]
     if frame.empty:
         return None
     seed = data.first_seed(frame)
     frame = frame[frame["seed"] == seed]
+    marks = series[(series["seed"] == seed) & series["variable"].str.startswith("event:")]
+    marked = 0
     all_points = present(data.points, frame["point"])
     points = facet_points(all_points)
     colours = policy_colours(data.policies)
@@ -201,6 +239,9 @@ def in_system_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
                 )
         if isinstance(warmup, int | float) and warmup > 0:
             ax.axvline(float(warmup), color="grey", ls="--", lw=1)
+        events = marks[marks["point"] == point]
+        if not events.empty:  # one policy's: the timeline is the scenario's, the same for all
+            marked += timeline_marks(ax, events[events["policy"] == events["policy"].iloc[0]])
         ax.set(xlabel=mm.TIME_UNIT, ylabel="tasks in system", title=_panel_title(point))
         ax.grid(alpha=0.3)
     policy_legend(fig, present(data.policies, frame["policy"]), colours, lw=2)
@@ -208,6 +249,8 @@ def in_system_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
     note += (
         " Dashed line: end of warm-up." if isinstance(warmup, int | float) and warmup > 0 else ""
     )
+    if marked:
+        note += " Grey: the scenario's timeline events (shaded: periods; dotted: instants)."
     return writer.save(fig, "in_system", f"Number of tasks in system over time, seed {seed}.{note}")
 
 

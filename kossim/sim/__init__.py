@@ -24,6 +24,7 @@ from kossim.sim.recorder import columns_of
 from kossim.sim.roles import role_metrics
 from kossim.sim.stream import StreamRecorder, TracingStreamRecorder, trace_rows
 from kossim.sim.task import DONE
+from kossim.sim.timeline import marks_series
 from kossim.sim.world import World
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ __all__ = ["World", "simulate", "simulate_world"]
 
 
 def _build(spec: RunSpec, log: EventLog | None = None) -> tuple[Experiment, World]:
-    exp = Experiment.model_validate(spec.config)
+    exp = Experiment.model_validate(spec.config, context={"run": True})
     return exp, World(exp, exp.policy(spec.policy), spec.seed, trace=spec.trace, log=log)
 
 
@@ -157,7 +158,10 @@ def simulate(spec: RunSpec) -> RunResult:
             "warmup_time": float(world.measure_start or 0.0),
         },
         distributions={"sojourn": quantiles},
-        timeseries={"in_system": (list(recorder.ts_times), [float(v) for v in recorder.ts_values])},
+        timeseries={
+            "in_system": (list(recorder.ts_times), [float(v) for v in recorder.ts_values]),
+            **marks_series(world),  # the timeline's events, for the report's timelines
+        },
     )
     if writers is not None:
         assert log is not None

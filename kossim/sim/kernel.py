@@ -103,6 +103,7 @@ class Kernel:
         self._stall_at = -1.0
         self._stalled = 0
         self.transit: set[Task] = set()  # tasks inside messages on the wire
+        self.dropped: set[Task] = set()  # live tasks lost with a message (network faults)
         self.actors: dict[str, Actor] = {}
         if self.instant and type(self) is Kernel:
             self.send = self._send_instant  # type: ignore[method-assign]

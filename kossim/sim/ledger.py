@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kossim.sim.task import ABANDONED, CANCELLED, DONE, ORPHANED, RUNNING, Task
+from kossim.sim.task import ABANDONED, CANCELLED, DONE, DROPPED, ORPHANED, RUNNING, Task
 
 if TYPE_CHECKING:
     from kossim.sim.agent import Agent
@@ -115,7 +115,8 @@ class Ledger:
 
     def recover(self, task: Task, agent: Agent) -> Task | None:
         """The task to re-send for ``task``, sent to ``agent`` and believed lost with it:
-        the task itself if it was lost, else a copy.
+        the task itself if it was lost (with the agent, or with a message that the network
+        dropped), else a copy.
 
         ``None`` when the task has ended already (its report is on the way).
         """
@@ -123,6 +124,9 @@ class Ledger:
             return None
         if task.state == ORPHANED and task in agent.orphans:
             agent.orphans.remove(task)
+            return task
+        if task.state == DROPPED:
+            self.world.kernel.dropped.discard(task)
             return task
         return self.copy(task)
 

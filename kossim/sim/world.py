@@ -20,6 +20,7 @@ import simpy
 from simpy.events import Timeout
 
 from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpec, TaskType
+from kossim.config.netfaults import has_network_faults
 from kossim.dists import Uniform, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
@@ -27,6 +28,7 @@ from kossim.sim.bundle import bundle_arrivals
 from kossim.sim.context import AgentContext, CoordinatorContext, ServiceContext
 from kossim.sim.eventlog import EventLog
 from kossim.sim.failures import start_failures
+from kossim.sim.faults import faulty_kernel
 from kossim.sim.kernel import Actor, Kernel, TracingKernel
 from kossim.sim.ledger import Ledger
 from kossim.sim.network import Net
@@ -36,6 +38,7 @@ from kossim.sim.results import Results, fallible
 from kossim.sim.roles import RoleAgent, RolePhysics, agent_skills, task_skills, uses_roles
 from kossim.sim.streams import stream
 from kossim.sim.task import ABANDONED, DONE, REJECTED, Task
+from kossim.sim.timeline import install as install_scenario_events
 from kossim.sim.tracing import trace_tasks
 
 __all__ = ["World"]
@@ -102,9 +105,13 @@ class World:
         self.net = Net(sc.network, nodes, seed)
         self.role_physics = RolePhysics(sc, self.net) if uses_roles(sc) else None
         self._build_agents()
+        faults = has_network_faults(sc)  # a kernel that loses and cuts messages, if needed
+        log = (log if log is not None else EventLog()) if trace else None
         self.kernel = (
-            TracingKernel(self.env, self.net, log if log is not None else EventLog())
-            if trace
+            faulty_kernel(self.env, self.net, sc.network, seed, log)
+            if faults
+            else TracingKernel(self.env, self.net, log)
+            if log is not None
             else Kernel(self.env, self.net, None)
         )
         self.transit = self.kernel.transit
@@ -112,6 +119,8 @@ class World:
         self.results = Results(self)
         self._families = self.ledger.families  # read on every ending
         self._build_actors()
+        # The timeline, partition clocks and dropped tasks: a scenario actor, if needed.
+        self.scenario_events = install_scenario_events(self) if faults else None
         self.recorder = Recorder()
         self._setup_run_length()
 

@@ -1,0 +1,236 @@
+"""The trigger timeline and partition clocks: scheduled scenario events, applied as physics.
+
+A run whose scenario has a timeline or network faults gets one service actor,
+``scenario`` (kind ``timeline``, on the coordinator's node), that fires each
+event at its time, applies it through the kind's function and logs it with a
+reason (``timeline:<kind>``). It also runs the random partition clocks
+(``network.partitions``), holds the tasks the network dropped (so the
+conservation checks find them), and measures ``messages_dropped`` and
+``partition_suspicions``.
+
+Kinds form a registry (:mod:`kossim.sim.timeline_kinds`): :func:`event_kind`
+registers ``apply(run, event)`` for a kind whose model is in
+:mod:`kossim.config.timeline`; ``apply`` acts on the world (``run.world``) and
+returns what ends its period at ``until`` (a callable), or ``None``. A surge
+is the one kind known ahead: the arrival process follows the timeline's rate
+schedule from the start (a time change of the same draws, so arrivals stay on
+their stream and policies stay paired).
+
+What happened is kept as *marks* ``(label, start, end)`` for the report's
+timelines: each becomes a time series ``event:<label>`` (1 from its start, 0
+from its end; an instant is one point at 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kossim.config.models import COORDINATOR
+from kossim.config.places import partition_sides
+from kossim.config.timeline import LinkChange, Surge, timeline_events
+from kossim.dists import lean_sampler
+from kossim.policy import Behaviour
+from kossim.sim.faults import FaultyKernel
+from kossim.sim.streams import stream
+from kossim.sim.timeline_kinds import KINDS, event_kind, shown
+
+if TYPE_CHECKING:
+    from kossim.sim.agent import Agent
+    from kossim.sim.world import World
+
+__all__ = ["SCENARIO_ACTOR", "ScenarioEvents", "event_kind", "install", "marks_series"]
+
+SCENARIO_ACTOR = "scenario"
+
+
+class ScenarioEvents(Behaviour):
+    """The scenario's own actor: timeline events, partition clocks, dropped tasks."""
+
+    kind = "timeline"
+    id = "scenario"
+    description = "fires the timeline's events and the partition clocks; holds dropped tasks"
+
+    def __init__(self, world: World) -> None:
+        super().__init__(None, stream(world.seed, "timeline"))
+        self.world = world
+        self.events = timeline_events(world.exp.scenario.timeline)
+        # (label, start, end or None, a period?): what the report's timelines show
+        self.marks: list[tuple[str, float, float | None, bool]] = []
+        self.killed: dict[int, int] = {}  # agent index -> kills of the timeline in force
+        self.partitions: set[Any] = set()  # keys of the timeline's partitions in force
+        self.partition_suspicions = 0
+        self._inject: dict[int, tuple[Callable[[], float], Any]] = {}
+        kernel = world.kernel
+        assert isinstance(kernel, FaultyKernel)
+        self.kernel = kernel
+
+    def on_start(self, ctx: Any) -> None:
+        super().on_start(ctx)
+        for index, event in enumerate(self.events):
+            ctx.after(event.at, "event", index)
+        for index, clock in enumerate(self.world.exp.scenario.network.partitions):
+            self.world.env.process(self._partition_clock(index, clock))
+
+    def held(self) -> list[Any]:
+        """Dropped tasks not yet recovered (one whose copy lives on is that copy's)."""
+        families = self.world.ledger.families
+        out = []
+        for t in self.kernel.dropped:
+            if t.end >= 0 or t.cancelled:
+                continue
+            family = families.get(t.id)
+            if family is not None and any(
+                m is not t and m.end < 0 and not m.cancelled for m in family.members
+            ):
+                continue
+            out.append(t)
+        return out
+
+    # -- events ---------------------------------------------------------------------------
+    def on_event(self, sender: None, index: int) -> None:
+        event = self.events[index]
+        apply = KINDS.get(event.kind)
+        if apply is None:
+            raise RuntimeError(f"timeline kind {event.kind!r} has no apply function registered")
+        end = apply(self, event)
+        until = getattr(event, "until", None)
+        if end is not None and until is not None:
+            self.ctx.after(until - self.ctx.now, "end", (index, end))
+
+    def on_end(self, sender: None, news: tuple[int, Callable[[], None]]) -> None:
+        index, end = news
+        end()
+        self.log(self.events[index], "ends (until)", "end")
+
+    def log(self, event: Any, reason: str, suffix: str = "") -> None:
+        if self.ctx.tracing:
+            note = f" ({event.note})" if event.note else ""
+            kind = f"timeline:{event.kind}" + (f":{suffix}" if suffix else "")
+            self.ctx.log(kind, f"timeline {event.kind} at {event.at:g}: {reason}{note}")
+
+    def mark(self, label: str, event: Any, span: bool = False) -> None:
+        self.marks.append((label, event.at, getattr(event, "until", None), span))
+
+    def on_logged(self, sender: None, news: tuple[Any, str]) -> None:
+        event, reason = news
+        self.log(event, reason, "end")
+
+    # -- random partitions ------------------------------------------------------------------
+    def _partition_clock(self, index: int, clock: Any) -> Any:
+        world = self.world
+        name = clock.name or f"random-{index}"
+        up = lean_sampler(clock.up, stream(world.seed, f"partition:{name}:up"))
+        down = lean_sampler(clock.down, stream(world.seed, f"partition:{name}:down"))
+        pick = stream(world.seed, f"partition:{name}:who")
+        sc = world.exp.scenario
+        fixed = partition_sides(sc, clock.groups, ()) if clock.groups is not None else None
+        hosts = sorted({a.node for a in world.agents})
+        while True:
+            yield world.env.timeout(up())
+            if fixed is not None:
+                sides = fixed
+            else:
+                sides = [{str(n) for n in pick.choice(hosts, clock.size, replace=False)}]
+            key = ("clock", name)
+            self.kernel.cuts.add(key, sides)
+            start = world.env._now
+            self.marks.append((f"partition {name}", start, None, True))
+            mark = len(self.marks) - 1
+            self._log_cut(name, f"cut apart: {shown(sides)} from the rest")
+            yield world.env.timeout(down())
+            self.kernel.cuts.remove(key)
+            self.marks[mark] = (f"partition {name}", start, world.env._now, True)
+            self._log_cut(name, "healed")
+
+    def _log_cut(self, name: str, reason: str) -> None:
+        if self.ctx.tracing:
+            self.ctx.log("partition", f"partition clock {name}: {reason}")
+
+    # -- what the rest of the world asks ---------------------------------------------------
+    def judged(self, agent: Agent, crash: int, now: float, false: bool) -> None:
+        """A detector's suspicion of ``agent``: a false one is a partition suspicion when the
+        last message the agent sent towards the coordinator's node (its heartbeat) was cut
+        by a partition, rather than delivered or lost to a lossy link."""
+        kernel = self.kernel
+        if false and now >= kernel.measure_from and kernel.cut_off.get(agent.name, False):
+            self.partition_suspicions += 1
+
+    def metric_rows(self, start: float, end: float) -> list[tuple[str, str, float]]:
+        dropped = self.kernel.drop_counts()
+        kinds = sorted(set(self.world._declared_kinds) | set(dropped))
+        rows = [("messages_dropped", "all", float(sum(dropped.values())))]
+        rows += [("messages_dropped", f"kind={k}", float(dropped.get(k, 0))) for k in kinds]
+        rows.append(("partition_suspicions", "all", float(self.partition_suspicions)))
+        return rows
+
+
+# -- arrivals under surges ----------------------------------------------------------------------
+def warp_arrivals(world: World, surges: list[Surge]) -> None:
+    """Arrivals at the rate times the product of the surges in force: each inter-arrival
+    draw ``g`` (in the base rate's time) becomes the time that accumulates ``g`` of it."""
+    cuts = sorted({0.0, *(s.at for s in surges), *(s.until for s in surges if s.until)})
+    segments: list[tuple[float, float]] = []  # (from, factor)
+    for t in cuts:
+        f = 1.0
+        for s in surges:
+            if s.at <= t and (s.until is None or t < s.until):
+                f *= s.factor
+        segments.append((t, f))
+    base, env = world._iat, world.env
+
+    def iat() -> float:
+        now = env._now
+        left = base()
+        t = now
+        for i, (_, f) in enumerate(segments):
+            stop = segments[i + 1][0] if i + 1 < len(segments) else float("inf")
+            if stop <= t:
+                continue
+            room = (stop - t) * f
+            if left <= room:
+                return t + left / f - now
+            left -= room
+            t = stop
+        return t - now  # unreachable: the last segment is open
+
+    world._iat = iat  # type: ignore[assignment]
+
+
+# -- installation -------------------------------------------------------------------------------
+def install(world: World) -> ScenarioEvents:
+    """Spawn the scenario actor and hook what it measures (runs with a faulty kernel)."""
+    run = ScenarioEvents(world)
+    world.spawn("timeline", SCENARIO_ACTOR, COORDINATOR, run)
+    surges = [e for e in run.events if isinstance(e, Surge)]
+    if surges:
+        warp_arrivals(world, surges)
+    if any(isinstance(e, LinkChange) and e.latency is not None for e in run.events):
+        run.kernel.instant = False  # a link's latency will change: messages take time
+    ledger = world.ledger
+    judge = ledger.judge
+
+    def judged(agent: Agent, crash: int, now: float) -> None:
+        judge(agent, crash, now)
+        run.judged(agent, crash, now, agent.epoch < crash)
+
+    ledger.judge = judged  # type: ignore[method-assign]
+    return run
+
+
+def marks_series(world: World) -> dict[str, tuple[list[float], list[float]]]:
+    """The timeline's marks as time series ``event:<label>`` (for the report's timelines)."""
+    run = world.scenario_events
+    if run is None:
+        return {}
+    end_time = world.recorder.end_time
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for label, start, end, span in sorted(run.marks, key=lambda m: m[1]):
+        times, values = series.setdefault(f"event:{label}", ([], []))
+        if span:
+            times += [start, min(end if end is not None else end_time, end_time)]
+            values += [1.0, 0.0]
+        else:
+            times.append(start)
+            values.append(0.0)
+    return series
