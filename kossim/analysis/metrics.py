@@ -20,6 +20,7 @@ from kossim.states import DONE
 
 __all__ = [
     "CORE_METRICS",
+    "LOCK_METRICS",
     "ROLE_METRICS",
     "ColumnSummary",
     "RunFacts",
@@ -239,6 +240,20 @@ ROLE_METRICS = (
 )
 """Metrics of roles, experience and data locality (:mod:`kossim.sim.roles`), over measured
 completed tasks, scopes ``all`` and ``type=T``: only in runs whose scenario uses them."""
+
+LOCK_METRICS = (
+    "lock_grants",
+    "lock_wait_mean",
+    "lock_wait_p95",
+    "lease_expiries",
+    "lease_renewals",
+    "resource_writes",
+    "fenced_writes",
+    "safety_violations",
+)
+"""Metrics of shared resources, their leases and writes (:mod:`kossim.sim.locks`), scopes
+``all`` and ``resource=R``: only in runs whose scenario declares resources and whose policy
+runs a lock service."""
 
 SCOPED = (
     "arrived",
