@@ -60,15 +60,13 @@ def _hold(inbox: list[tuple[str, Any, Any]], kind: str, sender: Any, payload: An
 
 
 def _task_in(payload: Any) -> Task | None:
-    """The task a held message carries, if any (so that conservation checks find it)."""
+    """The task a held message carries, if any (so that conservation checks find it): a
+    task itself, or a hand-off's; a message that only names a task (a lock's grant, a
+    timer's payload) carries none."""
     if payload.__class__ is Task:
         return payload
     got = getattr(payload, "task", None)
-    if isinstance(got, Task):
-        return got
-    if isinstance(payload, tuple):
-        return next((p for p in payload if p.__class__ is Task), None)
-    return None
+    return got if isinstance(got, Task) else None
 
 
 def pausing(base: type[Agent]) -> type[Agent]:
