@@ -103,6 +103,7 @@ class Leases(Behaviour):
     def on_acquire(self, sender: Actor, request: tuple[Task, str, int]) -> None:
         task, mode, req = request
         self.waiting.append((sender, task, mode, req, self.ctx.now))
+        self.ctx.requested()
         self._grant()
 
     def _grant(self) -> None:

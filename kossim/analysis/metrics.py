@@ -245,6 +245,7 @@ LOCK_METRICS = (
     "lock_grants",
     "lock_wait_mean",
     "lock_wait_p95",
+    "lock_waiting",
     "lease_expiries",
     "lease_renewals",
     "resource_writes",

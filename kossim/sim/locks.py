@@ -58,6 +58,7 @@ class _Figures:
         "fenced",
         "grants",
         "renewals",
+        "requests",
         "tokens",
         "violations",
         "waits",
@@ -66,6 +67,7 @@ class _Figures:
 
     def __init__(self) -> None:
         self.grants = self.expiries = self.renewals = 0
+        self.requests = 0  # received in the whole run (with tokens: the requests waiting)
         self.writes = self.fenced = self.violations = 0
         self.waits: list[float] = []
         self.tokens: list[int] = []  # every token granted, in order (the whole run)
@@ -106,6 +108,7 @@ class LockBook:
                 "lock_grants": float(sum(f.grants for f in figs)),
                 "lock_wait_mean": float(waits.mean()) if waits.size else float("nan"),
                 "lock_wait_p95": float(np.percentile(waits, 95)) if waits.size else float("nan"),
+                "lock_waiting": float(sum(f.requests - len(f.tokens) for f in figs)),
                 "lease_expiries": float(sum(f.expiries for f in figs)),
                 "lease_renewals": float(sum(f.renewals for f in figs)),
                 "resource_writes": float(sum(f.writes for f in figs)),
@@ -126,6 +129,10 @@ class LockContext(ServiceContext):
         self.book = book
         self.resource = resource
         self.figures = book.figures[resource]
+
+    def requested(self) -> None:
+        """A request for this resource's lock joined the service's queue."""
+        self.figures.requests += 1
 
     def granted(self, task: Task, token: int, waited: float, holder: Actor) -> None:
         """A lease on this resource went to ``holder`` for ``task`` with ``token``, after
