@@ -190,6 +190,7 @@ def test_a_lease_frees_a_crashed_holders_lock_and_a_held_lock_never() -> None:
     _, m, log = _run(_takeover_config({"id": "lease", "duration": 1.0, "renew_every": 0.3}))
     grants = [(t, task) for t, k, task in log if k == "grant"]
     assert grants[:2] == [(1.0, 0), (2.3, 0)]
+    assert m["lease_expiries"] >= 1 and m["lock_waiting"] == 0
     assert (1.0, "grant", 0) in log and (2.3, "lease_expiry", 0) in log
     _, held, log = _run(_takeover_config("held"))
     assert [x for x in log if x[1] == "grant"] == [(1.0, "grant", 0)]
