@@ -28,28 +28,40 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pydantic import Field
+
+from kossim.policy import Params
 from kossim.sim.kernel import Actor, Timer
 from kossim.sim.task import QUEUED, RUNNING, Task
 from policies.agent import Worker
 from policies.backpressure import held, refuse
 
-__all__ = ["Locking"]
+__all__ = ["Locking", "LockingParams"]
 
 
 class _Hold:
     """What a task has asked for and holds: its locks' tokens, its pending writes."""
 
-    __slots__ = ("fenced", "needs", "next", "off", "pending", "req", "timer", "tokens")
+    __slots__ = ("asked", "fenced", "needs", "next", "off", "pending", "timer", "tokens")
 
-    def __init__(self, needs: list[tuple[str, str]], req: int) -> None:
+    def __init__(self, needs: list[tuple[str, str]]) -> None:
         self.needs = needs
         self.next = 0  # index of the lock being asked for
-        self.req = req  # this request's number: answers to an older one are stale
+        self.asked = 0  # the number of the last request sent: a grant of another is stale
         self.tokens: dict[str, int] = {}
         self.timer: Timer | None = None
         self.pending = 0  # writes not yet answered
         self.fenced = False
         self.off = True  # holding a slot while off it (asking for locks, or writing)
+
+
+class LockingParams(Params):
+    answer_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="on a network that loses messages: a request not granted this long is "
+        "sent again, and writes not answered this long fail the attempt. None: wait for ever",
+    )
 
 
 class Locking(Worker):
@@ -62,9 +74,11 @@ class Locking(Worker):
     sends: tuple[str, ...] = (*Worker.sends, "acquire", "renew", "write", "release")
     tells_coordinator: ClassVar[tuple[str, ...]] = ("returned",)
     takes_locks: ClassVar[bool] = True
+    Params: ClassVar[type[Params]] = LockingParams
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)
+        self.timeout: float | None = getattr(self.params, "answer_timeout", None)
         tasks = ctx.scenario.workload.tasks
         self.needs = {
             i: sorted((n.resource, n.mode) for n in t.locks) for i, t in enumerate(tasks) if t.locks
@@ -104,8 +118,7 @@ class Locking(Worker):
         if needs is None:
             self.ctx.start(task)
             return
-        self.requests += 1
-        hold = self.holds[task] = _Hold(needs, self.requests)
+        hold = self.holds[task] = _Hold(needs)
         self.off_slot += 1
         task.state = QUEUED
         self._ask(task, hold)
@@ -125,7 +138,11 @@ class Locking(Worker):
         ctx = self.ctx
         if ctx.tracing:
             ctx.log("lock_request", f"task {task.id} asks for {mode} lock on {resource}", task)
-        ctx.send(self.services[resource], "acquire", (task, mode, hold.req))
+        self.requests += 1
+        hold.asked = self.requests
+        ctx.send(self.services[resource], "acquire", (task, mode, hold.asked))
+        if self.timeout is not None:
+            ctx.after(self.timeout, "unanswered", (task, hold, hold.asked))
 
     def _down(self, kind: str, sender: Actor, payload: Any) -> bool:
         """Keep an answer that reached the agent while down, for its repair."""
@@ -140,13 +157,14 @@ class Locking(Worker):
         task, req, token, renew_every = grant
         ctx = self.ctx
         hold = self.holds.get(task)
-        if hold is None or hold.req != req:  # the task left this agent meanwhile
+        if hold is None or hold.asked != req:  # the task left meanwhile, or asked again
             ctx.send(sender, "release", token)
             return
         resource = hold.needs[hold.next][0]
         hold.tokens[resource] = token
+        hold.asked = 0  # answered
         if hold.timer is None and renew_every is not None:
-            hold.timer = ctx.after(renew_every, "renew", (task, hold.req, renew_every))
+            hold.timer = ctx.after(renew_every, "renew", (task, hold, renew_every))
         hold.next += 1
         if hold.next < len(hold.needs):
             self._ask(task, hold)
@@ -157,10 +175,9 @@ class Locking(Worker):
             ctx.log("locked", f"task {task.id} holds {hold.tokens}", task, tokens=hold.tokens)
         ctx.start(task)
 
-    def on_renew(self, sender: None, due: tuple[Task, int, float]) -> None:
-        task, req, every = due
-        hold = self.holds.get(task)
-        if hold is None or hold.req != req:
+    def on_renew(self, sender: None, due: tuple[Task, _Hold, float]) -> None:
+        task, hold, every = due
+        if self.holds.get(task) is not hold:
             return  # released: the renewals stop
         ctx = self.ctx
         if ctx.up:
@@ -195,6 +212,25 @@ class Locking(Worker):
         hold.pending = len(writes)
         for resource in writes:
             self.ctx.send(self.stores[resource], "write", (task, hold.tokens[resource]))
+        if self.timeout is not None:
+            self.ctx.after(self.timeout, "unanswered", (task, hold, 0))
+
+    def on_unanswered(self, sender: None, due: tuple[Task, _Hold, int]) -> None:
+        """``answer_timeout`` after a request (``asked``) or the writes (0): if still
+        unanswered, ask again, or fail the attempt (a write may have been accepted)."""
+        task, hold, asked = due
+        ctx = self.ctx
+        if self.holds.get(task) is not hold or not ctx.up:
+            return
+        if asked and hold.asked == asked:
+            if ctx.tracing:
+                ctx.log("lock_retry", f"task {task.id}: no grant after {self.timeout:g}", task)
+            self._ask(task, hold)
+        elif not asked and hold.pending:
+            if ctx.tracing:
+                ctx.log("write_timeout", f"task {task.id}: no answer after {self.timeout:g}", task)
+            hold.pending = 0
+            self._fail(task, hold)
 
     def on_written(self, sender: Actor, write: tuple[Task, int]) -> None:
         if not self._down("written", sender, write):

@@ -5,9 +5,10 @@ A lock service runs as the actor ``lock:<R>`` beside each resource ``R``
 ``locking`` agent (:mod:`policies.locking`):
 
 * ``acquire (task, mode, request)``: a request joins the service's FIFO
-  queue; the head is granted as soon as it is compatible with the holders
-  (``shared`` with ``shared``; ``exclusive`` alone). No barging: a shared
-  request behind a waiting exclusive one waits too, so writers never starve.
+  queue (one asked again keeps its place); the head is granted as soon as it
+  is compatible with the holders (``shared`` with ``shared``; ``exclusive``
+  alone). No barging: a shared request behind a waiting exclusive one waits
+  too, so writers never starve.
 * ``granted (task, request, token, renew_every)``: each grant carries the
   next fencing token of the resource (1, 2, 3, ... in grant order) and the
   lease's terms.
@@ -70,15 +71,25 @@ class LeaseParams(Params):
 
 
 class _Lease:
-    __slots__ = ("expires", "holder", "mode", "renewed", "task", "token")
+    __slots__ = ("expires", "holder", "mode", "task", "token")
 
     def __init__(self, holder: Actor, task: Task, mode: str, token: int, expires: float) -> None:
         self.holder = holder
         self.task = task
         self.mode = mode
         self.token = token
-        self.expires = expires
-        self.renewed = expires  # when the last renewal (or the grant) was heard, + duration
+        self.expires = expires  # the last renewal heard (or the grant) + duration
+
+
+class _Request:
+    __slots__ = ("ask", "holder", "mode", "since", "task")
+
+    def __init__(self, holder: Actor, task: Task, mode: str, ask: int, since: float) -> None:
+        self.holder = holder
+        self.task = task
+        self.mode = mode
+        self.ask = ask  # the holder's number for this request (the latest, if asked again)
+        self.since = since
 
 
 class Leases(Behaviour):
@@ -96,13 +107,20 @@ class Leases(Behaviour):
         super().on_start(ctx)
         self.duration: float | None = getattr(self.params, "duration", None)
         self.renew_every: float | None = getattr(self.params, "renew_every", None)
-        self.waiting: deque[tuple[Actor, Task, str, int, float]] = deque()
+        self.waiting: deque[_Request] = deque()
+        self.queued: dict[tuple[str, int, int], _Request] = {}  # by (holder, task, copy)
         self.holders: dict[int, _Lease] = {}
         self.token = 0
 
     def on_acquire(self, sender: Actor, request: tuple[Task, str, int]) -> None:
-        task, mode, req = request
-        self.waiting.append((sender, task, mode, req, self.ctx.now))
+        task, mode, ask = request
+        key = (sender.name, task.id, task.copy)
+        queued = self.queued.get(key)
+        if queued is not None:  # asked again (an answer seemed lost): it keeps its place
+            queued.ask = ask
+            return
+        entry = self.queued[key] = _Request(sender, task, mode, ask, self.ctx.now)
+        self.waiting.append(entry)
         self.ctx.requested()
         self._grant()
 
@@ -111,19 +129,21 @@ class Leases(Behaviour):
         ctx = self.ctx
         waiting, holders = self.waiting, self.holders
         while waiting:
-            holder, task, mode, req, since = waiting[0]
+            head = waiting[0]
+            holder, task, mode = head.holder, head.task, head.mode
             if holders and (
                 mode == "exclusive" or any(h.mode == "exclusive" for h in holders.values())
             ):
-                return
+                return  # contended: the head has waited ``ctx.now - head.since``
             waiting.popleft()
+            del self.queued[(holder.name, task.id, task.copy)]
             self.token += 1
             token = self.token
             now = ctx.now
             expires = now + self.duration if self.duration is not None else float("inf")
             holders[token] = _Lease(holder, task, mode, token, expires)
-            ctx.granted(task, token, now - since, holder)
-            ctx.send(holder, "granted", (task, req, token, self.renew_every))
+            ctx.granted(task, token, now - head.since, holder)
+            ctx.send(holder, "granted", (task, head.ask, token, self.renew_every))
             if self.duration is not None:
                 ctx.after(self.duration, "expire", token)
 
@@ -151,7 +171,8 @@ class Leases(Behaviour):
         ctx = self.ctx
         if ctx.tracing:
             what = "released" if lease is not None else "released after it expired"
-            ctx.log("lock_release", f"{ctx.resource}: token {token} {what} by {sender.name}")
+            task = lease.task if lease is not None else None
+            ctx.log("lock_release", f"{ctx.resource}: token {token} {what} by {sender.name}", task)
         if lease is not None:
             self._grant()
 

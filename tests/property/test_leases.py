@@ -58,7 +58,8 @@ def locked_scenarios(draw: st.DrawFn, fencing: bool = True) -> dict[str, Any]:
                 else {"dist": kind, "mean": length},
             }
     policy = cfg["policies"][0]
-    policy["agent"] = "locking"
+    timeout = draw(st.sampled_from([None, 0.5, 3.0]))
+    policy["agent"] = {"id": "locking", "answer_timeout": timeout} if timeout else "locking"
     policy["locks"] = {
         "id": "lease",
         "duration": duration,

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from kossim.errors import KossimInputError
 from kossim.lab import run_experiment
 from kossim.runspec import RunSpec
 from kossim.sim import simulate, simulate_world
-from kossim.sim.kernel import Actor
+from kossim.sim.kernel import Actor, Kernel
 from kossim.sim.task import Task
 from policies.locks import Leases
 
@@ -313,3 +314,46 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
     assert got[("unfenced", "fenced_writes")] == 0
     assert got[("unfenced", "safety_violations")] + got[("fenced", "fenced_writes")] > 0
     assert got[("fenced", "lost")] == 0 and got[("unfenced", "lost")] == 0
+
+
+def _lossy(drop: str, timeout: float | None) -> tuple[dict[str, np.ndarray], list[Any]]:
+    """One agent, one transaction at 1.0 (work 0.5), latency 0.01; the first ``drop``
+    message is lost on the wire (a stand-in for a lossy network)."""
+    cfg = _fencing_config(True)
+    cfg["tasks"] = 1
+    sc = cfg["scenario"]
+    sc["agents"] = [{"group": "w"}]
+    sc["network"] = {"latency": {"dist": "constant", "value": 0.01}}
+    agent: dict[str, Any] = {"id": "locking", "answer_timeout": timeout} if timeout else "locking"
+    cfg["policies"][0]["agent"] = agent
+    send = Kernel.send
+    dropped: list[Kernel] = []  # the runs (each its kernel) that lost their message
+
+    def lossy(kernel: Kernel, src: Actor, dst: Actor, kind: str, *rest: Any) -> None:
+        if kind == drop and kernel not in dropped:
+            dropped.append(kernel)
+            return
+        send(kernel, src, dst, kind, *rest)
+
+    with mock.patch.object(Kernel, "send", lossy):
+        cols, _, log = _run(cfg)
+    return cols, log
+
+
+def test_with_an_answer_timeout_a_lost_request_is_sent_again() -> None:
+    """The first ``acquire`` (sent at 1.01) is lost: it is sent again at 2.01 and granted
+    (token 1) at 2.02."""
+    cols, log = _lossy("acquire", 1.0)
+    assert [x for x in log if x[1] == "grant"] == [(2.02, "grant", 0)]
+    assert cols["attempts"].tolist() == [1] and cols["end"][0] > 0
+
+
+def test_with_an_answer_timeout_a_lost_write_fails_its_attempt() -> None:
+    """The first ``write`` (sent at 1.53) is lost: its attempt fails at 2.53, the task goes
+    back to the coordinator and is granted token 2 at 2.56 (four hops of 0.01); without a
+    timeout it would wait for ever (in flight)."""
+    cols, log = _lossy("write", 1.0)
+    assert [x for x in log if x[1] == "grant"] == [(1.02, "grant", 0), (2.56, "grant", 0)]
+    assert cols["attempts"].tolist() == [2] and cols["end"][0] > 0
+    stuck, _ = _lossy("write", None)
+    assert stuck["end"].tolist() == [-1.0]
