@@ -21,6 +21,7 @@ from kossim.states import DONE
 __all__ = [
     "CORE_METRICS",
     "LOCK_METRICS",
+    "PAUSE_METRICS",
     "ROLE_METRICS",
     "ColumnSummary",
     "RunFacts",
@@ -255,6 +256,10 @@ LOCK_METRICS = (
 """Metrics of shared resources, their leases and writes (:mod:`kossim.sim.locks`), scopes
 ``all`` and ``resource=R``: only in runs whose scenario declares resources and whose policy
 runs a lock service."""
+
+PAUSE_METRICS = ("pauses", "paused_time")
+"""Process pauses begun in the measurement window and their time inside it (agent-time),
+scopes ``all`` and ``group=G``: only in runs whose agents pause (:mod:`kossim.sim.pauses`)."""
 
 SCOPED = (
     "arrived",

@@ -183,6 +183,8 @@ METRIC_DIRECTION.update(
         "resource_writes": 0,
         "fenced_writes": -1,
         "safety_violations": -1,
+        "pauses": 0,
+        "paused_time": 0,
     }
 )
 METRIC_LABEL.update(
@@ -196,6 +198,8 @@ METRIC_LABEL.update(
         "resource_writes": ("writes accepted by resources", "writes"),
         "fenced_writes": ("stale writes refused by fencing tokens", "writes"),
         "safety_violations": ("stale writes accepted (lost updates)", "writes"),
+        "pauses": ("agent process pauses", "pauses"),
+        "paused_time": ("agent time spent paused", TIME_UNIT),
     }
 )
 

@@ -47,7 +47,7 @@ from kossim.sim.task import Task
 if TYPE_CHECKING:
     from kossim.sim.world import World
 
-__all__ = ["LockBook", "LockContext", "Resource", "deferring", "place_locks"]
+__all__ = ["LockBook", "LockContext", "Resource", "deferring", "place", "place_locks"]
 
 
 class _Figures:
@@ -232,17 +232,23 @@ def place_locks(world: World) -> None:
     if not resources or not getattr(spec.cls, "grants", False):
         return
     book = LockBook(world, [r.name for r in resources])
-    _place(world, "locks", "locks", COORDINATOR, book, ServiceContext)
+    place(world, "locks", "locks", COORDINATOR, book, ServiceContext)
     fencing = bool(getattr(spec.params, "fencing", False))
     for r in resources:
         node = r.node or COORDINATOR
         service = build(spec, stream(world.seed, f"policy:{world.policy.name}:lock:{r.name}"))
-        _place(world, "locks", f"lock:{r.name}", node, service, LockContext, book, r.name)
-        _place(world, "resource", f"resource:{r.name}", node, Resource(book, r.name, fencing))
+        place(world, "locks", f"lock:{r.name}", node, service, LockContext, book, r.name)
+        place(world, "resource", f"resource:{r.name}", node, Resource(book, r.name, fencing))
 
 
-def _place(
-    world: World, kind: str, name: str, node: str, behaviour: Any, cls: Any = None, *more: Any
+def place(
+    world: World,
+    kind: str,
+    name: str,
+    node: str,
+    behaviour: Any,
+    cls: Any = None,
+    *more: Any,
 ) -> Actor:
     """Like ``World.spawn``, with a context of class ``cls``."""
     actor = world.kernel.add(Actor(kind, name, node))

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from simpy.events import Timeout
 
+from kossim.config.base import COORDINATOR
 from kossim.dists import lean_sampler
 from kossim.sim.agent import Agent, AgentState
 from kossim.sim.streams import stream
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from kossim.sim.kernel import Actor, Handlers
     from kossim.sim.world import World
 
-__all__ = ["pausing"]
+__all__ = ["PauseBook", "pausing", "watch_pauses"]
 
 
 class _Held(dict[str, Any]):
@@ -76,13 +77,14 @@ def pausing(base: type[Agent]) -> type[Agent]:
         return got
 
     class Pausing(base):  # type: ignore[valid-type,misc]
-        __slots__ = ("_handlers", "_inbox", "paused", "paused_time", "pauses")
+        __slots__ = ("_handlers", "_inbox", "_since", "paused", "paused_time", "pauses")
 
         def __init__(self, world: World, profile: AgentState, node: str, *more: Any) -> None:
             super().__init__(world, profile, node, *more)
             self.paused = False
-            self.pauses = 0
-            self.paused_time = 0.0
+            self.pauses = 0  # begun in the measurement window
+            self.paused_time = 0.0  # inside the window, of pauses that ended
+            self._since = 0.0
             self._inbox: list[tuple[str, Any, Any]] = []
             self._handlers: Handlers | None = None
             group = next(g for g in world.exp.scenario.agents if g.group == profile.group)
@@ -114,8 +116,9 @@ def pausing(base: type[Agent]) -> type[Agent]:
             for t in self.running:
                 t.ev = None  # superseded: no progress while paused
             self.paused = True
-            self.pauses += 1
-            self.paused_time += span
+            self._since = now
+            if now >= self.world.kernel.measure_from:
+                self.pauses += 1
             actor = self._actor
             self._handlers = actor.handlers
             actor.handlers = _Held(self._inbox)  # type: ignore[assignment]
@@ -123,12 +126,17 @@ def pausing(base: type[Agent]) -> type[Agent]:
 
         def _unpause(self) -> None:
             now = self.world.env._now
+            self.paused_time += self.paused_in_window(now)
             self.paused = False
             for t in self.running:
                 t.seg = now  # the pause did no work
             assert self._handlers is not None
             self._actor.handlers = self._handlers
             self._handlers = None
+
+        def paused_in_window(self, now: float) -> float:
+            """The time of the current pause up to ``now`` inside the measurement window."""
+            return max(0.0, now - max(self._since, self.world.kernel.measure_from))
 
         def _replay(self) -> None:
             inbox, self._inbox = self._inbox, []
@@ -178,3 +186,43 @@ def pausing(base: type[Agent]) -> type[Agent]:
 
 
 _PAUSING: dict[type[Agent], type[Agent]] = {}
+
+
+class PauseBook:
+    """A passive actor's behaviour: the pauses of the measurement window as metric rows
+    ``pauses`` and ``paused_time`` (agent-time), scopes ``all`` and ``group=G``."""
+
+    sends: tuple[str, ...] = ()
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def on_start(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+    def held(self) -> list[Task]:
+        return []
+
+    def metric_rows(self, start: float, end: float) -> list[tuple[str, str, float]]:
+        counts: dict[str, list[float]] = {}
+        for a in self.world.agents:
+            if isinstance(a, tuple(_PAUSING.values())):
+                got = counts.setdefault(a.profile.group, [0.0, 0.0])
+                got[0] += a.pauses  # type: ignore[attr-defined]
+                got[1] += a.paused_time + (a.paused_in_window(end) if a.paused else 0.0)  # type: ignore[attr-defined]
+        rows = [
+            ("pauses", "all", sum(c[0] for c in counts.values())),
+            ("paused_time", "all", sum(c[1] for c in counts.values())),
+        ]
+        for group, (n, t) in sorted(counts.items()):
+            rows += [("pauses", f"group={group}", n), ("paused_time", f"group={group}", t)]
+        return rows
+
+
+def watch_pauses(world: World) -> None:
+    """Place the pause book (an actor ``pauses`` on the coordinator's node) when agents pause."""
+    if not any(g.pause for g in world.exp.scenario.agents):
+        return
+    from kossim.sim.locks import place
+
+    place(world, "pauses", "pauses", COORDINATOR, PauseBook(world))

@@ -32,7 +32,7 @@ from kossim.sim.ledger import Ledger
 from kossim.sim.locks import deferring, place_locks
 from kossim.sim.network import Net
 from kossim.sim.patience import patient_arrivals
-from kossim.sim.pauses import pausing
+from kossim.sim.pauses import pausing, watch_pauses
 from kossim.sim.recorder import Recorder
 from kossim.sim.results import Results, fallible
 from kossim.sim.roles import RoleAgent, RolePhysics, agent_skills, task_skills, uses_roles
@@ -146,6 +146,7 @@ class World:
             actor.ctx = AgentContext(self, actor, a)
             self.agent_actors.append(actor)
         place_locks(self)  # resources and their lock services, if any
+        watch_pauses(self)
         self._actors: list[Actor] = [coord, det, *self.agent_actors]
         for actor in self._actors:
             actor.behaviour.on_start(actor.ctx)

@@ -141,10 +141,13 @@ def test_a_pause_stops_work_and_holds_messages() -> None:
         },
         "policies": [{"name": "p", "dispatch": "push", "routing": "random"}],
     }
-    world, cols = simulate_world(RunSpec.make(cfg, "p", (), 0))
+    spec = RunSpec.make(cfg, "p", (), 0)
+    _, cols = simulate_world(spec)
     assert cols["start"].tolist() == pytest.approx([1.0, 3.3])
     assert cols["end"].tolist() == pytest.approx([3.3, 3.6])
-    assert world.agents[0].pauses == 1
+    m = {(k, s): v for k, s, v in simulate(spec).metrics}
+    assert m[("pauses", "all")] == m[("pauses", "group=w")] == 1
+    assert m[("paused_time", "all")] == pytest.approx(2.0)
 
 
 def _takeover_config(service: Any) -> dict[str, Any]:
