@@ -230,7 +230,7 @@ class Locking(Worker):
             if ctx.tracing:
                 ctx.log("write_timeout", f"task {task.id}: no answer after {self.timeout:g}", task)
             hold.pending = 0
-            self._fail(task, hold)
+            self._fail(task, hold, "unanswered")
 
     def on_written(self, sender: Actor, write: tuple[Task, int]) -> None:
         if not self._down("written", sender, write):
@@ -248,7 +248,7 @@ class Locking(Worker):
         hold.pending -= 1
         if hold.pending == 0:
             if hold.fenced:
-                self._fail(task, hold)
+                self._fail(task, hold, "fenced")
             else:
                 self._finish(task, hold)
 
@@ -262,20 +262,21 @@ class Locking(Worker):
             self._fill()
         self.send(self.coordinator, "done", task)
 
-    def _fail(self, task: Task, hold: _Hold) -> None:
-        """A write was fenced: the attempt failed; start over elsewhere, or give up."""
+    def _fail(self, task: Task, hold: _Hold, why: str) -> None:
+        """A write was fenced (or went unanswered): the attempt failed; start over
+        elsewhere, or give up."""
         self._release(task, hold)
         ctx = self.ctx
         ctx.restart(task)
         if task.attempts >= ctx.max_attempts or task.cancelled:
             if ctx.tracing:
-                ctx.log("abandon", f"task {task.id}: write fenced, out of attempts", task)
+                ctx.log("abandon", f"task {task.id}: write {why}, out of attempts", task)
             ctx.abandon(task)
             self.send(self.coordinator, "done", task)
         else:
             if ctx.tracing:
                 ctx.log(
-                    "retry", f"task {task.id}: write fenced, attempt {task.attempts} failed", task
+                    "retry", f"task {task.id}: write {why}, attempt {task.attempts} failed", task
                 )
             self.send(self.coordinator, "returned", task)
         if self.local:
