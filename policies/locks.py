@@ -51,6 +51,12 @@ class NoLocks(Behaviour):
     grants: ClassVar[bool] = False
 
 
+_CONTENDED = (
+    "a request still waiting this long is reported contended (lock_contended, a "
+    "lock_contended line): the place for an arbiter. None: never"
+)
+
+
 class LeaseParams(Params):
     duration: float = Field(
         default=5.0, gt=0, description="a lease ends this long after its last renewal"
@@ -59,6 +65,7 @@ class LeaseParams(Params):
     fencing: bool = Field(
         default=True, description="resources refuse writes whose token is older than one written"
     )
+    contended_after: float | None = Field(default=None, gt=0, description=_CONTENDED)
 
     @model_validator(mode="after")
     def _renews_in_time(self) -> LeaseParams:
@@ -107,6 +114,7 @@ class Leases(Behaviour):
         super().on_start(ctx)
         self.duration: float | None = getattr(self.params, "duration", None)
         self.renew_every: float | None = getattr(self.params, "renew_every", None)
+        self.bound: float | None = self.params.contended_after
         self.waiting: deque[_Request] = deque()
         self.queued: dict[tuple[str, int, int], _Request] = {}  # by (holder, task, copy)
         self.holders: dict[int, _Lease] = {}
@@ -122,7 +130,20 @@ class Leases(Behaviour):
         entry = self.queued[key] = _Request(sender, task, mode, ask, self.ctx.now)
         self.waiting.append(entry)
         self.ctx.requested()
+        if self.bound is not None:
+            self.ctx.after(self.bound, "contended", (key, entry))
         self._grant()
+
+    def on_contended(self, sender: None, due: tuple[tuple[str, int, int], _Request]) -> None:
+        """``contended_after`` past a request: if it still waits, the lock is contended
+        beyond the bound. An arbiter hook belongs here (reassign the holder's task, raise
+        the waiter's priority, abort, or wait)."""
+        key, entry = due
+        if self.queued.get(key) is not entry:
+            return  # granted meanwhile
+        ctx = self.ctx
+        ahead = next(i for i, e in enumerate(self.waiting) if e is entry)
+        ctx.contended(entry.task, ctx.now - entry.since, ahead, len(self.holders))
 
     def _grant(self) -> None:
         """Grant the head of the queue while it is compatible with the holders."""
@@ -186,5 +207,6 @@ class HeldLocks(Leases):
 
     class HeldParams(Params):
         fencing: bool = Field(default=False, description="resources check tokens")
+        contended_after: float | None = Field(default=None, gt=0, description=_CONTENDED)
 
     Params: ClassVar[type[Params]] = HeldParams

@@ -247,6 +247,7 @@ LOCK_METRICS = (
     "lock_wait_mean",
     "lock_wait_p95",
     "lock_waiting",
+    "lock_contended",
     "lease_expiries",
     "lease_renewals",
     "resource_writes",

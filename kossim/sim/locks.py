@@ -54,6 +54,7 @@ class _Figures:
     """One resource's counts in the measurement window."""
 
     __slots__ = (
+        "contended",
         "expiries",
         "fenced",
         "grants",
@@ -67,6 +68,7 @@ class _Figures:
 
     def __init__(self) -> None:
         self.grants = self.expiries = self.renewals = 0
+        self.contended = 0
         self.requests = 0  # received in the whole run (with tokens: the requests waiting)
         self.writes = self.fenced = self.violations = 0
         self.waits: list[float] = []
@@ -109,6 +111,7 @@ class LockBook:
                 "lock_wait_mean": float(waits.mean()) if waits.size else float("nan"),
                 "lock_wait_p95": float(np.percentile(waits, 95)) if waits.size else float("nan"),
                 "lock_waiting": float(sum(f.requests - len(f.tokens) for f in figs)),
+                "lock_contended": float(sum(f.contended for f in figs)),
                 "lease_expiries": float(sum(f.expiries for f in figs)),
                 "lease_renewals": float(sum(f.renewals for f in figs)),
                 "resource_writes": float(sum(f.writes for f in figs)),
@@ -150,6 +153,20 @@ class LockContext(ServiceContext):
                 task,
                 token=token,
                 agent=holder.name,
+            )
+
+    def contended(self, task: Task, waited: float, ahead: int, holders: int) -> None:
+        """A request for ``task`` has waited ``waited``, beyond the service's bound, with
+        ``ahead`` requests before it and ``holders`` leases held."""
+        if self.book.measuring():
+            self.figures.contended += 1
+        if self.tracing:
+            self.log(
+                "lock_contended",
+                f"{self.resource}: task {task.id} has waited {waited:.4g} for the lock, "
+                f"{ahead} requests ahead, {holders} held",
+                task,
+                waited=waited,
             )
 
     def renewed(self) -> None:

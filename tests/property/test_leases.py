@@ -65,6 +65,7 @@ def locked_scenarios(draw: st.DrawFn, fencing: bool = True) -> dict[str, Any]:
         "duration": duration,
         "renew_every": duration * draw(st.sampled_from([0.2, 0.5, 0.9])),
         "fencing": fencing,
+        "contended_after": draw(st.sampled_from([None, 1.0])),
     }
     return cfg
 

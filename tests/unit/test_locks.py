@@ -22,7 +22,16 @@ from kossim.sim.task import Task
 from policies.locks import Leases
 
 ROOT = Path(__file__).resolve().parents[2]
-KINDS = {"grant", "lease_expiry", "fenced_write", "safety_violation", "pause", "resume", "retry"}
+KINDS = {
+    "lock_contended",
+    "grant",
+    "lease_expiry",
+    "fenced_write",
+    "safety_violation",
+    "pause",
+    "resume",
+    "retry",
+}
 
 
 def _fencing_config(fencing: bool) -> dict[str, Any]:
@@ -203,6 +212,14 @@ def test_a_lease_frees_a_crashed_holders_lock_and_a_held_lock_never() -> None:
     assert [x for x in log if x[1] == "grant"] == [(1.0, "grant", 0)]
     assert held["lock_grants"] == 1 and held["lock_waiting"] >= 1
     assert held["lease_expiries"] == 0
+
+
+def test_a_request_waiting_beyond_the_bound_is_reported_contended() -> None:
+    """``contended_after: 1``: task 0's request, queued at 1.5 behind the crashed holder's
+    lock, is reported at 2.5 (once), the place where an arbiter would be called."""
+    _, m, log = _run(_takeover_config({"id": "held", "contended_after": 1.0}))
+    assert [x for x in log if x[1] == "lock_contended"] == [(2.5, "lock_contended", 0)]
+    assert m["lock_contended"] == 1
 
 
 class _Ctx:
