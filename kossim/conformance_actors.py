@@ -91,11 +91,32 @@ def check_behaviour(kind: str, ref: str | dict[str, Any], seed: int = 0) -> list
             where = f"{world_name}, {policy_name}"
             cfg = copy.deepcopy(world)
             cfg["policies"] = [{"name": "p", **components, kind: ref}]
+            _lock_partners(kind, spec.cls, cfg)
             try:
                 problems.extend(f"{where}: {p}" for p in _check_world(cfg, seed))
             except Exception as exc:
                 problems.append(f"{where}: raised {type(exc).__name__}: {exc}")
     return [f"{name}: {p}" for p in problems]
+
+
+def _lock_partners(kind: str, cls: Any, cfg: dict[str, Any]) -> None:
+    """A lock service, or an agent that takes locks, is checked where tasks lock a resource
+    (exclusive and shared) and agents pause, beside the other's default (``lease``,
+    ``locking``)."""
+    if kind == "locks" and getattr(cls, "grants", False):
+        cfg["policies"][0]["agent"] = "locking"
+    elif kind == "agent" and getattr(cls, "takes_locks", False):
+        cfg["policies"][0]["locks"] = {"id": "lease", "duration": 1.0, "renew_every": 0.3}
+    else:
+        return
+    sc = cfg["scenario"]
+    sc["resources"] = [{"name": "store"}]
+    sc["workload"]["tasks"][0]["locks"] = [{"resource": "store", "mode": "shared"}]
+    sc["workload"]["tasks"][1]["locks"] = ["store"]
+    sc["agents"][0]["pause"] = {
+        "every": {"dist": "exponential", "mean": 20.0},
+        "length": {"dist": "exponential", "mean": 1.5},
+    }
 
 
 def _check_world(cfg: dict[str, Any], seed: int) -> list[str]:

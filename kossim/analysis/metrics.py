@@ -20,6 +20,8 @@ from kossim.states import DONE
 
 __all__ = [
     "CORE_METRICS",
+    "LOCK_METRICS",
+    "PAUSE_METRICS",
     "ROLE_METRICS",
     "ColumnSummary",
     "RunFacts",
@@ -240,6 +242,26 @@ ROLE_METRICS = (
 )
 """Metrics of roles, experience and data locality (:mod:`kossim.sim.roles`), over measured
 completed tasks, scopes ``all`` and ``type=T``: only in runs whose scenario uses them."""
+
+LOCK_METRICS = (
+    "lock_grants",
+    "lock_wait_mean",
+    "lock_wait_p95",
+    "lock_waiting",
+    "lock_contended",
+    "lease_expiries",
+    "lease_renewals",
+    "resource_writes",
+    "fenced_writes",
+    "safety_violations",
+)
+"""Metrics of shared resources, their leases and writes (:mod:`kossim.sim.locks`), scopes
+``all`` and ``resource=R``: only in runs whose scenario declares resources and whose policy
+runs a lock service."""
+
+PAUSE_METRICS = ("pauses", "paused_time")
+"""Process pauses begun in the measurement window and their time inside it (agent-time),
+scopes ``all`` and ``group=G``: only in runs whose agents pause (:mod:`kossim.sim.pauses`)."""
 
 SCOPED = (
     "arrived",

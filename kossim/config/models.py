@@ -20,6 +20,7 @@ from pydantic import (
 
 from kossim.analysis.expectations import Expectation, check_expectations
 from kossim.config.base import COORDINATOR, Name, Strict, unique
+from kossim.config.locks import Pause, Resource, check_locks, check_resources
 from kossim.config.netfaults import RandomPartition, check_network_faults
 from kossim.config.partners import check_gangs, check_partners
 from kossim.config.problems import did_you_mean
@@ -78,6 +79,9 @@ class AgentGroup(Strict):
     roles: list[Name] = Field(default_factory=list, description="roles its agents hold")
     learning: Learning | None = Field(
         default=None, description="proficiency rises with the tasks of a type completed"
+    )
+    pause: Pause | None = Field(
+        default=None, description="process pauses: the agent stalls now and then, deaf and mute"
     )
 
     @model_validator(mode="after")
@@ -172,6 +176,9 @@ class Scenario(Strict):
     timeline: Timeline | None = Field(
         default=None, description="scheduled events: a list, or {csv: path}"
     )
+    resources: list[Resource] = Field(
+        default_factory=list, description="shared resources that task types lock"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -209,6 +216,7 @@ class Scenario(Strict):
                     "skills",
                 )
         check_roles(self)
+        check_resources(self, node_names)
         self._check_failure_targets(node_names)
         self._check_links(node_names)
         self._check_failure_semantics()
@@ -290,8 +298,9 @@ class PolicySpec(Strict):
     coordinator: ComponentRef = "queueing"
     agent: ComponentRef = "worker"
     detector: ComponentRef = "oracle"
+    locks: ComponentRef = "none"
 
-    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector")
+    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector", "locks")
     @classmethod
     def _component_exists(cls, ref: ComponentRef, info: ValidationInfo) -> ComponentRef:
         from kossim.registry import resolve
@@ -356,6 +365,7 @@ class Experiment(Strict):
         check_expectations(self.expect, [p.name for p in self.policies])
         check_gangs(self)
         check_partners(self)
+        check_locks(self)
         return self
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from kossim.config.base import PRIORITY_MAX, Name, Strict, unique
+from kossim.config.locks import LockNeed
 from kossim.config.roles import DataSpec
 from kossim.dists import Distribution, Exponential
 from kossim.errors import FieldError
@@ -112,6 +113,9 @@ class TaskType(Strict):
         default_factory=list, description="agent groups or nodes this type prefers"
     )
     data: DataSpec | None = Field(default=None, description="where the task's input lives")
+    locks: list[LockNeed] = Field(
+        default_factory=list, description="resources a task locks before it starts"
+    )
 
     @model_validator(mode="after")
     def _patient_singles(self) -> TaskType:

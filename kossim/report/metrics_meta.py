@@ -177,6 +177,40 @@ METRIC_LABEL.update(
     }
 )
 
+# Leases, locks and fencing (kossim/sim/locks.py, policies/locks.py).
+METRIC_DIRECTION.update(
+    {
+        "lock_grants": 0,
+        "lock_wait_mean": -1,
+        "lock_wait_p95": -1,
+        "lock_waiting": -1,
+        "lock_contended": -1,
+        "lease_expiries": -1,
+        "lease_renewals": -1,
+        "resource_writes": 0,
+        "fenced_writes": -1,
+        "safety_violations": -1,
+        "pauses": 0,
+        "paused_time": 0,
+    }
+)
+METRIC_LABEL.update(
+    {
+        "lock_grants": ("locks granted", "grants"),
+        "lock_wait_mean": ("mean wait for a lock at its service", TIME_UNIT),
+        "lock_wait_p95": ("95th percentile wait for a lock", TIME_UNIT),
+        "lock_waiting": ("lock requests still waiting at the end", "requests"),
+        "lock_contended": ("lock requests that waited beyond the bound", "requests"),
+        "lease_expiries": ("leases expired without renewal", "leases"),
+        "lease_renewals": ("lease renewals received", "renewals"),
+        "resource_writes": ("writes accepted by resources", "writes"),
+        "fenced_writes": ("stale writes refused by fencing tokens", "writes"),
+        "safety_violations": ("stale writes accepted (lost updates)", "writes"),
+        "pauses": ("agent process pauses", "pauses"),
+        "paused_time": ("agent time spent paused", TIME_UNIT),
+    }
+)
+
 KEY_METRICS: tuple[str, ...] = (
     "sojourn_mean",
     "sojourn_p95",

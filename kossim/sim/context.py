@@ -293,6 +293,11 @@ class AgentContext(Context):
         """End ``task`` unfinished (a terminal state); it must not be on a slot."""
         self._world.abandon(task)
 
+    def complete(self, task: Task) -> None:
+        """End ``task`` completed: its service ended (``on_serviced``) and what its ending
+        waited for (a write to a locked resource) is done; it must not be on a slot."""
+        self._world.finish(task)
+
     def reject(self, task: Task) -> None:
         """Refuse ``task``, which reached this agent while its buffer was full (a terminal
         state, ``rejected``); it must not be on a slot."""

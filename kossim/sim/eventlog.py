@@ -41,6 +41,8 @@ class EventLog:
 
     def message(self, now: float, src: Actor, dst: Actor, kind: str, payload: Any) -> None:
         task_id = payload.id if isinstance(payload, Task) else -1
+        if payload.__class__ is tuple and payload and isinstance(payload[0], Task):
+            task_id = payload[0].id  # a protocol message about a task: (task, ...)
         where = "local" if src.node == dst.node else f"{src.node} -> {dst.node}"
         reason = f"{kind} from {src.name} to {dst.name} ({where})"
         self.rows.append((now, "send:" + kind, task_id, src.name, src.name, dst.name, reason, ""))

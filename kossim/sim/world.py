@@ -31,8 +31,10 @@ from kossim.sim.failures import start_failures
 from kossim.sim.faults import faulty_kernel
 from kossim.sim.kernel import Actor, Kernel, TracingKernel
 from kossim.sim.ledger import Ledger
+from kossim.sim.locks import deferring, place_locks
 from kossim.sim.network import Net
 from kossim.sim.patience import patient_arrivals
+from kossim.sim.pauses import pausing, watch_pauses
 from kossim.sim.recorder import Recorder
 from kossim.sim.results import Results, fallible
 from kossim.sim.roles import RoleAgent, RolePhysics, agent_skills, task_skills, uses_roles
@@ -100,6 +102,7 @@ class World:
         self.coord_node = COORDINATOR
         hosts = {g.node or f"{g.group}-{i}" for g in sc.agents for i in range(g.count)}
         data = {t.data.node for t in sc.workload.tasks if t.data}  # reachable even if no host
+        data |= {r.node for r in sc.resources if r.node}
         nodes = sorted(hosts | data)
         self._nodes = set(nodes)
         self.net = Net(sc.network, nodes, seed)
@@ -158,6 +161,8 @@ class World:
             a.behaviour = self._behaviour("agent", actor)
             actor.ctx = AgentContext(self, actor, a)
             self.agent_actors.append(actor)
+        place_locks(self)  # resources and their lock services, if any
+        watch_pauses(self)
         self._actors: list[Actor] = [coord, det, *self.agent_actors]
         for actor in self._actors:
             actor.behaviour.on_start(actor.ctx)
@@ -205,6 +210,7 @@ class World:
 
     def _build_agents(self) -> None:
         sc = self.exp.scenario
+        locked = any(t.locks for t in sc.workload.tasks)
         for g in sc.agents:
             skills = agent_skills(g, sc) if self.role_physics else dict(g.skills)
             for i in range(g.count):
@@ -225,6 +231,10 @@ class World:
                 # data transfers; results that can be bad.
                 cls: type[Agent] = Agent if self.role_physics is None else RoleAgent
                 more: tuple[Any, ...] = () if self.role_physics is None else (g,)
+                if locked:  # tasks that end when their writes are accepted
+                    cls = deferring(cls)
+                if g.pause is not None:
+                    cls = pausing(cls)
                 if g.bad_results > 0:
                     cls, more = fallible(cls), (*more, g.bad_results)
                 self.agents.append(cls(self, profile, node, *more))
