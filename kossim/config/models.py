@@ -20,6 +20,7 @@ from pydantic import (
 
 from kossim.analysis.expectations import Expectation, check_expectations
 from kossim.config.base import COORDINATOR, Name, Strict, unique
+from kossim.config.failover import CoordinatorFailure, check_failover
 from kossim.config.partners import check_gangs, check_partners
 from kossim.config.problems import did_you_mean
 from kossim.config.roles import Learning, RoleSpec, check_roles, role_skills
@@ -146,6 +147,9 @@ class FailureSpec(Strict):
 class Failures(Strict):
     agents: FailureSpec | None = None
     nodes: FailureSpec | None = None
+    coordinator: CoordinatorFailure | None = Field(
+        default=None, description="the acting coordinator's own up/down clock (failover)"
+    )
 
 
 class Scenario(Strict):
@@ -271,8 +275,11 @@ class PolicySpec(Strict):
     coordinator: ComponentRef = "queueing"
     agent: ComponentRef = "worker"
     detector: ComponentRef = "oracle"
+    standby: ComponentRef = Field(
+        default="none", description="standby coordinators: none, hot or cold (failover)"
+    )
 
-    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector")
+    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector", "standby")
     @classmethod
     def _component_exists(cls, ref: ComponentRef, info: ValidationInfo) -> ComponentRef:
         from kossim.registry import resolve
@@ -337,6 +344,7 @@ class Experiment(Strict):
         check_expectations(self.expect, [p.name for p in self.policies])
         check_gangs(self)
         check_partners(self)
+        check_failover(self)
         return self
 
     @property
