@@ -98,6 +98,11 @@ class Leading:
                 self.ctx.send(other, "leader_beat", (self.term, self.rank))
         self.ctx.after(self.roles.heartbeat, "lead_beat", self)
 
+    def on_watch(self, sender: None, token: Any) -> None:
+        """A timer this actor set while a standby: it leads now."""
+
+    on_started = on_watch
+
     def on_leader_beat(self, sender: Actor, news: tuple[int, int]) -> None:
         """Another coordinator leads too: the lesser of the two steps down."""
         if _ahead(news, (self.term, self.rank)):
@@ -274,6 +279,9 @@ class HotStandby(Behaviour):
         if news[0] >= self.term:
             self.term, self.leader = news
             self.last = self.ctx.now
+
+    def on_lead_beat(self, sender: None, token: Any) -> None:
+        """A timer this actor set while it led: it leads no more."""
 
     def on_watch(self, sender: None, token: Any) -> None:
         if token is not self or self.starting >= 0:

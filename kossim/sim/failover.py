@@ -172,6 +172,8 @@ class Failover:
         self.cause: Actor | None = None  # whose crash began the outage
         self.outages: list[tuple[float, float]] = []
         self.crashes: list[float] = []
+        self.down_spans: list[tuple[float, float]] = []  # (crash, restart): the truth
+        self.crashed_at: dict[str, float] = {}
         self.takeovers: list[tuple[float, float, bool]] = []  # (crash, take-over, by another)
         self.detections: list[tuple[float, float]] = []  # (suspicion, crash-to-suspicion)
         self.detected = True  # the current outage's first suspicion is recorded
@@ -236,6 +238,7 @@ class Failover:
         """Restart crashed coordinator ``name`` (default: every crashed one)."""
         for actor in [a for a in self.down if name is None or a.name == name]:
             self.down.remove(actor)
+            self.down_spans.append((self.crashed_at[actor.name], self.world.env._now))
             if len(self.ring) == 1:  # no standby: it leads again, rebuilding its view
                 self._log("restart", actor.name, f"{actor.name} restarts and leads")
                 self.promote(actor, self.term[actor.name] + 1)
@@ -266,6 +269,7 @@ class Failover:
             self.world.coordinator = actor.behaviour
         self.down.append(actor)
         self.crashes.append(now)
+        self.crashed_at[actor.name] = now
         self._log("crash", actor.name, f"{actor.name} crashes ({why}): {len(tasks)} waiting tasks")
         if not self.leading and self.outage_from is None:
             self.outage_from, self.cause, self.detected = now, actor, False
