@@ -148,7 +148,8 @@ def test_failover_runs_are_a_function_of_the_seed() -> None:
     assert logs[0].rows == logs[1].rows
     first, second = _metrics(cfg, 5), _metrics(cfg, 5)
     assert first.keys() == second.keys()
-    assert all(first[k] == second[k] or math.isnan(first[k]) and math.isnan(second[k]) for k in first)
+    for k, v in first.items():
+        assert v == second[k] or (math.isnan(v) and math.isnan(second[k])), k
 
 
 def test_only_coordinators_that_rebuild_from_reports_can_fail_over(tmp_path: Any) -> None:
