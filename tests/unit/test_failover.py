@@ -182,3 +182,21 @@ def test_failover_rows_are_the_documented_metrics() -> None:
     result = simulate(RunSpec.make(_config("none"), "p", (), 1))
     names = [m for m, s, _ in result.metrics if m in FAILOVER_METRICS]
     assert names == list(FAILOVER_METRICS)
+
+
+def test_the_readme_example_runs(tmp_path: Any) -> None:
+    """The README's failover example validates and runs (shortened) with every policy."""
+    import re
+    from pathlib import Path
+
+    from kossim.lab import run_experiment
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(
+        b for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.S) if "failover-example" in b
+    )
+    path = tmp_path / "failover.yaml"
+    path.write_text(block)
+    loaded = load_experiment(path, ["seeds=1", "horizon=800"])
+    outcome = run_experiment(loaded, tmp_path / "out", executor="serial", progress=False)
+    assert outcome.n_failed == 0
