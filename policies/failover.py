@@ -74,7 +74,19 @@ class Leading:
         self.early: set[Task] = set()
         self.rebuilt = [not rebuilding] * len(self.views)
         self.pending = len(self.views) if rebuilding else 0
-        self.sends = (*self.sends, "leader", "leader_beat")
+        self.sends = (*self.sends, "leader", "leader_beat", "cover")
+        groups = [p.group for p in ctx.profiles]
+        self.reserve = {i for i, g in enumerate(groups) if g in roles.reserve}
+        covers = roles.covers
+        self.coverable = {
+            i
+            for i, g in enumerate(groups)
+            if i not in self.reserve and (covers is None or g in covers)
+        }
+        self.active: dict[int, int] = {}  # reserve agent -> the agent it covers
+        self.covered: dict[int, int] = {}  # covered agent -> its reserve agent
+        for i in self.reserve:
+            self._mark(self.views[i], False)  # type: ignore[attr-defined]
         if rebuilding:
             for view in self.views:
                 self._mark(view, False)  # type: ignore[attr-defined]
@@ -137,7 +149,7 @@ class Leading:
                 f"{sender.name} reports {len(known)} tasks held, incarnation {incarnation}",
                 agent=sender.name,
             )
-        self._alive(sender, incarnation)  # type: ignore[attr-defined]
+        self._alive(sender, incarnation)
         if self.pending == 0:
             self.early.clear()
             if ctx.tracing:
@@ -145,10 +157,74 @@ class Leading:
             self.roles.rebuilt(ctx.actor)
 
     def _judge(self, i: int) -> bool:
-        if self.rebuilt is not None and not self.rebuilt[i]:
+        if self.rebuilt is not None and (
+            not self.rebuilt[i] or (i in self.reserve and i not in self.active)
+        ):
             self._mark(self.views[i], False)  # type: ignore[attr-defined]
             return False
         return super()._judge(i)  # type: ignore[misc]
+
+    # -- standby agents: a reserve agent covers a failed one ---------------------------------
+    def on_suspect(self, sender: Actor, news: tuple[Actor, int, bool]) -> None:
+        super().on_suspect(sender, news)  # type: ignore[misc]
+        i = news[0].index
+        if i in self.active:  # a reserve agent failed: whom it covered waits for another
+            self.covered.pop(self.active.pop(i), None)
+        if self.reserve and i in self.coverable and i not in self.covered:
+            self._cover(i)
+
+    def _cover(self, i: int) -> None:
+        failed, suspected = self.failed, self.suspected  # type: ignore[attr-defined]
+        recovered = self.recovered  # type: ignore[attr-defined]
+        for r in sorted(self.reserve):
+            if r not in self.active and not suspected[r] and failed[r] <= recovered[r]:
+                break
+        else:
+            return  # no reserve agent free and believed up
+        self.active[r], self.covered[i] = i, r
+        ctx = self.ctx
+        if ctx.tracing:
+            ctx.log(
+                "cover",
+                f"{self.agents[r].name} stands in for {self.agents[i].name}, believed down",
+                agent=self.agents[r].name,
+            )
+        self._judge(r)
+        ctx.send(self.agents[r], "cover", self.agents[i])
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        if self.pull:  # type: ignore[attr-defined]
+            self.pump()  # type: ignore[attr-defined]
+        else:
+            for task in self.queue.drain():
+                self.route(task)  # type: ignore[attr-defined]
+
+    def _alive(self, agent: Actor, incarnation: int) -> None:
+        super()._alive(agent, incarnation)  # type: ignore[misc]
+        i = agent.index
+        r = self.covered.get(i)
+        if r is not None and self.views[i].up:  # back: its reserve agent stands down
+            del self.covered[i], self.active[r]
+            if self.ctx.tracing:
+                self.ctx.log(
+                    "uncover",
+                    f"{agent.name} is back: {self.agents[r].name} returns to the reserve",
+                    agent=self.agents[r].name,
+                )
+            self._judge(r)
+
+    def on_took(self, sender: Actor, news: tuple[Actor, tuple[Task, ...]]) -> None:
+        """A reserve agent took over the waiting tasks of ``failed``: the views follow."""
+        failed, tasks = news
+        gone, view = self.views[failed.index], self.views[sender.index]
+        for task in tasks:
+            self._forget(gone, task)  # type: ignore[attr-defined]
+            view.queue_length += 1
+            view.work_outstanding += task.svc
+            view.tasks.add(task)
+        if view.listed and view.queue_length >= view.capacity:
+            self._relist(view)  # type: ignore[attr-defined]
 
     def on_done(self, sender: Actor, task: Task) -> None:
         if self.rebuilt is not None and not self.rebuilt[sender.index]:
@@ -181,6 +257,7 @@ class Following:
     ctx: Any
     local: Any
     coordinator: Actor
+    roles: Any
     leader: tuple[int, int] = (1, 0)
     owed = False
 
@@ -196,6 +273,20 @@ class Following:
             self._report()
         else:
             self.owed = True
+
+    def on_cover(self, sender: Actor, failed: Actor) -> None:
+        """Stand in for ``failed``: take over the tasks waiting in its queue."""
+        ctx = self.ctx
+        tasks = self.roles.hand_over(failed, ctx.actor)
+        if ctx.tracing:
+            ctx.log(
+                "take_over",
+                f"{len(tasks)} tasks waiting at {failed.name} move here",
+                agent=failed.name,
+            )
+        for task in tasks:
+            self.on_task(sender, task)  # type: ignore[attr-defined]
+        ctx.send(self.coordinator, "took", (failed, tuple(tasks)))
 
     def _report(self) -> None:
         ctx = self.ctx
@@ -213,7 +304,18 @@ class Following:
         return _mixed(cls, agent)
 
 
-class NoStandbyParams(Params):
+class ReserveParams(Params):
+    agents: list[str] = Field(
+        default_factory=list,
+        description="agent groups held in reserve: no work until an agent they cover fails; "
+        "then one takes over that agent's waiting tasks and serves until it is back",
+    )
+    covers: list[str] | None = Field(
+        default=None, description="the groups the reserve covers (default: every other group)"
+    )
+
+
+class NoStandbyParams(ReserveParams):
     pass
 
 
@@ -229,7 +331,7 @@ class NoStandby(Behaviour):
     following = staticmethod(Following.following)
 
 
-class HotParams(Params):
+class HotParams(ReserveParams):
     count: int = Field(default=1, ge=1, le=8, description="standby coordinators")
     heartbeat: float = Field(default=1.0, gt=0, description="time between the leader's beats")
     timeout: float = Field(

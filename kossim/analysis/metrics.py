@@ -241,6 +241,8 @@ FAILOVER_METRICS = (
     "view_rebuild_mean",
     "failover_delayed",
     "failover_delay_mean",
+    "standby_takeovers",
+    "standby_tasks_taken",
 )
 """Metrics of coordinator failover (:mod:`kossim.sim.failover`), when the coordinator can
 fail or the policy keeps standbys."""

@@ -27,6 +27,7 @@ __all__ = [
     "CoordinatorFailure",
     "check_failover",
     "failover_wanted",
+    "reserve_groups",
     "standby_nodes",
 ]
 
@@ -67,10 +68,21 @@ def standby_nodes(policy: PolicySpec) -> list[str]:
     return [f"coordinator-standby-{i}" for i in range(1, standby_count(policy) + 1)]
 
 
+def reserve_groups(policy: PolicySpec) -> list[str]:
+    """The agent groups ``policy`` holds in reserve (standby agents)."""
+    from kossim.registry import resolve
+
+    return list(getattr(resolve("standby", policy.standby).params, "agents", []))
+
+
 def failover_wanted(exp: Experiment, policy: PolicySpec) -> bool:
     """Whether a run of ``policy`` needs the failover machinery: the coordinator can fail,
-    or the policy keeps standbys."""
-    return exp.scenario.failures.coordinator is not None or standby_count(policy) > 0
+    or the policy keeps standby coordinators or agents."""
+    return (
+        exp.scenario.failures.coordinator is not None
+        or standby_count(policy) > 0
+        or bool(reserve_groups(policy))
+    )
 
 
 def check_failover(exp: Experiment) -> None:
@@ -100,6 +112,7 @@ def check_failover(exp: Experiment) -> None:
                     kind,
                     got=getattr(p, kind),
                 )
+        _check_reserve(exp, p, index)
         for node in standby_nodes(p):
             if node in nodes:
                 raise FieldError(
@@ -109,3 +122,32 @@ def check_failover(exp: Experiment) -> None:
                     index,
                     "standby",
                 )
+
+
+def _check_reserve(exp: Experiment, policy: PolicySpec, index: int) -> None:
+    """Standby agent groups and the groups they cover are groups of the scenario."""
+    from kossim.config.problems import did_you_mean
+    from kossim.registry import resolve
+
+    params = resolve("standby", policy.standby).params
+    groups = [g.group for g in exp.scenario.agents]
+    for field in ("agents", "covers"):
+        for name in getattr(params, field, None) or []:
+            if name not in groups:
+                raise FieldError(
+                    f"standby {field}: unknown agent group {name!r}; groups: "
+                    f"{', '.join(groups)}{did_you_mean(name, groups)}",
+                    "policies",
+                    index,
+                    "standby",
+                    field,
+                )
+    reserve = set(getattr(params, "agents", []))
+    if reserve and reserve >= set(groups):
+        raise FieldError(
+            "every agent group is held in reserve: no agent would ever get work",
+            "policies",
+            index,
+            "standby",
+            "agents",
+        )

@@ -184,6 +184,8 @@ METRIC_DIRECTION.update(
         "view_rebuild_mean": -1,
         "failover_delayed": -1,
         "failover_delay_mean": -1,
+        "standby_takeovers": 0,
+        "standby_tasks_taken": 0,
     }
 )
 METRIC_LABEL.update(
@@ -198,6 +200,8 @@ METRIC_LABEL.update(
         "view_rebuild_mean": ("mean take-over-to-rebuilt-view time", TIME_UNIT),
         "failover_delayed": ("tasks held at the entry by failover", "tasks"),
         "failover_delay_mean": ("mean time a delayed task was held", TIME_UNIT),
+        "standby_takeovers": ("standby agents standing in for a failed agent", "take-overs"),
+        "standby_tasks_taken": ("waiting tasks taken over by standby agents", "tasks"),
     }
 )
 

@@ -23,7 +23,12 @@ the agents' reports) is the ``standby`` component's (:mod:`policies.failover`).
   to the next leader taking over), ``failover_detection_mean`` (crash to the
   first suspicion), ``failover_false_suspicions``, ``view_rebuild_mean``
   (take-over to the last agent's report), ``failover_delayed`` (measured tasks
-  held at the entry) and ``failover_delay_mean`` (their mean time held).
+  held at the entry) and ``failover_delay_mean`` (their mean time held);
+  ``standby_takeovers`` (a reserve agent standing in for a failed one) and
+  ``standby_tasks_taken`` (the waiting tasks it took over).
+* **Standby agents.** The waiting tasks of a failed agent are kept where a
+  standby agent can take them over (:meth:`Failover.hand_over`); the tasks on
+  its slots follow the scenario's ``on_failure``.
 
 The timeline hooks are :meth:`Failover.fail_coordinator` and
 :meth:`Failover.repair_coordinator` (``world.failover``).
@@ -158,6 +163,11 @@ class Failover:
         self.standby = resolve("standby", policy.standby)
         params = self.standby.params
         self.heartbeat: float | None = getattr(params, "heartbeat", None)
+        self.reserve: set[str] = set(getattr(params, "agents", ()))  # standby agent groups
+        self.covers: set[str] | None = (
+            set(params.covers) if getattr(params, "covers", None) is not None else None
+        )
+        self.agent_takeovers: list[tuple[float, int]] = []  # (when, tasks moved)
         self.coordinator = resolve("coordinator", policy.coordinator)
         self.leading_class = self.standby.cls.leading(self.coordinator.cls)  # type: ignore[attr-defined]
         primary = world.coordinator_actor
@@ -190,7 +200,8 @@ class Failover:
         for actor in world.agent_actors:
             b = actor.behaviour
             b.__class__ = self.standby.cls.following(type(b))  # type: ignore[attr-defined]
-            b.sends = (*b.sends, "state")
+            b.sends = (*b.sends, "state", "took") if self.reserve else (*b.sends, "state")
+            b.roles = self
         clock = world.exp.scenario.failures.coordinator
         if clock is not None:
             self._up = lean_sampler(clock.up, stream(world.seed, "failures:coordinator:up"))
@@ -318,6 +329,15 @@ class Failover:
         now = self.world.env._now
         self.rebuilds.append((now, now - self.took_at[actor.name]))
 
+    def hand_over(self, failed: Actor, to: Actor) -> list[Task]:
+        """Physics of a standby agent: the tasks waiting in the queue of ``failed`` (kept
+        where another agent can reach them) move to ``to``; those on its slots stay, under
+        the scenario's ``on_failure``. Nothing moves if ``failed`` is up again."""
+        agent = self.world.agents[failed.index]
+        tasks: list[Task] = [] if agent.up else list(agent.behaviour.local.drain())
+        self.agent_takeovers.append((self.world.env._now, len(tasks)))
+        return tasks
+
     def refused(self, at: Actor, kind: str, sender: Any, payload: Any) -> None:
         """A message reached crashed coordinator ``at``: a live task it carries goes back to
         the entry; anything else is lost (a timer of the crashed process, a report)."""
@@ -350,6 +370,7 @@ class Failover:
         for task, since in self.door.since.items():  # still held at the end
             if task.measured:
                 delay[task] = delay.get(task, 0.0) + end - since
+        moved = [(t, n) for t, n in self.agent_takeovers if start <= t <= end]
         nan = float("nan")
         return [
             ("coordinator_outage", "all", outage),
@@ -366,6 +387,8 @@ class Failover:
             ("view_rebuild_mean", "all", _mean(rebuilds, nan)),
             ("failover_delayed", "all", float(len(delay))),
             ("failover_delay_mean", "all", _mean(list(delay.values()), nan)),
+            ("standby_takeovers", "all", float(len(moved))),
+            ("standby_tasks_taken", "all", float(sum(n for _, n in moved))),
         ]
 
 

@@ -4,7 +4,9 @@ Whatever the coordinator's failure schedule, the standbys (none, hot, cold), the
 network and the agents' own failures: every arrival is accounted for exactly once
 (lost is 0), no task runs in two places nor on a down agent, a run is a function of
 its seed, and without a standby the time with no coordinator is exactly the
-coordinator's down time within the measurement window.
+coordinator's down time within the measurement window. Standby agents (the last
+group held in reserve for the others) take over failed agents' queues without
+losing or duplicating a task.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ def failover_scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "up": _dist(draw, draw(st.sampled_from([2.0, 8.0, 25.0])), ("constant", "exponential")),
         "down": _dist(draw, draw(st.sampled_from([0.5, 3.0, 10.0])), ("constant", "uniform")),
     }
-    cfg["policies"][0]["standby"] = draw(st.sampled_from(STANDBYS))
+    standby = draw(st.sampled_from(STANDBYS))
+    groups = [g["group"] for g in cfg["scenario"]["agents"]]
+    if len(groups) > 1 and draw(st.booleans()):  # the last group stands by for the others
+        standby = {"id": "none"} if standby == "none" else dict(standby)
+        standby["agents"] = [groups[-1]]
+    cfg["policies"][0]["standby"] = standby
     return cfg
 
 
@@ -59,8 +66,9 @@ def test_no_task_is_lost_across_failovers(cfg: dict[str, Any], seed: int) -> Non
     start = world.measure_start if world.measure_start is not None else world.recorder.end_time
     end = world.recorder.end_time
     outage = m[("coordinator_outage", "all")]
+    groups = [g["group"] for g in cfg["scenario"]["agents"]]
     assert 0.0 <= outage <= end - start + 1e-9
-    if cfg["policies"][0]["standby"] == "none":
+    if cfg["policies"][0]["standby"] in ("none", {"id": "none", "agents": [groups[-1]]}):
         spans = [*failover.down_spans]
         spans += [(failover.crashed_at[a.name], end) for a in failover.down]
         down = sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)

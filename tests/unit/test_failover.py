@@ -200,3 +200,47 @@ def test_the_readme_example_runs(tmp_path: Any) -> None:
     loaded = load_experiment(path, ["seeds=1", "horizon=800"])
     outcome = run_experiment(loaded, tmp_path / "out", executor="serial", progress=False)
     assert outcome.n_failed == 0
+
+
+def _spares(covers: list[str] | None, fail: bool = True) -> dict[str, Any]:
+    cfg = _config({"id": "none", "agents": ["spare"], "covers": covers}, dispatch="push")
+    cfg["policies"][0]["routing"] = "jsq"
+    cfg["scenario"]["agents"] = [{"group": "w", "count": 3}, {"group": "spare", "count": 1}]
+    cfg["scenario"]["workload"]["arrivals"]["rate"] = 2.4
+    cfg["scenario"]["failures"] = {}
+    if fail:
+        cfg["scenario"]["failures"]["agents"] = {
+            "up": {"dist": "exponential", "mean": 60.0},
+            "down": {"dist": "constant", "value": 30.0},
+            "on_failure": "resume",
+            "only": ["w"],
+        }
+    return cfg
+
+
+def _completed(cfg: dict[str, Any], agent: str) -> float:
+    result = simulate(RunSpec.make(cfg, "p", (), 2))
+    return next(v for m, s, v in result.metrics if m == "completed" and s == f"agent={agent}")
+
+
+def test_standby_agents_get_no_work_while_nobody_fails() -> None:
+    """A reserve agent is no candidate until an agent it covers is believed down."""
+    cfg = _spares(None, fail=False)
+    assert _completed(cfg, "spare-0") == 0
+    assert _metrics(cfg, 2)["standby_takeovers"] == 0
+
+
+def test_standby_agents_take_over_a_failed_agents_queue() -> None:
+    """Under resume, the tasks queued at a failed agent would wait for its repair; a
+    standby agent takes them over and serves until the agent is back."""
+    covering, idle = _metrics(_spares(None), 2), _metrics(_spares([]), 2)
+    assert covering["standby_takeovers"] > 0 and covering["standby_tasks_taken"] > 0
+    assert _completed(_spares(None), "spare-0") > 0
+    assert idle["standby_takeovers"] == 0 and _completed(_spares([]), "spare-0") == 0
+    assert covering["sojourn_p99"] < idle["sojourn_p99"]
+    assert covering["lost"] == idle["lost"] == 0
+    world, cols = simulate_world(RunSpec.make(_spares(None), "p", (), 2, trace=True))
+    log = world.kernel.log
+    assert log is not None
+    assert {"cover", "take_over", "uncover"} <= {row[1] for row in log.rows}
+    assert sorted(cols["id"].tolist()) == list(range(world.arrived))
