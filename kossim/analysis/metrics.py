@@ -20,6 +20,7 @@ from kossim.states import DONE
 
 __all__ = [
     "CORE_METRICS",
+    "FAILOVER_METRICS",
     "LOCK_METRICS",
     "PAUSE_METRICS",
     "ROLE_METRICS",
@@ -231,6 +232,23 @@ COORDINATION = (
     "duplicate_work",
 )
 """Metrics the engine's ledger measures (failure detection and task copies)."""
+
+FAILOVER_METRICS = (
+    "coordinator_outage",
+    "coordinator_failures",
+    "takeovers",
+    "failovers",
+    "takeover_time_mean",
+    "failover_detection_mean",
+    "failover_false_suspicions",
+    "view_rebuild_mean",
+    "failover_delayed",
+    "failover_delay_mean",
+    "standby_takeovers",
+    "standby_tasks_taken",
+)
+"""Metrics of coordinator failover (:mod:`kossim.sim.failover`), when the coordinator can
+fail or the policy keeps standbys."""
 
 ROLE_METRICS = (
     "fallbacks",

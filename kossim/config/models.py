@@ -20,6 +20,7 @@ from pydantic import (
 
 from kossim.analysis.expectations import Expectation, check_expectations
 from kossim.config.base import COORDINATOR, Name, Strict, unique
+from kossim.config.failover import CoordinatorFailure, check_failover
 from kossim.config.locks import Pause, Resource, check_locks, check_resources
 from kossim.config.netfaults import RandomPartition, check_network_faults
 from kossim.config.partners import check_gangs, check_partners
@@ -164,6 +165,9 @@ class FailureSpec(Strict):
 class Failures(Strict):
     agents: FailureSpec | None = None
     nodes: FailureSpec | None = None
+    coordinator: CoordinatorFailure | None = Field(
+        default=None, description="the acting coordinator's own up/down clock (failover)"
+    )
 
 
 class Scenario(Strict):
@@ -283,6 +287,19 @@ class Scenario(Strict):
 ComponentRef = str | dict[str, Any]
 
 
+COMPONENT_FIELDS = (
+    "dispatch",
+    "routing",
+    "queue",
+    "coordinator",
+    "agent",
+    "detector",
+    "locks",
+    "standby",
+)
+"""The fields of a policy that name a component (one kind each)."""
+
+
 class PolicySpec(Strict):
     """A contender: one component per kind, each an id or ``{id: ..., param: value}``.
 
@@ -299,8 +316,11 @@ class PolicySpec(Strict):
     agent: ComponentRef = "worker"
     detector: ComponentRef = "oracle"
     locks: ComponentRef = "none"
+    standby: ComponentRef = Field(
+        default="none", description="standby coordinators: none, hot or cold (failover)"
+    )
 
-    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector", "locks")
+    @field_validator(*COMPONENT_FIELDS)
     @classmethod
     def _component_exists(cls, ref: ComponentRef, info: ValidationInfo) -> ComponentRef:
         from kossim.registry import resolve
@@ -366,6 +386,7 @@ class Experiment(Strict):
         check_gangs(self)
         check_partners(self)
         check_locks(self)
+        check_failover(self)
         return self
 
     @model_validator(mode="after")

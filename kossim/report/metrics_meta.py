@@ -211,6 +211,40 @@ METRIC_LABEL.update(
     }
 )
 
+# Coordinator failover and standbys (kossim/sim/failover.py, policies/failover.py).
+METRIC_DIRECTION.update(
+    {
+        "coordinator_outage": -1,
+        "coordinator_failures": 0,
+        "takeovers": 0,
+        "failovers": 0,
+        "takeover_time_mean": -1,
+        "failover_detection_mean": -1,
+        "failover_false_suspicions": -1,
+        "view_rebuild_mean": -1,
+        "failover_delayed": -1,
+        "failover_delay_mean": -1,
+        "standby_takeovers": 0,
+        "standby_tasks_taken": 0,
+    }
+)
+METRIC_LABEL.update(
+    {
+        "coordinator_outage": ("time without a leading coordinator", TIME_UNIT),
+        "coordinator_failures": ("coordinator crashes", "crashes"),
+        "takeovers": ("coordinators taking the lead after an outage", "take-overs"),
+        "failovers": ("take-overs by a standby", "take-overs"),
+        "takeover_time_mean": ("mean coordinator crash-to-take-over time", TIME_UNIT),
+        "failover_detection_mean": ("mean coordinator crash-to-suspicion time", TIME_UNIT),
+        "failover_false_suspicions": ("standbys suspecting a live leader", "suspicions"),
+        "view_rebuild_mean": ("mean take-over-to-rebuilt-view time", TIME_UNIT),
+        "failover_delayed": ("tasks held at the entry by failover", "tasks"),
+        "failover_delay_mean": ("mean time a delayed task was held", TIME_UNIT),
+        "standby_takeovers": ("standby agents standing in for a failed agent", "take-overs"),
+        "standby_tasks_taken": ("waiting tasks taken over by standby agents", "tasks"),
+    }
+)
+
 KEY_METRICS: tuple[str, ...] = (
     "sojourn_mean",
     "sojourn_p95",

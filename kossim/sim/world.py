@@ -19,6 +19,7 @@ import numpy as np
 import simpy
 from simpy.events import Timeout
 
+from kossim.config.failover import failover_wanted, standby_nodes
 from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpec, TaskType
 from kossim.config.netfaults import has_network_faults
 from kossim.dists import Uniform, sampler
@@ -27,6 +28,7 @@ from kossim.sim.agent import Agent, AgentState
 from kossim.sim.bundle import bundle_arrivals
 from kossim.sim.context import AgentContext, CoordinatorContext, ServiceContext
 from kossim.sim.eventlog import EventLog
+from kossim.sim.failover import Failover
 from kossim.sim.failures import start_failures
 from kossim.sim.faults import faulty_kernel
 from kossim.sim.kernel import Actor, Kernel, TracingKernel
@@ -103,7 +105,7 @@ class World:
         hosts = {g.node or f"{g.group}-{i}" for g in sc.agents for i in range(g.count)}
         data = {t.data.node for t in sc.workload.tasks if t.data}  # reachable even if no host
         data |= {r.node for r in sc.resources if r.node}
-        nodes = sorted(hosts | data)
+        nodes = sorted(hosts | data | set(standby_nodes(policy)))
         self._nodes = set(nodes)
         self.net = Net(sc.network, nodes, seed)
         self.role_physics = RolePhysics(sc, self.net) if uses_roles(sc) else None
@@ -166,9 +168,11 @@ class World:
         self._actors: list[Actor] = [coord, det, *self.agent_actors]
         for actor in self._actors:
             actor.behaviour.on_start(actor.ctx)
+        # Coordinator failover (kossim.sim.failover): arrivals enter through its entry.
+        self.failover = Failover(self) if failover_wanted(self.exp, self.policy) else None
         every = [*self._actors, *self.services]
         self._declared_kinds = sorted({kind for a in every for kind in a.behaviour.sends})
-        self._arrive = coord.handlers["arrival"]
+        self._arrive = self.failover.door.arrive if self.failover else coord.handlers["arrival"]
         if any(t.bundle for t in self.task_types):  # a bundle arrives as its subtasks
             self.ledger.bundled = True
             self._arrive = bundle_arrivals(self, self._arrive)

@@ -1,0 +1,462 @@
+"""Standby coordinators and the failover protocol (component kind ``standby``).
+
+The coordinators of a run form a ring: the primary (``coordinator``) and the
+policy's standbys (``coordinator-standby-<i>``, each on a node of its own).
+One of them leads; it sends every other a ``leader_beat`` ``(term, rank)``
+every ``heartbeat``. A standby that hears no beat for ``timeout`` suspects the
+leader; the standby ``p`` places after the leader in the ring waits ``p + 1``
+timeouts, so that the next one in line takes over and the others hear its
+beats. A ``hot`` standby takes over at suspicion; a ``cold`` one first starts
+its coordinator (``startup``) and stands down if the leader was heard
+meanwhile. Taking over, it raises the term, announces itself to every agent and
+to the entry (``leader``), and rebuilds its view from the agents' ``state``
+reports: until an agent reports, the new leader sends it nothing. Two leaders
+(a false suspicion) resolve by the beats: the higher term wins, then the lower
+rank; the loser's waiting tasks go back to the entry.
+
+The engine (:mod:`kossim.sim.failover`) keeps the physics: which coordinator
+process is up, the entry buffer where arrivals wait while no coordinator
+answers, the tasks of a crashed coordinator's queue, and the measurements.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from kossim.policy import Behaviour, Params
+from kossim.sim.kernel import Actor
+from kossim.sim.task import Task
+
+__all__ = ["ColdStandby", "Following", "HotStandby", "Leading", "NoStandby"]
+
+_CLASSES: dict[tuple[type, type], type] = {}
+
+
+def _mixed(mixin: type, cls: type) -> type:
+    """``cls`` with ``mixin`` in front (one class per pair, made once)."""
+    got = _CLASSES.get((mixin, cls))
+    if got is None:
+        name = f"{mixin.__name__}{cls.__name__}"
+        got = _CLASSES[(mixin, cls)] = type(name, (mixin, cls), {})
+    return got
+
+
+def _ahead(news: tuple[int, int], than: tuple[int, int]) -> bool:
+    """Whether leader ``news`` ``(term, rank)`` supersedes ``than``: a higher term, then a
+    lower rank."""
+    return news[0] > than[0] or (news[0] == than[0] and news[1] < than[1])
+
+
+class Leading:
+    """The failover side of a leading coordinator, mixed in front of the policy's own.
+
+    Knows its term and rank, beats to the other coordinators, announces itself
+    and rebuilds its views from the agents' ``state`` reports; until an agent
+    has reported, its view is down and anything it says of tasks is noted (a
+    ``done`` before the report means the report's list is stale for that task).
+    """
+
+    ctx: Any
+    views: list[Any]
+    agents: list[Actor]
+    queue: Any
+    track: bool
+    sends: tuple[str, ...]
+    rebuilt: list[bool] | None = None
+
+    def lead(self, roles: Any, term: int, rank: int, rebuilding: bool) -> None:
+        ctx = self.ctx
+        self.roles = roles
+        self.term, self.rank = term, rank
+        self.track = True  # which task went where: a report's list replaces the view's
+        self.early: set[Task] = set()
+        self.rebuilt = [not rebuilding] * len(self.views)
+        self.pending = len(self.views) if rebuilding else 0
+        self.sends = (*self.sends, "leader", "leader_beat", "cover")
+        groups = [p.group for p in ctx.profiles]
+        self.reserve = {i for i, g in enumerate(groups) if g in roles.reserve}
+        covers = roles.covers
+        self.coverable = {
+            i
+            for i, g in enumerate(groups)
+            if i not in self.reserve and (covers is None or g in covers)
+        }
+        self.active: dict[int, int] = {}  # reserve agent -> the agent it covers
+        self.covered: dict[int, int] = {}  # covered agent -> its reserve agent
+        for i in self.reserve:
+            self._mark(self.views[i], False)  # type: ignore[attr-defined]
+        if rebuilding:
+            for view in self.views:
+                self._mark(view, False)  # type: ignore[attr-defined]
+            for agent in self.agents:
+                ctx.send(agent, "leader", (term, rank))
+        ctx.send(roles.entry, "leader", (term, rank))
+        if roles.heartbeat is not None and len(roles.ring) > 1:
+            self.on_lead_beat(None, self)
+
+    def surrender(self) -> list[Task]:
+        """The tasks waiting here, taken out: the coordinator stops leading."""
+        return list(self.queue.drain())
+
+    # -- beats ---------------------------------------------------------------------------
+    def on_lead_beat(self, sender: None, token: Any) -> None:
+        if token is not self:
+            return  # a timer of an earlier incarnation of this coordinator
+        me = self.ctx.actor
+        for other in self.roles.ring:
+            if other is not me:
+                self.ctx.send(other, "leader_beat", (self.term, self.rank))
+        self.ctx.after(self.roles.heartbeat, "lead_beat", self)
+
+    def on_watch(self, sender: None, token: Any) -> None:
+        """A timer this actor set while a standby: it leads now."""
+
+    on_started = on_watch
+
+    def on_leader_beat(self, sender: Actor, news: tuple[int, int]) -> None:
+        """Another coordinator leads too: the lesser of the two steps down."""
+        if _ahead(news, (self.term, self.rank)):
+            if self.ctx.tracing:
+                self.ctx.log(
+                    "step_down",
+                    f"{sender.name} leads in term {news[0]} (rank {news[1]}), ahead of this "
+                    f"term {self.term} (rank {self.rank})",
+                )
+            self.roles.step_down(self.ctx.actor, news)
+
+    # -- the view rebuilt from the agents' reports -----------------------------------------
+    def on_state(self, sender: Actor, report: tuple[int, int, tuple[Task, ...]]) -> None:
+        """An agent's answer to the announcement: its incarnation and the tasks it holds."""
+        term, incarnation, tasks = report
+        i = sender.index
+        rebuilt = self.rebuilt
+        if term != self.term or rebuilt is None or rebuilt[i]:
+            return
+        view = self.views[i]
+        known = [t for t in tasks if t not in self.early]
+        view.tasks.clear()
+        view.tasks.update(known)
+        view.queue_length = len(known)
+        view.work_outstanding = sum(t.svc for t in known)
+        rebuilt[i] = True
+        self.pending -= 1
+        ctx = self.ctx
+        if ctx.tracing:
+            ctx.log(
+                "rebuild",
+                f"{sender.name} reports {len(known)} tasks held, incarnation {incarnation}",
+                agent=sender.name,
+            )
+        self._alive(sender, incarnation)
+        if self.pending == 0:
+            self.early.clear()
+            if ctx.tracing:
+                ctx.log("view_rebuilt", f"term {self.term}: every agent has reported")
+            self.roles.rebuilt(ctx.actor)
+
+    def _judge(self, i: int) -> bool:
+        if self.rebuilt is not None and (
+            not self.rebuilt[i] or (i in self.reserve and i not in self.active)
+        ):
+            self._mark(self.views[i], False)  # type: ignore[attr-defined]
+            return False
+        return super()._judge(i)  # type: ignore[misc]
+
+    # -- standby agents: a reserve agent covers a failed one ---------------------------------
+    def on_suspect(self, sender: Actor, news: tuple[Actor, int, bool]) -> None:
+        super().on_suspect(sender, news)  # type: ignore[misc]
+        i = news[0].index
+        if i in self.active:  # a reserve agent failed: whom it covered waits for another
+            self.covered.pop(self.active.pop(i), None)
+        if self.reserve and i in self.coverable and i not in self.covered:
+            self._cover(i)
+
+    def _cover(self, i: int) -> None:
+        failed, suspected = self.failed, self.suspected  # type: ignore[attr-defined]
+        recovered = self.recovered  # type: ignore[attr-defined]
+        for r in sorted(self.reserve):
+            if r not in self.active and not suspected[r] and failed[r] <= recovered[r]:
+                break
+        else:
+            return  # no reserve agent free and believed up
+        self.active[r], self.covered[i] = i, r
+        ctx = self.ctx
+        if ctx.tracing:
+            ctx.log(
+                "cover",
+                f"{self.agents[r].name} stands in for {self.agents[i].name}, believed down",
+                agent=self.agents[r].name,
+            )
+        self._judge(r)
+        ctx.send(self.agents[r], "cover", self.agents[i])
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        if self.pull:  # type: ignore[attr-defined]
+            self.pump()  # type: ignore[attr-defined]
+        else:
+            for task in self.queue.drain():
+                self.route(task)  # type: ignore[attr-defined]
+
+    def _alive(self, agent: Actor, incarnation: int) -> None:
+        super()._alive(agent, incarnation)  # type: ignore[misc]
+        i = agent.index
+        r = self.covered.get(i)
+        if r is not None and self.views[i].up:  # back: its reserve agent stands down
+            del self.covered[i], self.active[r]
+            if self.ctx.tracing:
+                self.ctx.log(
+                    "uncover",
+                    f"{agent.name} is back: {self.agents[r].name} returns to the reserve",
+                    agent=self.agents[r].name,
+                )
+            self._judge(r)
+
+    def on_took(self, sender: Actor, news: tuple[Actor, tuple[Task, ...]]) -> None:
+        """A reserve agent took over the waiting tasks of ``failed``: the views follow."""
+        failed, tasks = news
+        gone, view = self.views[failed.index], self.views[sender.index]
+        for task in tasks:
+            self._forget(gone, task)  # type: ignore[attr-defined]
+            view.queue_length += 1
+            view.work_outstanding += task.svc
+            view.tasks.add(task)
+        if view.listed and view.queue_length >= view.capacity:
+            self._relist(view)  # type: ignore[attr-defined]
+
+    def on_done(self, sender: Actor, task: Task) -> None:
+        if self.rebuilt is not None and not self.rebuilt[sender.index]:
+            self.early.add(task)  # its report, if still to come, lists it no more
+            return
+        super().on_done(sender, task)  # type: ignore[misc]
+
+    def on_returned(self, sender: Actor, task: Task) -> None:
+        if self.rebuilt is not None and not self.rebuilt[sender.index]:
+            self.early.add(task)
+            self.reenter(task)  # type: ignore[attr-defined]
+            return
+        super().on_returned(sender, task)  # type: ignore[misc]
+
+    def on_bounce(self, sender: Actor, news: tuple[Task, int]) -> None:
+        if self.rebuilt is not None and not self.rebuilt[sender.index]:
+            self.early.add(news[0])
+        super().on_bounce(sender, news)  # type: ignore[misc]
+
+    @classmethod
+    def leading(cls, coordinator: type) -> type:
+        return _mixed(cls, coordinator)
+
+
+class Following:
+    """The failover side of an agent, mixed in front of its behaviour: it follows the
+    leader that announced itself last (highest term, then lowest rank) and reports to it
+    what it holds, at once when up, else when repaired."""
+
+    ctx: Any
+    local: Any
+    coordinator: Actor
+    roles: Any
+    leader: tuple[int, int] = (1, 0)
+    owed = False
+
+    def on_leader(self, sender: Actor, news: tuple[int, int]) -> None:
+        if not _ahead(news, self.leader):
+            return
+        self.leader = news
+        self.coordinator = sender
+        ctx = self.ctx
+        if ctx.tracing:
+            ctx.log("follow", f"{sender.name} leads in term {news[0]}", to=sender.name)
+        if ctx.up:
+            self._report()
+        else:
+            self.owed = True
+
+    def on_cover(self, sender: Actor, failed: Actor) -> None:
+        """Stand in for ``failed``: take over the tasks waiting in its queue."""
+        ctx = self.ctx
+        tasks = self.roles.hand_over(failed, ctx.actor)
+        if ctx.tracing:
+            ctx.log(
+                "take_over",
+                f"{len(tasks)} tasks waiting at {failed.name} move here",
+                agent=failed.name,
+            )
+        for task in tasks:
+            self.on_task(sender, task)  # type: ignore[attr-defined]
+        ctx.send(self.coordinator, "took", (failed, tuple(tasks)))
+
+    def _report(self) -> None:
+        ctx = self.ctx
+        held = (*ctx.running, *self.local)
+        ctx.send(self.coordinator, "state", (self.leader[0], ctx.incarnation, held))
+
+    def on_repair(self, suspended: list[Task]) -> None:
+        super().on_repair(suspended)  # type: ignore[misc]
+        if self.owed:
+            self.owed = False
+            self._report()
+
+    @classmethod
+    def following(cls, agent: type) -> type:
+        return _mixed(cls, agent)
+
+
+class ReserveParams(Params):
+    agents: list[str] = Field(
+        default_factory=list,
+        description="agent groups held in reserve: no work until an agent they cover fails; "
+        "then one takes over that agent's waiting tasks and serves until it is back",
+    )
+    covers: list[str] | None = Field(
+        default=None, description="the groups the reserve covers (default: every other group)"
+    )
+
+
+class NoStandbyParams(ReserveParams):
+    pass
+
+
+class NoStandby(Behaviour):
+    """No standby: a crashed coordinator is restarted by its host after its down time and
+    rebuilds its view from the agents' reports; nothing is dispatched meanwhile."""
+
+    kind = "standby"
+    id = "none"
+    description = "no standby: dispatch stops until the coordinator is restarted"
+    Params: ClassVar[type[Params]] = NoStandbyParams
+    leading = staticmethod(Leading.leading)
+    following = staticmethod(Following.following)
+
+
+class HotParams(ReserveParams):
+    count: int = Field(default=1, ge=1, le=8, description="standby coordinators")
+    heartbeat: float = Field(default=1.0, gt=0, description="time between the leader's beats")
+    timeout: float = Field(
+        default=3.0, gt=0, description="silence after which a standby suspects the leader"
+    )
+
+
+class ColdParams(HotParams):
+    startup: float = Field(
+        default=5.0, ge=0, description="time to start a coordinator once the leader is suspected"
+    )
+
+
+class HotStandby(Behaviour):
+    """A standby coordinator: watch the leader's beats; take over when they stop."""
+
+    kind = "standby"
+    id = "hot"
+    description = "standby coordinators that take over as soon as the leader is suspected"
+    Params: ClassVar[type[Params]] = HotParams
+    sends: tuple[str, ...] = ("suspect", "trust")
+    leading = staticmethod(Leading.leading)
+    following = staticmethod(Following.following)
+
+    @property
+    def startup(self) -> float:
+        return float(getattr(self.params, "startup", 0.0))
+
+    def bind(self, roles: Any, rank: int, term: int, leader: int | None) -> None:
+        """Its place: the engine's verbs, its rank in the ring, the term it knows and the
+        leader's rank (``None``: restarted, it knows no leader yet)."""
+        self.roles = roles
+        self.rank, self.term, self.leader = rank, term, leader
+
+    def on_start(self, ctx: Any) -> None:
+        super().on_start(ctx)
+        self.last = ctx.now
+        self.starting = -1.0  # when a cold start began (-1: not starting)
+        ctx.after(self._deadline() - ctx.now, "watch", self)
+
+    def _deadline(self) -> float:
+        n = len(self.roles.ring)
+        ahead = n - 1 if self.leader is None else (self.rank - self.leader - 1) % n
+        return self.last + self.params.timeout * (ahead + 1)
+
+    def on_leader_beat(self, sender: Actor, news: tuple[int, int]) -> None:
+        if news[0] >= self.term:
+            self.term, self.leader = news
+            self.last = self.ctx.now
+
+    def on_lead_beat(self, sender: None, token: Any) -> None:
+        """A timer this actor set while it led: it leads no more."""
+
+    def on_watch(self, sender: None, token: Any) -> None:
+        if token is not self or self.starting >= 0:
+            return
+        ctx = self.ctx
+        deadline = self._deadline()
+        if ctx.now < deadline:  # a beat came since the timer was set
+            ctx.after(deadline - ctx.now, "watch", self)
+            return
+        if ctx.tracing:
+            who = "the leader" if self.leader is None else self.roles.ring[self.leader].name
+            ctx.log(
+                "suspect",
+                f"no beat from {who} since {self.last:.6g} (timeout {self.params.timeout:g}, "
+                f"rank {self.rank})",
+            )
+        self.roles.suspected(ctx.actor, self.leader)
+        if self.startup > 0:
+            self.starting = ctx.now
+            ctx.after(self.startup, "started", self)
+        else:
+            self.roles.promote(ctx.actor, self.term + 1)
+
+    def on_started(self, sender: None, token: Any) -> None:
+        """A cold standby's coordinator has started: take over unless the leader spoke."""
+        if token is not self:
+            return
+        ctx = self.ctx
+        began, self.starting = self.starting, -1.0
+        if self.last > began:
+            if ctx.tracing:
+                ctx.log("stand_down", f"a leader was heard during start-up (at {self.last:.6g})")
+            ctx.after(max(0.0, self._deadline() - ctx.now), "watch", self)
+            return
+        self.roles.promote(ctx.actor, self.term + 1)
+
+    # -- what reaches a standby by mistake -----------------------------------------------
+    def _leader(self) -> Actor | None:
+        return None if self.leader is None else self.roles.ring[self.leader]
+
+    def on_suspect(self, sender: Actor, news: Any) -> None:
+        """The failure detector writes to the primary's address: relayed to the leader."""
+        leader = self._leader()
+        if leader is not None:
+            self.ctx.send(leader, "suspect", news)
+
+    def on_trust(self, sender: Actor, news: Any) -> None:
+        leader = self._leader()
+        if leader is not None:
+            self.ctx.send(leader, "trust", news)
+
+    def on_arrival(self, sender: Any, task: Task) -> None:
+        self.roles.refuse(self.ctx.actor, "arrival", task)
+
+    def on_done(self, sender: Actor, task: Task) -> None:
+        self.roles.refuse(self.ctx.actor, "done", task)
+
+    def on_returned(self, sender: Actor, task: Task) -> None:
+        self.roles.refuse(self.ctx.actor, "returned", task)
+
+    def on_bounce(self, sender: Actor, news: tuple[Task, int]) -> None:
+        self.roles.refuse(self.ctx.actor, "bounce", news)
+
+    def on_repaired(self, sender: Actor, news: Any) -> None:
+        self.roles.refuse(self.ctx.actor, "repaired", news)
+
+    def on_state(self, sender: Actor, news: Any) -> None:
+        self.roles.refuse(self.ctx.actor, "state", news)
+
+
+class ColdStandby(HotStandby):
+    """A cold standby: after suspecting the leader it needs ``startup`` before it leads."""
+
+    id = "cold"
+    description = "standby coordinators that start a coordinator (startup) once they suspect"
+    Params: ClassVar[type[Params]] = ColdParams
