@@ -262,6 +262,8 @@ class PolicySpec(Strict):
     ``dispatch``, ``routing`` and ``queue`` are the components the built-in
     ``queueing`` coordinator and ``worker`` agents use; ``coordinator``,
     ``agent`` and ``detector`` name the behaviours of the actors themselves.
+    ``retry`` (none by default) decides when a failed attempt is tried again
+    (:mod:`policies.retry`).
     """
 
     name: Name
@@ -271,14 +273,18 @@ class PolicySpec(Strict):
     coordinator: ComponentRef = "queueing"
     agent: ComponentRef = "worker"
     detector: ComponentRef = "oracle"
+    retry: ComponentRef | None = None
 
-    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector")
+    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector", "retry")
     @classmethod
-    def _component_exists(cls, ref: ComponentRef, info: ValidationInfo) -> ComponentRef:
+    def _component_exists(
+        cls, ref: ComponentRef | None, info: ValidationInfo
+    ) -> ComponentRef | None:
         from kossim.registry import resolve
 
         assert info.field_name is not None
-        resolve(info.field_name, ref)
+        if ref is not None:
+            resolve(info.field_name, ref)
         return ref
 
 
