@@ -30,7 +30,6 @@ its task and reason, so ``kossim trace`` shows a task's life across retries.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable
 from typing import Any
 
@@ -81,20 +80,21 @@ class RetryQueue:
         self.last_delay: dict[int, float] = {}  # task id -> its last retry delay
         self.pending: dict[Task, int] = {}  # task -> number of its latest timed send
         self.sent = 0
-        # Measured tasks only (arrived after the warm-up).
-        self.retry_times: list[float] = []  # when each retry re-entered routing
-        self.delays: list[float] = []
-        self.failed_by: dict[str, int] = dict.fromkeys(REASONS, 0)
-        self.dead_lettered = 0
-        self.given_up = 0
+        # What happened, with the arrival time of the task it happened to: the metrics
+        # count the tasks measured, those that arrived after the warm-up (known at the end,
+        # when the warm-up is found from the run itself).
+        self.retries: list[tuple[float, float]] = []  # (when it re-entered, arrival)
+        self.delays: list[tuple[float, float]] = []  # (delay, arrival)
+        self.failures_seen: list[tuple[str, float]] = []  # (why, arrival)
+        self.dead: list[float] = []  # arrivals of the tasks dead-lettered
+        self.gave_up: list[float] = []  # arrivals of the tasks given up
 
     # -- the hook ------------------------------------------------------------------------
     def attempt_failed(self, task: Task, why: str, agent: Actor | None = None) -> None:
         """``task``'s attempt failed (``why``: one of :data:`REASONS`); ``agent``: where
         it was sent, when the attempt may still run there (a suspicion, a timeout)."""
         ctx = self.ctx
-        if task.measured:
-            self.failed_by[why] += 1
+        self.failures_seen.append((why, task.arrival))
         if agent is not None:  # it may still run there
             if not self.at_least_once:
                 if ctx.tracing:
@@ -119,8 +119,7 @@ class RetryQueue:
             return
         delay = self.retry.delay(n, self.last_delay.get(task.id, 0.0))
         self.last_delay[task.id] = delay
-        if task.measured:
-            self.delays.append(delay)
+        self.delays.append((delay, task.arrival))
         if ctx.tracing:
             copy = f" (copy {task.copy})" if task.copy else ""
             ctx.log(
@@ -150,8 +149,7 @@ class RetryQueue:
         self._reenter(task)
 
     def _reenter(self, task: Task) -> None:
-        if task.measured:
-            self.retry_times.append(self.ctx.now)
+        self.retries.append((self.ctx.now, task.arrival))
         self.coord.reenter(task)
 
     def _dead_letter(self, task: Task, why: str, n: int) -> None:
@@ -164,8 +162,8 @@ class RetryQueue:
                 ending="dead_letter",
             )
         ctx.abandon(task)
-        if task.measured and task.end >= 0:  # ended the task (not a copy racing on)
-            self.dead_lettered += 1
+        if task.end >= 0:  # it ended the task (not a copy while another races on)
+            self.dead.append(task.arrival)
 
     def _give_up(self, task: Task, why: str) -> None:
         ctx = self.ctx
@@ -178,8 +176,8 @@ class RetryQueue:
                 ending="given_up",
             )
         ctx.abandon(task)
-        if task.measured and task.end >= 0:
-            self.given_up += 1
+        if task.end >= 0:
+            self.gave_up.append(task.arrival)
 
     # -- timeouts --------------------------------------------------------------------------
     def timed_send(self, view: Any, task: Task) -> None:
@@ -216,17 +214,18 @@ class RetryQueue:
     def metric_rows(self, start: float, end: float) -> list[MetricRow]:
         """``retry_sends``, ``retry_rate_peak``, ``retry_delay_mean``, ``dead_lettered``,
         ``given_up`` and ``attempt_failures`` (scopes ``all`` and ``reason=R``)."""
-        times = self.retry_times[bisect_left(self.retry_times, start) :]
-        delays = self.delays
+        times = [t for t, arrival in self.retries if arrival >= start]
+        delays = [d for d, arrival in self.delays if arrival >= start]
+        failed = [why for why, arrival in self.failures_seen if arrival >= start]
         rows: list[MetricRow] = [
             ("retry_sends", "all", float(len(times))),
             ("retry_rate_peak", "all", peak_rate(times, self.window)),
             ("retry_delay_mean", "all", sum(delays) / len(delays) if delays else float("nan")),
-            ("dead_lettered", "all", float(self.dead_lettered)),
-            ("given_up", "all", float(self.given_up)),
-            ("attempt_failures", "all", float(sum(self.failed_by.values()))),
+            ("dead_lettered", "all", float(sum(a >= start for a in self.dead))),
+            ("given_up", "all", float(sum(a >= start for a in self.gave_up))),
+            ("attempt_failures", "all", float(len(failed))),
         ]
-        rows.extend(("attempt_failures", f"reason={r}", float(self.failed_by[r])) for r in REASONS)
+        rows.extend(("attempt_failures", f"reason={r}", float(failed.count(r))) for r in REASONS)
         return rows
 
 

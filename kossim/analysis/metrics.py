@@ -38,6 +38,7 @@ CORE_METRICS = (
     "sojourn_p95",
     "sojourn_p99",
     "throughput",
+    "goodput",
     "utilization",
     "busy_share",
     "arrived",

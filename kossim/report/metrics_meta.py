@@ -35,6 +35,7 @@ METRIC_DIRECTION: dict[str, int] = {
     "sojourn_p95": -1,
     "sojourn_p99": -1,
     "throughput": +1,
+    "goodput": +1,
     "utilization": 0,
     "busy_share": 0,
     "arrived": 0,
@@ -89,6 +90,7 @@ METRIC_LABEL: dict[str, tuple[str, str]] = {
     "sojourn_p95": ("95th percentile sojourn", TIME_UNIT),
     "sojourn_p99": ("99th percentile sojourn", TIME_UNIT),
     "throughput": ("throughput", RATE_UNIT),
+    "goodput": ("goodput (completed by the deadline)", RATE_UNIT),
     "utilization": ("utilisation (of time up)", "fraction"),
     "busy_share": ("busy share (of all time)", "fraction"),
     "arrived": ("arrived", "tasks"),
@@ -168,6 +170,28 @@ METRIC_LABEL.update(
         "quarantine_tasks": ("results reported until quarantine", "tasks"),
         "quarantine_outcomes": ("verified outcomes until quarantine", "outcomes"),
         "reputation": ("reputation (posterior mean)", "probability"),
+    }
+)
+
+# Retry queues, backoff and dead letters (policies/retry.py, policies/retry_queue.py).
+METRIC_DIRECTION.update(
+    {
+        "retry_sends": -1,
+        "retry_rate_peak": -1,
+        "retry_delay_mean": 0,
+        "dead_lettered": -1,
+        "given_up": -1,
+        "attempt_failures": -1,
+    }
+)
+METRIC_LABEL.update(
+    {
+        "retry_sends": ("failed attempts sent to routing again", "retries"),
+        "retry_rate_peak": ("retry storm: most retries in a window", "retries per unit time"),
+        "retry_delay_mean": ("mean wait in the retry queue", TIME_UNIT),
+        "dead_lettered": ("tasks dead-lettered (out of attempts)", "tasks"),
+        "given_up": ("tasks given up (at-most-once)", "tasks"),
+        "attempt_failures": ("failed attempts", "attempts"),
     }
 )
 
