@@ -88,6 +88,7 @@ class RetryQueue:
         self.failures_seen: list[tuple[str, float]] = []  # (why, arrival)
         self.dead: list[float] = []  # arrivals of the tasks dead-lettered
         self.gave_up: list[float] = []  # arrivals of the tasks given up
+        self.skipped: list[float] = []  # arrivals of tasks that ended before their retry
 
     # -- the hook ------------------------------------------------------------------------
     def attempt_failed(self, task: Task, why: str, agent: Actor | None = None) -> None:
@@ -141,6 +142,7 @@ class RetryQueue:
         """A task's backoff is over: it re-enters routing (unless it ended meanwhile)."""
         del self.waiting[task]
         if task.end >= 0 or task.cancelled:
+            self.skipped.append(task.arrival)
             if self.ctx.tracing:
                 self.ctx.log(
                     "retry_skip", f"task {task.id}: ended while waiting for its retry", task
@@ -212,8 +214,9 @@ class RetryQueue:
 
     # -- metrics ----------------------------------------------------------------------------
     def metric_rows(self, start: float, end: float) -> list[MetricRow]:
-        """``retry_sends``, ``retry_rate_peak``, ``retry_delay_mean``, ``dead_lettered``,
-        ``given_up`` and ``attempt_failures`` (scopes ``all`` and ``reason=R``)."""
+        """``retry_sends``, ``retry_rate_peak``, ``retry_delay_mean``, ``retries_skipped``,
+        ``dead_lettered``, ``given_up`` and ``attempt_failures`` (scopes ``all`` and
+        ``reason=R``), over the tasks measured: those that arrived from ``start`` on."""
         times = [t for t, arrival in self.retries if arrival >= start]
         delays = [d for d, arrival in self.delays if arrival >= start]
         failed = [why for why, arrival in self.failures_seen if arrival >= start]
@@ -221,6 +224,7 @@ class RetryQueue:
             ("retry_sends", "all", float(len(times))),
             ("retry_rate_peak", "all", peak_rate(times, self.window)),
             ("retry_delay_mean", "all", sum(delays) / len(delays) if delays else float("nan")),
+            ("retries_skipped", "all", float(sum(a >= start for a in self.skipped))),
             ("dead_lettered", "all", float(sum(a >= start for a in self.dead))),
             ("given_up", "all", float(sum(a >= start for a in self.gave_up))),
             ("attempt_failures", "all", float(len(failed))),
