@@ -220,3 +220,31 @@ def test_goodput_counts_completions_by_the_deadline() -> None:
     late, _, _ = _run(cfg)
     assert 0 < late[("goodput", "all")] < late[("throughput", "all")]
     assert not math.isnan(late[("deadline_miss_rate", "all")])
+
+
+@pytest.mark.parametrize(
+    "more",
+    [
+        {"dispatch": "central"},
+        {"coordinator": {"id": "contract_net", "window": 0.3}},
+        {"coordinator": "trust_gated"},
+        {"agent": "delegating"},
+    ],
+    ids=["central", "contract_net", "trust_gated", "delegating"],
+)
+def test_the_queueing_family_consults_the_retry_component(more: dict[str, Any]) -> None:
+    """Every coordinator built on ``queueing`` retries through the component; nothing lost."""
+    cfg = _outage({"id": "backoff", "base": 0.5, "cap": 4.0, "timeout": 2.0})
+    cfg["policies"][0].update(more)
+    metrics, rows, _ = _run(cfg)
+    assert metrics[("attempt_failures", "all")] > 0
+    assert any(r[1] == "retry" for r in rows)
+
+
+def test_a_coordinator_that_never_consults_retry_refuses_it() -> None:
+    """A tree coordinator has no retry queue: naming one fails the run with the reason."""
+    cfg = _outage({"id": "immediate"})
+    cfg["policies"][0]["coordinator"] = "tree"
+    result = simulate(RunSpec.make(cfg, "p", (), 0))
+    assert result.status == "failed"
+    assert "never consult one" in (result.error or "")
