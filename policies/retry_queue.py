@@ -95,6 +95,8 @@ class RetryQueue:
         """``task``'s attempt failed (``why``: one of :data:`REASONS`); ``agent``: where
         it was sent, when the attempt may still run there (a suspicion, a timeout)."""
         ctx = self.ctx
+        if task.cancelled:  # a copy that lost its race on its way: nothing to retry
+            return
         self.failures_seen.append((why, task.arrival))
         if agent is not None:  # it may still run there
             if not self.at_least_once:

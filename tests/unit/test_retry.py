@@ -237,7 +237,12 @@ def test_the_queueing_family_consults_the_retry_component(more: dict[str, Any]) 
     cfg = _outage({"id": "backoff", "base": 0.5, "cap": 4.0, "timeout": 2.0})
     cfg["policies"][0].update(more)
     metrics, rows, _ = _run(cfg)
-    assert metrics[("attempt_failures", "all")] > 0
+    assert metrics[("attempt_failures", "reason=timeout")] > 0
+    assert (
+        metrics[("attempt_failures", "reason=lost")]
+        + metrics[("attempt_failures", "reason=bounced")]
+        > 0
+    )
     assert any(r[1] == "retry" for r in rows)
 
 
