@@ -56,6 +56,8 @@ class Queueing(CandidatePools, DelegationNotices, Behaviour):
     description = "a waiting queue and per-agent views; dispatch, routing and queue components"
     sends: tuple[str, ...] = ("task",)
     Params: ClassVar[type[Params]] = QueueingParams
+    #: Optional components it builds at its start: a policy may name them.
+    consults: ClassVar[tuple[str, ...]] = ("retry",)
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)

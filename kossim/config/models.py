@@ -287,6 +287,23 @@ class PolicySpec(Strict):
             resolve(info.field_name, ref)
         return ref
 
+    @model_validator(mode="after")
+    def _retry_consulted(self) -> PolicySpec:
+        """A ``retry`` component needs a coordinator that consults one (its ``consults``)."""
+        if self.retry is None:
+            return self
+        from kossim.registry import resolve
+
+        coordinator = resolve("coordinator", self.coordinator).cls
+        if "retry" not in getattr(coordinator, "consults", ()):
+            raise FieldError(
+                f"coordinator {coordinator.id!r} never consults a retry component; drop retry "
+                "or choose a coordinator of the queueing family (queueing, contract_net, "
+                "bundles, trust_gated)",
+                "retry",
+            )
+        return self
+
 
 SEED_MAX = 2**63 - 1
 """Seeds are stored in a 64-bit integer column."""

@@ -61,12 +61,6 @@ class _TypeSpec:
         )
 
 
-CONSULTED_AT_START = ("retry",)
-"""Optional component kinds (none by default) that the behaviours using them build at their
-start: a policy naming one that no behaviour asked for is refused (the queueing coordinator
-family consults ``retry``; a ``tree`` coordinator does not)."""
-
-
 class World:
     """Everything one run needs; :meth:`run` simulates it and returns the recorder."""
 
@@ -155,7 +149,6 @@ class World:
         self._actors: list[Actor] = [coord, det, *self.agent_actors]
         for actor in self._actors:
             actor.behaviour.on_start(actor.ctx)
-        self._check_consulted()
         every = [*self._actors, *self.services]
         self._declared_kinds = sorted({kind for a in every for kind in a.behaviour.sends})
         self._arrive = coord.handlers["arrival"]
@@ -166,18 +159,6 @@ class World:
             self._arrive = patient_arrivals(self, self._arrive)
         if self.kernel.log is not None:
             trace_tasks(self, self.kernel.log)
-
-    def _check_consulted(self) -> None:
-        """An optional component the policy names that behaviours ask for at their start
-        (:data:`CONSULTED_AT_START`) must have been asked for: else the policy would
-        silently run without it."""
-        for kind in CONSULTED_AT_START:
-            if getattr(self.policy, kind, None) is not None and kind not in self._components:
-                raise ValueError(
-                    f"policy {self.policy.name!r} names a {kind} component, but its "
-                    f"coordinator {self.coordinator.id!r} and agents never consult one; "
-                    f"drop {kind} or choose a coordinator that does (e.g. queueing)"
-                )
 
     def spawn(self, kind: str, name: str, node: str, behaviour: Any) -> Actor:
         """Place a new actor of ``kind`` running ``behaviour`` on ``node`` and start it.

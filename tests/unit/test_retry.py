@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from kossim.config.models import Experiment
 from kossim.conformance_actors import check_behaviour
 from kossim.errors import FieldError
 from kossim.registry import build, resolve
@@ -247,9 +248,8 @@ def test_the_queueing_family_consults_the_retry_component(more: dict[str, Any]) 
 
 
 def test_a_coordinator_that_never_consults_retry_refuses_it() -> None:
-    """A tree coordinator has no retry queue: naming one fails the run with the reason."""
+    """A tree coordinator has no retry queue: naming one is refused at load, at the field."""
     cfg = _outage({"id": "immediate"})
     cfg["policies"][0]["coordinator"] = "tree"
-    result = simulate(RunSpec.make(cfg, "p", (), 0))
-    assert result.status == "failed"
-    assert "never consult one" in (result.error or "")
+    with pytest.raises(ValueError, match="coordinator 'tree' never consults a retry component"):
+        Experiment.model_validate(cfg)
