@@ -7,6 +7,9 @@ arrived = completed + abandoned + rejected + in_flight, ``lost`` is 0, no
 task is recorded twice although timed-out attempts are re-sent as copies
 (``duplicates``), and every abandoned task was dead-lettered, with its reason in
 the execution log. Every retry waits within ``[0, cap]``.
+
+With at-most-once delivery no copy is ever made, and every task abandoned was
+given up (an attempt that may have run) or dead-lettered.
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ def retry_scenarios(draw: st.DrawFn) -> dict[str, Any]:
             jitter=draw(st.sampled_from(["none", "full", "equal", "decorrelated"])),
         )
     cfg["policies"][0]["retry"] = retry
+    if draw(st.booleans()):  # a heartbeat detector: false suspicions write attempts off
+        h = draw(st.sampled_from([0.25, 0.5]))
+        cfg["policies"][0]["detector"] = {"id": "timeout", "interval": h, "timeout": h * 1.5}
     return cfg
 
 
@@ -113,3 +119,27 @@ def test_at_least_once_never_loses_a_task(cfg: dict[str, Any], seed: int) -> Non
     assert m[("duplicates", "all")] >= 0 and np.isfinite(m[("duplicate_work", "all")])
     if retry["timeout"] is None:
         assert m[("attempt_failures", "reason=timeout")] == 0
+
+
+@given(cfg=retry_scenarios(), seed=st.integers(0, 2**16))
+def test_at_most_once_never_copies_a_task(cfg: dict[str, Any], seed: int) -> None:
+    """No duplicates, no timeouts; each abandoned task was given up or dead-lettered."""
+    retry = cfg["policies"][0]["retry"]
+    retry["delivery"] = "at_most_once"
+    retry["timeout"] = None
+    spec = RunSpec.make(cfg, "p", (), seed, trace=True)
+    with guarded_engine():
+        world, cols = simulate_world(spec)
+    assert cols["id"].tolist() == list(range(world.arrived))
+    assert world.ledger.duplicates == 0
+    log = world.kernel.log
+    assert log is not None
+    ended = {row[2] for row in log.rows if row[1] in ("give_up", "dead_letter")}
+    abandoned = set(cols["id"][cols["state"] == ABANDONED].tolist())
+    assert abandoned <= ended
+    result = simulate(RunSpec.make(cfg, "p", (), seed))
+    assert result.status == "ok", result.error
+    m = {(name, scope): v for name, scope, v in result.metrics}
+    assert m[("lost", "all")] == 0 and m[("duplicates", "all")] == 0
+    gone = m[("given_up", "all")] + m[("dead_lettered", "all")]
+    assert m[("abandoned", "all")] == gone
