@@ -52,6 +52,8 @@ def hook_retry(coord: Any, ctx: Any) -> None:
     rq = coord.retry_queue = RetryQueue(coord, ctx, retry)
     coord.attempt_failed = rq.attempt_failed
     coord.on_retry_due = rq.on_retry_due
+    rq.done = coord.on_done
+    coord.on_done = rq.on_done
     base_held, base_rows = coord.held, coord.metric_rows
     coord.held = lambda: [*base_held(), *rq.waiting]
     coord.metric_rows = lambda start, end: [*base_rows(start, end), *rq.metric_rows(start, end)]
@@ -75,6 +77,7 @@ class RetryQueue:
         self.timeout: float | None = params.timeout
         self.window: float = params.window
         self.send: Callable[[Any, Task], None] = coord._send
+        self.done: Callable[[Actor, Task], None] = coord.on_done
         self.waiting: dict[Task, Timer] = {}  # in the retry queue, in order of entry
         self.failures: dict[int, int] = {}  # task id -> failed attempts (copies share it)
         self.last_delay: dict[int, float] = {}  # task id -> its last retry delay
@@ -182,6 +185,13 @@ class RetryQueue:
         ctx.abandon(task)
         if task.end >= 0:
             self.gave_up.append(task.arrival)
+
+    def on_done(self, sender: Actor, task: Task) -> None:
+        """A task's ending reported: its failure count is no longer needed."""
+        if self.failures:
+            self.failures.pop(task.id, None)
+            self.last_delay.pop(task.id, None)
+        self.done(sender, task)
 
     # -- timeouts --------------------------------------------------------------------------
     def timed_send(self, view: Any, task: Task) -> None:
