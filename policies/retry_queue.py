@@ -52,15 +52,13 @@ def hook_retry(coord: Any, ctx: Any) -> None:
     rq = coord.retry_queue = RetryQueue(coord, ctx, retry)
     coord.attempt_failed = rq.attempt_failed
     coord.on_retry_due = rq.on_retry_due
-    rq.done = coord.on_done
-    coord.on_done = rq.on_done
+    coord.on_done = rq.on_done  # after RetryQueue kept the coordinator's own
     base_held, base_rows = coord.held, coord.metric_rows
     coord.held = lambda: [*base_held(), *rq.waiting]
     coord.metric_rows = lambda start, end: [*base_rows(start, end), *rq.metric_rows(start, end)]
     if retry.params.timeout is not None:
         coord.track = True  # the timeout asks whether the attempt was reported
-        rq.send = coord._send
-        coord._send = rq.timed_send
+        coord._send = rq.timed_send  # after RetryQueue kept the coordinator's own
         coord.on_attempt_timeout = rq.on_attempt_timeout
 
 
