@@ -367,7 +367,7 @@ def policies() -> None:
     table = Table(title="policy components")
     for col in ("kind", "id", "description", "parameters"):
         table.add_column(col)
-    for kind in registered_kinds():  # the built-in kinds, then any others (locks, ...)
+    for kind in registered_kinds():  # the built-in kinds, then newer ones (retry, ...)
         for ident, cls in sorted(available(kind).items()):
             params = (
                 ", ".join(

@@ -80,7 +80,12 @@ class Worker(Behaviour):
                 task.state = QUEUED
                 self.local.push(task)
             return
-        if len(ctx.running) < ctx.capacity or (self.preemptive and self._preempt_for(task)):
+        # A preemption frees a slot, but the victim's return may be delivered at once and
+        # fill it (a view that undercounts this agent: an attempt written off or timed out
+        # that still runs here): then the task waits here instead.
+        if len(ctx.running) < ctx.capacity or (
+            self.preemptive and self._preempt_for(task) and len(ctx.running) < ctx.capacity
+        ):
             ctx.start(task)
         else:
             task.state = QUEUED
@@ -181,15 +186,26 @@ class Worker(Behaviour):
             ctx.orphan(running + self.local.drain())
 
     def on_repair(self, suspended: list[Task]) -> None:
+        """Back up: the suspended tasks take their slots again before anything is reported,
+        since a report delivered at once may bring a task for a slot that looks free."""
         ctx = self.ctx
+        ended: list[Task] = []
+        cancelled: list[Task] = []  # copies whose sibling finished meanwhile: discarded
         for t in suspended:
             if self.restarts:
                 if t.attempts >= ctx.max_attempts:  # out of attempts: abandoned, as under requeue
                     ctx.abandon(t)
-                    ctx.send(self.coordinator, "done", t)
+                    ended.append(t)
                     continue
                 ctx.restart(t)
+            if t.cancelled:
+                cancelled.append(t)
+                continue
             ctx.start(t)
+        for t in cancelled:
+            ctx.start(t)  # the engine discards it (on_discard reports it)
+        for t in ended:
+            ctx.send(self.coordinator, "done", t)
         self._fill()
         ctx.send(self.coordinator, "repaired", ctx.incarnation)
 

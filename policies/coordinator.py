@@ -21,6 +21,7 @@ from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_
 from policies.backpressure import bounded
 from policies.candidate_pools import CandidatePools
 from policies.notices import DelegationNotices
+from policies.retry_queue import hook_retry
 from policies.role_based import hook_roles, role_tiers
 
 __all__ = ["Queueing", "QueueingParams"]
@@ -55,6 +56,8 @@ class Queueing(CandidatePools, DelegationNotices, Behaviour):
     description = "a waiting queue and per-agent views; dispatch, routing and queue components"
     sends: tuple[str, ...] = ("task",)
     Params: ClassVar[type[Params]] = QueueingParams
+    #: Optional components it builds at its start: a policy may name them.
+    consults: ClassVar[tuple[str, ...]] = ("retry",)
 
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)
@@ -110,6 +113,7 @@ class Queueing(CandidatePools, DelegationNotices, Behaviour):
                 self._relist(v)
         bounded(self)
         hook_roles(self, ctx, tiers)
+        hook_retry(self, ctx)
 
     def pulls(self, ctx: Any) -> bool:
         """Whether tasks wait here for a free slot (pull) rather than leave on arrival (push):
@@ -312,7 +316,7 @@ class Queueing(CandidatePools, DelegationNotices, Behaviour):
         self.failed[i] = max(self.failed[i], incarnation)
         self._judge(i)
         self._forget(self.views[i], task)
-        self.reenter(task)
+        self.attempt_failed(task, "bounced")
 
     def on_renege(self, sender: Any, task: Task) -> None:
         """The engine: ``task`` ran out of patience while waiting (recorded already); it
@@ -383,10 +387,27 @@ class Queueing(CandidatePools, DelegationNotices, Behaviour):
         for task in ctx.reclaim(agent):
             book = self.delegated.pop(task, None) if self.delegated else None
             self._forget(self.views[book[0]] if book and book[0] >= 0 else view, task)
-            if task.fresh and task.attempts >= ctx.max_attempts:
-                ctx.abandon(task)
-            else:
-                self.reenter(task)
+            self.attempt_failed(task, "lost")
+
+    def attempt_failed(self, task: Task, why: str, agent: Actor | None = None) -> None:
+        """The one place a failed attempt of ``task`` is decided (``why``: ``lost`` with a
+        crashed agent, ``bounced`` by a down one, ``suspected``: written off with a suspected
+        ``agent``, where it may still run). Without a ``retry`` component: a bounce
+        re-enters; another failure re-enters, or is abandoned once out of the scenario's
+        ``max_attempts``; what is re-sent for a suspected agent is the engine's answer to
+        ``ctx.recover`` (the task if it was lost, else a copy). A ``retry`` component swaps
+        in its own rule (:mod:`policies.retry_queue`).
+        """
+        ctx = self.ctx
+        if agent is not None:
+            again = ctx.recover(task, agent)
+            if again is None:
+                return
+            task = again
+        if why != "bounced" and task.fresh and task.attempts >= ctx.max_attempts:
+            ctx.abandon(task)
+        else:
+            self.reenter(task)
 
     def _write_off(self, agent: Actor) -> None:
         """``requeue``, a suspected agent: re-send every task sent there and not reported.
@@ -398,13 +419,7 @@ class Queueing(CandidatePools, DelegationNotices, Behaviour):
         ctx = self.ctx
         for task in sorted(view.tasks, key=_lineage):
             self._forget(view, task)
-            again = ctx.recover(task, agent)
-            if again is None:
-                continue
-            if again.fresh and again.attempts >= ctx.max_attempts:
-                ctx.abandon(again)
-            else:
-                self.reenter(again)
+            self.attempt_failed(task, "suspected", agent)
         if ctx.tracing:
             ctx.log("write_off", f"{agent.name} suspected: its tasks re-sent", agent=agent.name)
 

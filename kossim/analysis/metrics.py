@@ -41,6 +41,7 @@ CORE_METRICS = (
     "sojourn_p95",
     "sojourn_p99",
     "throughput",
+    "goodput",
     "utilization",
     "busy_share",
     "arrived",

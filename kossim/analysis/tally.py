@@ -62,6 +62,7 @@ class Tally:
         "judged",
         "missed",
         "n",
+        "on_time",
         "rejected",
         "reneged",
         "retries",
@@ -75,6 +76,7 @@ class Tally:
         self.sojourn = sojourn
         self.n = self.done = self.abandoned = self.rejected = self.reneged = self.dropped = 0
         self.wait_pos = self.retries = self.missed = self.judged = self.hops_sum = 0
+        self.on_time = 0  # completed by the deadline (or with none): goodput's count
         self.wait_sum = self.sojourn_sum = self.handoff_sum = 0.0
 
     @classmethod
@@ -115,6 +117,7 @@ class Tally:
         t.sojourn_sum = float(sojourn.sum())
         t.retries = int(np.maximum(cols["attempts"][sel].astype(np.int64) - 1, 0).sum())
         t.missed = int(missed.sum())
+        t.on_time = int((done & ~finished_late).sum())
         t.judged = int(judged.sum())
         t.hops_sum = int(cols["hops"][sel][done].astype(np.int64).sum())
         t.handoff_sum = float(cols["handoff"][sel][done].sum())
@@ -150,6 +153,7 @@ class Tally:
             "sojourn_p95": q(95),
             "sojourn_p99": q(99),
             "throughput": float(done) / span if span > 0 else float("nan"),
+            "goodput": float(self.on_time) / span if span > 0 else float("nan"),
             "retries": float(self.retries),
             "deadline_miss_rate": self.missed / self.judged if self.judged else float("nan"),
             "hops_mean": _mean(float(self.hops_sum), done),

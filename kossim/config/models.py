@@ -296,6 +296,7 @@ COMPONENT_FIELDS = (
     "detector",
     "locks",
     "standby",
+    "retry",
 )
 """The fields of a policy that name a component (one kind each)."""
 
@@ -306,6 +307,8 @@ class PolicySpec(Strict):
     ``dispatch``, ``routing`` and ``queue`` are the components the built-in
     ``queueing`` coordinator and ``worker`` agents use; ``coordinator``,
     ``agent`` and ``detector`` name the behaviours of the actors themselves.
+    ``retry`` (none by default) decides when a failed attempt is tried again
+    (:mod:`policies.retry`).
     """
 
     name: Name
@@ -319,15 +322,36 @@ class PolicySpec(Strict):
     standby: ComponentRef = Field(
         default="none", description="standby coordinators: none, hot or cold (failover)"
     )
+    retry: ComponentRef | None = None
 
     @field_validator(*COMPONENT_FIELDS)
     @classmethod
-    def _component_exists(cls, ref: ComponentRef, info: ValidationInfo) -> ComponentRef:
+    def _component_exists(
+        cls, ref: ComponentRef | None, info: ValidationInfo
+    ) -> ComponentRef | None:
         from kossim.registry import resolve
 
         assert info.field_name is not None
-        resolve(info.field_name, ref)
+        if ref is not None:
+            resolve(info.field_name, ref)
         return ref
+
+    @model_validator(mode="after")
+    def _retry_consulted(self) -> PolicySpec:
+        """A ``retry`` component needs a coordinator that consults one (its ``consults``)."""
+        if self.retry is None:
+            return self
+        from kossim.registry import resolve
+
+        coordinator = resolve("coordinator", self.coordinator).cls
+        if "retry" not in getattr(coordinator, "consults", ()):
+            raise FieldError(
+                f"coordinator {coordinator.id!r} never consults a retry component; drop retry "
+                "or choose a coordinator of the queueing family (queueing, contract_net, "
+                "bundles, trust_gated)",
+                "retry",
+            )
+        return self
 
 
 SEED_MAX = 2**63 - 1

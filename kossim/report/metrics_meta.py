@@ -245,6 +245,30 @@ METRIC_LABEL.update(
     }
 )
 
+# Retry queues, backoff and dead letters (policies/retry.py, policies/retry_queue.py).
+METRIC_DIRECTION.update(
+    {
+        "retry_sends": -1,
+        "retry_rate_peak": -1,
+        "retry_delay_mean": 0,
+        "retries_skipped": 0,
+        "dead_lettered": -1,
+        "given_up": -1,
+        "attempt_failures": -1,
+    }
+)
+METRIC_LABEL.update(
+    {
+        "retry_sends": ("failed attempts sent to routing again", "retries"),
+        "retry_rate_peak": ("retry storm: most retries in a window", "retries per unit time"),
+        "retry_delay_mean": ("mean wait in the retry queue", TIME_UNIT),
+        "retries_skipped": ("retries not sent: the task ended while waiting", "retries"),
+        "dead_lettered": ("tasks dead-lettered (out of attempts)", "tasks"),
+        "given_up": ("tasks given up (at-most-once)", "tasks"),
+        "attempt_failures": ("failed attempts", "attempts"),
+    }
+)
+
 KEY_METRICS: tuple[str, ...] = (
     "sojourn_mean",
     "sojourn_p95",

@@ -130,11 +130,15 @@ class World:
         self._setup_run_length()
 
     def component(self, kind: str) -> Any:
-        """The policy's component of ``kind``: built once per run, on its own stream."""
+        """The policy's component of ``kind``: built once per run, on its own stream
+        (``None`` for an optional kind the policy leaves unset, such as ``retry``)."""
         got = self._components.get(kind)
         if got is None:
+            ref = getattr(self.policy, kind)
+            if ref is None:
+                return None
             name = self.policy.name
-            spec = resolve(kind, getattr(self.policy, kind))
+            spec = resolve(kind, ref)
             got = self._components[kind] = build(spec, stream(self.seed, f"policy:{name}:{kind}"))
         return got
 
