@@ -19,6 +19,7 @@ from policies import (
     queue,
     role_based,
     routing,
+    speculation,
     tree,
     trust,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "queue",
     "role_based",
     "routing",
+    "speculation",
     "tree",
     "trust",
 ]

@@ -20,9 +20,10 @@ from pydantic import (
 
 from kossim.analysis.expectations import Expectation, check_expectations
 from kossim.config.base import COORDINATOR, Name, Strict, unique
-from kossim.config.partners import check_gangs, check_partners
+from kossim.config.partners import check_gangs, check_partners, check_speculation
 from kossim.config.problems import did_you_mean
 from kossim.config.roles import Learning, RoleSpec, check_roles, role_skills
+from kossim.config.slowdown import Slowdown
 from kossim.config.workload import Arrivals, Bundle, TaskType, Workload
 from kossim.dists import Constant, Distribution
 from kossim.errors import FieldError
@@ -76,6 +77,9 @@ class AgentGroup(Strict):
     roles: list[Name] = Field(default_factory=list, description="roles its agents hold")
     learning: Learning | None = Field(
         default=None, description="proficiency rises with the tasks of a type completed"
+    )
+    slowdown: Slowdown | None = Field(
+        default=None, description="slow agents: a share of the group serves factor x slower"
     )
 
     @model_validator(mode="after")
@@ -271,14 +275,20 @@ class PolicySpec(Strict):
     coordinator: ComponentRef = "queueing"
     agent: ComponentRef = "worker"
     detector: ComponentRef = "oracle"
+    speculation: ComponentRef | None = Field(
+        default=None, description="straggler detection and backup copies (none: no speculation)"
+    )
 
-    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector")
+    @field_validator(
+        "dispatch", "routing", "queue", "coordinator", "agent", "detector", "speculation"
+    )
     @classmethod
-    def _component_exists(cls, ref: ComponentRef, info: ValidationInfo) -> ComponentRef:
+    def _component_exists(cls, ref: ComponentRef | None, info: ValidationInfo) -> Any:
         from kossim.registry import resolve
 
         assert info.field_name is not None
-        resolve(info.field_name, ref)
+        if ref is not None:
+            resolve(info.field_name, ref)
         return ref
 
 
@@ -337,6 +347,7 @@ class Experiment(Strict):
         check_expectations(self.expect, [p.name for p in self.policies])
         check_gangs(self)
         check_partners(self)
+        check_speculation(self)
         return self
 
     @property

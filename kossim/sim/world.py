@@ -34,6 +34,7 @@ from kossim.sim.patience import patient_arrivals
 from kossim.sim.recorder import Recorder
 from kossim.sim.results import Results, fallible
 from kossim.sim.roles import RoleAgent, RolePhysics, agent_skills, task_skills, uses_roles
+from kossim.sim.slowdown import slowable, start_slowdowns
 from kossim.sim.streams import stream
 from kossim.sim.task import ABANDONED, DONE, REJECTED, Task
 from kossim.sim.tracing import trace_tasks
@@ -112,8 +113,11 @@ class World:
         """The policy's component of ``kind``: built once per run, on its own stream."""
         got = self._components.get(kind)
         if got is None:
+            ref = getattr(self.policy, kind)
+            if ref is None:  # an optional kind the policy leaves out (``speculation``)
+                return None
             name = self.policy.name
-            spec = resolve(kind, getattr(self.policy, kind))
+            spec = resolve(kind, ref)
             got = self._components[kind] = build(spec, stream(self.seed, f"policy:{name}:{kind}"))
         return got
 
@@ -209,6 +213,8 @@ class World:
                 # data transfers; results that can be bad.
                 cls: type[Agent] = Agent if self.role_physics is None else RoleAgent
                 more: tuple[Any, ...] = () if self.role_physics is None else (g,)
+                if g.slowdown is not None:
+                    cls = slowable(cls)
                 if g.bad_results > 0:
                     cls, more = fallible(cls), (*more, g.bad_results)
                 self.agents.append(cls(self, profile, node, *more))
@@ -353,6 +359,7 @@ class World:
         else:  # warmup_tasks: from the first measured arrival
             self.kernel.measure_from = _INF
         start_failures(self)
+        start_slowdowns(self)
         env.process(self._sample())
         self._schedule_arrival()
         if self.horizon is not None:
