@@ -36,15 +36,13 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from kossim.analysis.metrics import SPECULATION_METRICS
 from kossim.policy import Behaviour, Params
 from kossim.runspec import MetricRow
 from kossim.sim.kernel import Actor
 from kossim.sim.task import DONE, Task
 
-__all__ = ["SPECULATION_METRICS", "Backup", "BackupParams", "ProgressReports", "Speculating"]
-
-SPECULATION_METRICS = ("backups", "backup_wins", "stragglers_flagged")
-"""Rows of a run with speculation (scope ``all``), over measured tasks."""
+__all__ = ["Backup", "BackupParams", "ProgressReports", "Speculating", "speculate"]
 
 
 class BackupParams(Params):
@@ -167,11 +165,8 @@ class Backup(Behaviour):
         """``backups`` launched, ``backup_wins`` (backups that ended their task first) and
         ``stragglers_flagged``, over measured tasks."""
         wins = sum(1 for c in self.copies if c.state == DONE and c.end >= 0 and not c.cancelled)
-        return [
-            ("backups", "all", float(len(self.copies))),
-            ("backup_wins", "all", float(wins)),
-            ("stragglers_flagged", "all", float(self.flags)),
-        ]
+        values = (float(len(self.copies)), float(wins), float(self.flags))
+        return [(name, "all", v) for name, v in zip(SPECULATION_METRICS, values, strict=True)]
 
 
 class ProgressReports:

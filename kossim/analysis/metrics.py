@@ -21,6 +21,7 @@ from kossim.states import DONE
 __all__ = [
     "CORE_METRICS",
     "ROLE_METRICS",
+    "SPECULATION_METRICS",
     "ColumnSummary",
     "RunFacts",
     "TaskSummary",
@@ -228,6 +229,10 @@ COORDINATION = (
     "duplicate_work",
 )
 """Metrics the engine's ledger measures (failure detection and task copies)."""
+
+SPECULATION_METRICS = ("backups", "backup_wins", "stragglers_flagged")
+"""Metrics of speculative execution (:mod:`policies.speculation`), scope ``all``, over
+measured tasks: only in runs whose policy has a ``speculation`` component."""
 
 ROLE_METRICS = (
     "fallbacks",
