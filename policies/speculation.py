@@ -31,6 +31,7 @@ Every flag and launch (or reason for none) goes to the execution log.
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Any, ClassVar
 
@@ -62,7 +63,8 @@ class BackupParams(Params):
         default=1.0,
         gt=0,
         le=1,
-        description="the most backups running at once, as a share of the agents",
+        description="the most backups running at once, as a share of the agents (rounded "
+        "up: at least one)",
     )
 
 
@@ -222,7 +224,7 @@ class Speculating:
             return
         live = [c for c in self.live_backups if c.end < 0 and not c.cancelled]
         self.live_backups = live
-        if len(live) >= spec.max_share * len(self.views):
+        if len(live) >= math.ceil(spec.max_share * len(self.views)):
             self._decline(task, f"{len(live)} backups running (max_share {spec.max_share:g})")
             return
         target = self._backup_target(task, agent.index, slow)
