@@ -14,7 +14,9 @@ Three parties, one message exchange:
   *median* is taken over the agents' latest samples, so that a few slow agents,
   whose tasks last long and are reported often, cannot drag it down. A copy
   observed for at least ``min_elapsed`` whose rate is below ``threshold x median``
-  (with at least three agents sampled) is a straggler: the detector flags it once
+  (with at least three agents sampled), and whose work left at its rate would take
+  longer than a fresh copy's whole work at the median rate (LATE's test: a nearly
+  finished straggler is left alone), is a straggler: the detector flags it once
   (``stragglers_flagged``) and asks the coordinator for a backup (``straggler``),
   naming the agents whose latest rate is below the bar, where no backup should go;
   it asks again on later reports until the coordinator answers ``backed``;
@@ -103,7 +105,7 @@ class Backup(Behaviour):
         old = self.seen.get(i)
         before = old[1] if old is not None and old[0] == incarnation else {}
         now: dict[tuple[int, int], tuple[float, float]] = {}
-        rates: list[tuple[Task, float, float]] = []
+        rates: list[tuple[Task, float, float, float]] = []
         for task, fraction in tasks:
             key = (task.id, task.copy)
             first = before.get(key)
@@ -113,19 +115,24 @@ class Backup(Behaviour):
             now[key] = first
             span = at - first[0]
             if span > 0:
-                rates.append((task, (fraction - first[1]) * task.work / span, span))
+                rates.append((task, (fraction - first[1]) * task.work / span, span, fraction))
         self.seen[i] = (incarnation, now)
         if not rates:
             return
-        self.rates[i] = sum(r for _, r, _ in rates) / len(rates)
+        self.rates[i] = sum(r[1] for r in rates) / len(rates)
         if len(self.rates) < 3:
             return
         median = statistics.median(self.rates.values())
         bar = self.threshold * median
-        for task, rate, span in rates:
+        for task, rate, span, fraction in rates:
             key = (task.id, task.copy)
-            if span >= self.min_elapsed and rate < bar and key not in self.backed:
-                self._flag(sender, task, key, rate, median, span)
+            if span < self.min_elapsed or rate >= bar or key in self.backed:
+                continue
+            # Worth a backup only if a fresh copy at the median rate would finish sooner.
+            left = (1.0 - fraction) * task.work
+            if rate > 0 and left / rate <= task.work / median:
+                continue
+            self._flag(sender, task, key, rate, median, span)
 
     def _flag(
         self,

@@ -191,3 +191,25 @@ def test_slowdown_mistakes_are_located(
     with pytest.raises(Exception) as err:
         load_experiment(write_experiment(cfg))
     assert "scenario.agents.0.slowdown" in str(err.value) and says in str(err.value)
+
+
+def test_the_readme_example_runs(tmp_path: Path) -> None:
+    """The README's speculation example runs and measures backups against the baseline."""
+    import re
+
+    from kossim.lab import run_experiment
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```yaml\n(name: speculation-example\n.*?)```", text, re.S)
+    assert block is not None
+    path = tmp_path / "speculation-example.yaml"
+    path.write_text(block.group(1))
+    outcome = run_experiment(
+        load_experiment(path), tmp_path / "out", executor="serial", progress=False
+    )
+    assert outcome.n_failed == 0
+    import pandas as pd
+
+    rows = pd.read_csv(tmp_path / "out" / "metrics.csv")
+    backups = rows[(rows.metric == "backups") & (rows.policy == "backup")]["value"]
+    assert len(backups) == 2 and (backups > 0).all()
