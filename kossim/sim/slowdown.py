@@ -11,8 +11,8 @@ agents under every policy); each agent's factors and episodes come from its own
 streams ``slowdown:<agent>:factor|every|length``. Only agents of groups with a
 ``slowdown`` are of a :func:`slowable` class, so a fleet without one pays nothing.
 
-:meth:`slow` and :meth:`restore` are the verbs a scheduled event (a timeline's
-``slow``) calls on a slowable agent.
+:meth:`Paced.slow` and :meth:`Paced.restore` are the verbs a scheduled event (a
+timeline's ``slow``) calls on a slowable agent; :func:`set_pace` also logs the change.
 """
 
 from __future__ import annotations
@@ -27,10 +27,17 @@ from kossim.sim.streams import stream
 from kossim.sim.task import RUNNING, Task
 
 if TYPE_CHECKING:
+    from kossim.config.models import AgentGroup, Scenario
     from kossim.config.slowdown import Slowdown
     from kossim.sim.world import World
 
-__all__ = ["Paced", "slowable", "start_slowdowns"]
+__all__ = ["Paced", "is_slowable", "set_pace", "slowable", "start_slowdowns"]
+
+
+def is_slowable(group: AgentGroup, scenario: Scenario) -> bool:
+    """Whether the agents of ``group`` can change pace (are built :func:`slowable`): the
+    group has a ``slowdown``. (Scheduled ``slow`` events would add their groups here.)"""
+    return group.slowdown is not None
 
 
 class Paced:
@@ -127,7 +134,7 @@ def start_slowdowns(world: World) -> None:
             agent = members[i]
             factor = lean_sampler(spec.factor, stream(world.seed, f"slowdown:{agent.name}:factor"))
             if spec.every is None:
-                _slow(world, agent, factor(), "for the whole run")
+                set_pace(world, agent, max(1.0, factor()), "for the whole run")
             else:
                 world.env.process(_episodes(world, agent, spec, factor))
 
@@ -139,19 +146,21 @@ def _episodes(world: World, agent: Agent, spec: Slowdown, factor: Any) -> Any:
     while True:
         yield world.env.timeout(every())
         span = length()
-        _slow(world, agent, factor(), f"for {span:.4g}")
+        set_pace(world, agent, factor(), f"for {span:.4g}")
         yield world.env.timeout(span)
+        set_pace(world, agent, 1.0)
+
+
+def set_pace(world: World, agent: Agent, factor: float, how_long: str = "") -> None:
+    """Slow slowable ``agent`` by ``factor`` from now (1: its normal rate again), and log it
+    (``slow`` or ``restore``, the reason ending with ``how_long``)."""
+    if factor > 1.0:
+        agent.slow(factor)  # type: ignore[attr-defined]
+        got = agent.factor  # type: ignore[attr-defined]
+        kind, reason = "slow", f"{agent.name} serves {got:.4g}x slower {how_long}".rstrip()
+    else:
         agent.restore()  # type: ignore[attr-defined]
-        _log(world, "restore", agent, f"{agent.name} serves at its normal rate again")
-
-
-def _slow(world: World, agent: Agent, factor: float, how_long: str) -> None:
-    agent.slow(factor)  # type: ignore[attr-defined]
-    got = agent.factor  # type: ignore[attr-defined]
-    _log(world, "slow", agent, f"{agent.name} serves {got:.4g}x slower {how_long}")
-
-
-def _log(world: World, kind: str, agent: Agent, reason: str) -> None:
+        kind, reason = "restore", f"{agent.name} serves at its normal rate again"
     log = world.kernel.log
     if log is not None:
         log.record(world.env._now, kind, agent.name, reason, None, {})

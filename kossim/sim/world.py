@@ -34,7 +34,7 @@ from kossim.sim.patience import patient_arrivals
 from kossim.sim.recorder import Recorder
 from kossim.sim.results import Results, fallible
 from kossim.sim.roles import RoleAgent, RolePhysics, agent_skills, task_skills, uses_roles
-from kossim.sim.slowdown import slowable, start_slowdowns
+from kossim.sim.slowdown import is_slowable, slowable, start_slowdowns
 from kossim.sim.streams import stream
 from kossim.sim.task import ABANDONED, DONE, REJECTED, Task
 from kossim.sim.tracing import trace_tasks
@@ -213,7 +213,7 @@ class World:
                 # data transfers; results that can be bad.
                 cls: type[Agent] = Agent if self.role_physics is None else RoleAgent
                 more: tuple[Any, ...] = () if self.role_physics is None else (g,)
-                if g.slowdown is not None:
+                if is_slowable(g, sc):
                     cls = slowable(cls)
                 if g.bad_results > 0:
                     cls, more = fallible(cls), (*more, g.bad_results)

@@ -39,7 +39,7 @@ def test_a_slowdown_mid_task_is_pro_rated() -> None:
     1.2, so it ends at 2.4."""
     agents = slow_group(factor=constant(4.0), every=constant(1.2), length=constant(100.0))
     cols = run(config(interarrival=1.0, work=0.5, tasks=1, agents=agents))
-    (arrival, start, end), = trace(cols)
+    ((arrival, start, end),) = trace(cols)
     assert (arrival, start) == (1.0, 1.0)
     assert end == pytest.approx(2.4, abs=1e-12)
 
@@ -51,11 +51,18 @@ def test_an_episode_that_ends_mid_task_restores_the_rate() -> None:
     assert trace(cols)[0][2] == pytest.approx(1.8, abs=1e-12)
 
 
+def test_agents_with_a_rate_hook_are_slowed_through_it() -> None:
+    """Learning agents (a rate per task type) serve factor x slower too, also mid-task."""
+    agents = slow_group(factor=constant(4.0), every=constant(2.2), length=constant(100.0))
+    agents[0]["learning"] = {"cap": 1.0, "tau": 1.0}  # cap = p0: the rate never changes
+    cols = run(config(interarrival=2.0, work=0.5, tasks=2, agents=agents))
+    # 0.2 done by 2.2, the 0.3 left at 1/4: 3.4; the next, from 4.0, all slow: 6.0
+    assert [e for _, _, e in trace(cols)] == pytest.approx([3.4, 6.0], abs=1e-12)
+
+
 def test_only_the_share_of_the_group_is_slow() -> None:
     """share 0.25 of 4 agents: one agent serves 3x slower, the other three normally."""
-    agents = [
-        {"group": "w", "count": 4, "slowdown": {"share": 0.25, "factor": constant(3.0)}}
-    ]
+    agents = [{"group": "w", "count": 4, "slowdown": {"share": 0.25, "factor": constant(3.0)}}]
     cfg = config(interarrival=0.3, work=1.0, tasks=200, agents=agents)
     cfg["policies"][0]["routing"] = "round_robin"
     cols = run(cfg)
