@@ -11,8 +11,9 @@ Three parties, one message exchange:
   into its progress rate, in work per unit time: ``(f2 - f1) x work / (t2 - t1)``
   over the span since the copy was first seen on that agent (in that incarnation).
   Each agent's latest rate (the mean over its reported copies) is one sample; the
-  *median* is taken over the agents' latest samples, so that a few slow agents,
-  whose tasks last long and are reported often, cannot drag it down. A copy
+  *median* is taken over the agents' latest samples (recomputed once per
+  ``interval``), so that a few slow agents, whose tasks last long and are reported
+  often, cannot drag it down. A copy
   observed for at least ``min_elapsed`` whose rate is below ``threshold x median``
   (with at least three agents sampled), and whose work left at its rate would take
   longer than a fresh copy's whole work at the median rate (LATE's test: a nearly
@@ -92,6 +93,9 @@ class Backup(Behaviour):
         self.backed: set[tuple[int, int]] = set()  # copies the coordinator answered for
         self.flags = 0  # measured copies flagged
         self.copies: list[Task] = []  # backups launched for measured tasks
+        self._median_value = 0.0
+        self._median_due = 0.0  # when the median of the agents' rates is next recomputed
+        self._median_n = 0  # agents sampled when it was last computed
         ctx.after(0.0, "subscribe")  # once every actor has started
 
     def on_subscribe(self, sender: None, payload: None) -> None:
@@ -122,7 +126,7 @@ class Backup(Behaviour):
         self.rates[i] = sum(r[1] for r in rates) / len(rates)
         if len(self.rates) < 3:
             return
-        median = statistics.median(self.rates.values())
+        median = self._median(at)
         bar = self.threshold * median
         for task, rate, span, fraction in rates:
             key = (task.id, task.copy)
@@ -133,6 +137,17 @@ class Backup(Behaviour):
             if rate > 0 and left / rate <= task.work / median:
                 continue
             self._flag(sender, task, key, rate, median, span)
+
+    def _median(self, at: float) -> float:
+        """The median of the agents' latest rates, recomputed at most once per ``interval``
+        unless an agent was sampled for the first time (O(N log N) each time, not per
+        report)."""
+        n = len(self.rates)
+        if at >= self._median_due or n != self._median_n:
+            self._median_value = statistics.median(self.rates.values())
+            self._median_due = at + self.interval
+            self._median_n = n
+        return self._median_value
 
     def _flag(
         self,
