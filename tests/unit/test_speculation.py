@@ -74,8 +74,8 @@ def test_only_the_share_of_the_group_is_slow() -> None:
 
 def test_slow_agents_are_logged_with_their_factor() -> None:
     agents = slow_group(factor=constant(4.0), every=constant(1.2), length=constant(0.4))
-    spec = RunSpec.make(config(interarrival=1.0, work=0.5, tasks=2, agents=agents), "p", (), 0)
-    events = simulate(RunSpec(**{**spec.__dict__, "trace": True})).events
+    cfg = config(interarrival=1.0, work=0.5, tasks=2, agents=agents)
+    events = simulate(RunSpec.make(cfg, "p", (), 0, trace=True)).events
     assert events is not None
     rows = [(k, r) for k, r in zip(events["kind"], events["reason"], strict=True)]
     assert ("slow", "w-0 serves 4x slower for 0.4") in rows
