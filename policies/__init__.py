@@ -23,6 +23,7 @@ from policies import (
     retry,
     role_based,
     routing,
+    speculation,
     tree,
     trust,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "retry",
     "role_based",
     "routing",
+    "speculation",
     "tree",
     "trust",
 ]

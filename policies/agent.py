@@ -15,11 +15,12 @@ from typing import Any
 from kossim.policy import Behaviour
 from kossim.sim.task import ORPHANED, QUEUED, Task, TaskQueue, make_queue
 from policies.backpressure import bounded_worker, held, refuse
+from policies.speculation import ProgressReports
 
 __all__ = ["Worker"]
 
 
-class Worker(Behaviour):
+class Worker(ProgressReports, Behaviour):
     """Serve what arrives: start it on a free slot, else queue it in the policy's order.
 
     With a preemptive queue discipline an arrival displaces the running task

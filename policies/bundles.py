@@ -66,6 +66,7 @@ class Bundles(Queueing):
     """The ``queueing`` coordinator (pull) that assembles gang bundles before sending them."""
 
     id = "bundles"
+    speculates = False  # dispatch of its own: no backup copies of stragglers
     description = "pull dispatch that starts gang bundles all at once (reserving agents or not)"
     Params = BundlesParams
     assembles_gangs = True

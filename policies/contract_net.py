@@ -85,6 +85,7 @@ class ContractNet(Queueing):
 
     kind = "coordinator"
     id = "contract_net"
+    speculates = False  # dispatch of its own: no backup copies of stragglers
     description = "announce each task, award it to the earliest completion bid"
     Params = ContractNetParams
     #: The protocol's kinds: bids are sent by the agents it calls on, declared here so

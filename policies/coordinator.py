@@ -23,6 +23,7 @@ from policies.candidate_pools import CandidatePools
 from policies.notices import DelegationNotices
 from policies.retry_queue import hook_retry
 from policies.role_based import hook_roles, role_tiers
+from policies.speculation import Speculating, speculate
 
 __all__ = ["Queueing", "QueueingParams"]
 
@@ -36,7 +37,7 @@ class QueueingParams(Params):
     )
 
 
-class Queueing(CandidatePools, DelegationNotices, Behaviour):
+class Queueing(CandidatePools, DelegationNotices, Speculating, Behaviour):
     """One waiting queue, a view per agent, and the policy's dispatch, routing and queue.
 
     Pull dispatch (``central``) keeps tasks here until a view shows a free
@@ -114,6 +115,7 @@ class Queueing(CandidatePools, DelegationNotices, Behaviour):
         bounded(self)
         hook_roles(self, ctx, tiers)
         hook_retry(self, ctx)
+        speculate(self, ctx)
 
     def pulls(self, ctx: Any) -> bool:
         """Whether tasks wait here for a free slot (pull) rather than leave on arrival (push):

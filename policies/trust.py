@@ -130,6 +130,7 @@ class TrustGated(Queueing):
 
     kind = "coordinator"
     id = "trust_gated"
+    speculates = False  # dispatch of its own: no backup copies of stragglers
     description = "Beta reputation per agent; unproven agents run shadows or low-criticality tasks"
     Params = TrustGatedParams
     sends: tuple[str, ...] = ("task",)

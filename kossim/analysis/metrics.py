@@ -24,6 +24,7 @@ __all__ = [
     "LOCK_METRICS",
     "PAUSE_METRICS",
     "ROLE_METRICS",
+    "SPECULATION_METRICS",
     "ColumnSummary",
     "RunFacts",
     "TaskSummary",
@@ -250,6 +251,10 @@ FAILOVER_METRICS = (
 )
 """Metrics of coordinator failover (:mod:`kossim.sim.failover`), when the coordinator can
 fail or the policy keeps standbys."""
+
+SPECULATION_METRICS = ("backups", "backup_wins", "stragglers_flagged")
+"""Metrics of speculative execution (:mod:`policies.speculation`), scope ``all``, over
+measured tasks: only in runs whose policy has a ``speculation`` component."""
 
 ROLE_METRICS = (
     "fallbacks",

@@ -23,9 +23,10 @@ from kossim.config.base import COORDINATOR, Name, Strict, unique
 from kossim.config.failover import CoordinatorFailure, check_failover
 from kossim.config.locks import Pause, Resource, check_locks, check_resources
 from kossim.config.netfaults import RandomPartition, check_network_faults
-from kossim.config.partners import check_gangs, check_partners
+from kossim.config.partners import check_gangs, check_partners, check_speculation
 from kossim.config.problems import did_you_mean
 from kossim.config.roles import Learning, RoleSpec, check_roles, role_skills
+from kossim.config.slowdown import Slowdown
 from kossim.config.timeline import Timeline, check_timeline, check_timeline_policies
 from kossim.config.workload import Arrivals, Bundle, TaskType, Workload
 from kossim.dists import Constant, Distribution
@@ -83,6 +84,9 @@ class AgentGroup(Strict):
     )
     pause: Pause | None = Field(
         default=None, description="process pauses: the agent stalls now and then, deaf and mute"
+    )
+    slowdown: Slowdown | None = Field(
+        default=None, description="slow agents: a share of the group serves factor x slower"
     )
 
     @model_validator(mode="after")
@@ -297,6 +301,7 @@ COMPONENT_FIELDS = (
     "locks",
     "standby",
     "retry",
+    "speculation",
 )
 """The fields of a policy that name a component (one kind each)."""
 
@@ -323,6 +328,9 @@ class PolicySpec(Strict):
         default="none", description="standby coordinators: none, hot or cold (failover)"
     )
     retry: ComponentRef | None = None
+    speculation: ComponentRef | None = Field(
+        default=None, description="straggler detection and backup copies (none: no speculation)"
+    )
 
     @field_validator(*COMPONENT_FIELDS)
     @classmethod
@@ -411,6 +419,7 @@ class Experiment(Strict):
         check_partners(self)
         check_locks(self)
         check_failover(self)
+        check_speculation(self)
         return self
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from kossim.errors import FieldError
 if TYPE_CHECKING:
     from kossim.config.models import Experiment
 
-__all__ = ["check_gangs", "check_partners"]
+__all__ = ["check_gangs", "check_partners", "check_speculation"]
 
 
 def check_gangs(exp: Experiment) -> None:
@@ -82,4 +82,40 @@ def check_partners(exp: Experiment) -> None:
                 index,
                 "agent",
                 got=p.agent,
+            )
+
+
+def check_speculation(exp: Experiment) -> None:
+    """``speculation`` needs a coordinator that launches backup copies (``speculates``:
+    it handles the detector's ``straggler`` flags) and agents that report progress
+    (``on_watch``)."""
+    from kossim.registry import available, resolve
+
+    for index, p in enumerate(exp.policies):
+        if p.speculation is None:
+            continue
+        coordinator = resolve("coordinator", p.coordinator).cls
+        if not getattr(coordinator, "speculates", False):
+            able = sorted(
+                cid
+                for cid, cls in available("coordinator").items()
+                if getattr(cls, "speculates", False)
+            )
+            raise FieldError(
+                f"coordinator {coordinator.id!r} cannot launch backup copies of stragglers; "
+                f"speculation needs one of: {', '.join(able)}",
+                "policies",
+                index,
+                "speculation",
+                got=p.speculation,
+            )
+        agent = resolve("agent", p.agent).cls
+        if not hasattr(agent, "on_watch"):
+            raise FieldError(
+                f"agent {agent.id!r} does not report progress (no on_watch), which "
+                "speculation needs; use agent 'worker'",
+                "policies",
+                index,
+                "speculation",
+                got=p.speculation,
             )

@@ -269,6 +269,16 @@ METRIC_LABEL.update(
     }
 )
 
+# Speculative execution: stragglers and their backup copies (policies/speculation.py).
+METRIC_DIRECTION.update({"backups": 0, "backup_wins": 0, "stragglers_flagged": 0})
+METRIC_LABEL.update(
+    {
+        "backups": ("backup copies launched for stragglers", "copies"),
+        "backup_wins": ("backups that finished before their original", "copies"),
+        "stragglers_flagged": ("running copies flagged as stragglers", "copies"),
+    }
+)
+
 KEY_METRICS: tuple[str, ...] = (
     "sojourn_mean",
     "sojourn_p95",

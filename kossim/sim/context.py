@@ -180,6 +180,14 @@ class CoordinatorContext(Context):
         world = self._world
         return world.ledger.recover(task, world.agents[agent.index])
 
+    def backup(self, task: Task) -> Task | None:
+        """A backup copy of live ``task`` to send to another agent (speculative execution):
+        the first copy to finish wins, the others are cancelled and counted (``duplicates``,
+        ``duplicate_work``); ``None`` if the task has ended."""
+        if task.end >= 0 or task.cancelled:
+            return None
+        return self._world.ledger.copy(task)
+
     def shadow(self, task: Task) -> Task:
         """A shadow copy of live ``task`` to send beside it: it runs for comparison only,
         never ends the task nor is cancelled by its end, and its service time is counted

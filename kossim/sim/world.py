@@ -40,6 +40,7 @@ from kossim.sim.pauses import pausing, watch_pauses
 from kossim.sim.recorder import Recorder
 from kossim.sim.results import Results, fallible
 from kossim.sim.roles import RoleAgent, RolePhysics, agent_skills, task_skills, uses_roles
+from kossim.sim.slowdown import is_slowable, slowable, start_slowdowns
 from kossim.sim.streams import stream
 from kossim.sim.task import ABANDONED, DONE, REJECTED, Task
 from kossim.sim.timeline import install as install_scenario_events
@@ -135,7 +136,7 @@ class World:
         got = self._components.get(kind)
         if got is None:
             ref = getattr(self.policy, kind)
-            if ref is None:
+            if ref is None:  # an optional kind the policy leaves out (``speculation``)
                 return None
             name = self.policy.name
             spec = resolve(kind, ref)
@@ -243,6 +244,8 @@ class World:
                     cls = deferring(cls)
                 if g.pause is not None:
                     cls = pausing(cls)
+                if is_slowable(g, sc):
+                    cls = slowable(cls)
                 if g.bad_results > 0:
                     cls, more = fallible(cls), (*more, g.bad_results)
                 self.agents.append(cls(self, profile, node, *more))
@@ -387,6 +390,7 @@ class World:
         else:  # warmup_tasks: from the first measured arrival
             self.kernel.measure_from = _INF
         start_failures(self)
+        start_slowdowns(self)
         env.process(self._sample())
         self._schedule_arrival()
         if self.horizon is not None:
