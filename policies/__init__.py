@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from policies import (
     agent,
+    arbiter,
     bundles,
     contract_net,
     coordinator,
@@ -25,6 +26,7 @@ from policies import (
 
 __all__ = [
     "agent",
+    "arbiter",
     "bundles",
     "contract_net",
     "coordinator",

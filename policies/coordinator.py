@@ -18,6 +18,7 @@ from kossim.sim.agent import AgentState
 from kossim.sim.kernel import Actor
 from kossim.sim.pool import Pool
 from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_queue
+from policies.arbitrated import hook_arbiter
 from policies.backpressure import bounded
 from policies.candidate_pools import CandidatePools
 from policies.notices import DelegationNotices
@@ -110,6 +111,7 @@ class Queueing(CandidatePools, DelegationNotices, Behaviour):
                 self._relist(v)
         bounded(self)
         hook_roles(self, ctx, tiers)
+        hook_arbiter(self, ctx)
 
     def pulls(self, ctx: Any) -> bool:
         """Whether tasks wait here for a free slot (pull) rather than leave on arrival (push):
@@ -383,10 +385,7 @@ class Queueing(CandidatePools, DelegationNotices, Behaviour):
         for task in ctx.reclaim(agent):
             book = self.delegated.pop(task, None) if self.delegated else None
             self._forget(self.views[book[0]] if book and book[0] >= 0 else view, task)
-            if task.fresh and task.attempts >= ctx.max_attempts:
-                ctx.abandon(task)
-            else:
-                self.reenter(task)
+            self.lost_attempt(task, agent)
 
     def _write_off(self, agent: Actor) -> None:
         """``requeue``, a suspected agent: re-send every task sent there and not reported.
@@ -399,14 +398,18 @@ class Queueing(CandidatePools, DelegationNotices, Behaviour):
         for task in sorted(view.tasks, key=_lineage):
             self._forget(view, task)
             again = ctx.recover(task, agent)
-            if again is None:
-                continue
-            if again.fresh and again.attempts >= ctx.max_attempts:
-                ctx.abandon(again)
-            else:
-                self.reenter(again)
+            if again is not None:
+                self.lost_attempt(again, agent)
         if ctx.tracing:
             ctx.log("write_off", f"{agent.name} suspected: its tasks re-sent", agent=agent.name)
+
+    def lost_attempt(self, task: Task, agent: Actor) -> None:
+        """``task`` was lost with ``agent`` (or is re-sent from it): it re-enters, or is
+        abandoned once out of attempts (an arbiter may decide otherwise: hook_arbiter)."""
+        if task.fresh and task.attempts >= self.ctx.max_attempts:
+            self.ctx.abandon(task)
+        else:
+            self.reenter(task)
 
     def _mark(self, view: AgentState, up: bool) -> None:
         if view.up != up:

@@ -271,14 +271,21 @@ class PolicySpec(Strict):
     coordinator: ComponentRef = "queueing"
     agent: ComponentRef = "worker"
     detector: ComponentRef = "oracle"
+    arbiter: ComponentRef | None = Field(
+        default=None,
+        description="decides on high-stakes events (a task failed again, a deadline at "
+        "risk, no bids, ...): an id, {id: ..., param: value} or module:function; "
+        "None: no arbitration",
+    )
 
-    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector")
+    @field_validator("dispatch", "routing", "queue", "coordinator", "agent", "detector", "arbiter")
     @classmethod
-    def _component_exists(cls, ref: ComponentRef, info: ValidationInfo) -> ComponentRef:
+    def _component_exists(cls, ref: ComponentRef | None, info: ValidationInfo) -> Any:
         from kossim.registry import resolve
 
         assert info.field_name is not None
-        resolve(info.field_name, ref)
+        if ref is not None:
+            resolve(info.field_name, ref)
         return ref
 
 

@@ -23,6 +23,7 @@ from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpe
 from kossim.dists import Uniform, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
+from kossim.sim.arbitration import Arbitration
 from kossim.sim.bundle import bundle_arrivals
 from kossim.sim.context import AgentContext, CoordinatorContext, ServiceContext
 from kossim.sim.eventlog import EventLog
@@ -104,6 +105,9 @@ class World:
         self.ledger = Ledger(self)
         self.results = Results(self)
         self._families = self.ledger.families  # read on every ending
+        self.arbitration = (
+            Arbitration(self.component("arbiter"), self.kernel) if policy.arbiter else None
+        )
         self._build_actors()
         self.recorder = Recorder()
         self._setup_run_length()

@@ -21,7 +21,7 @@ from tests.plugins import MutatingAgent, RestlessDetector, SetOrderCoordinator
 REGISTERED = [(kind, ident) for kind in KINDS for ident in sorted(available(kind))]
 BEHAVIOURS = [
     (kind, {"id": ident, **REQUIRED.get(ident, {})})
-    for kind in ("coordinator", "agent", "detector")
+    for kind in behaviour_kinds()  # every kind but the decision kinds: arbiter, ...
     for ident in sorted(available(kind))
     for REQUIRED in [{"contract_net": {"window": 0.3}}]
 ]
