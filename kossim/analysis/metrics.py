@@ -19,6 +19,7 @@ from kossim.runspec import MetricRow
 from kossim.states import DONE
 
 __all__ = [
+    "ARBITER_METRICS",
     "CORE_METRICS",
     "ROLE_METRICS",
     "ColumnSummary",
@@ -228,6 +229,16 @@ COORDINATION = (
     "duplicate_work",
 )
 """Metrics the engine's ledger measures (failure detection and task copies)."""
+
+ARBITER_METRICS = (
+    "arbitrations",
+    "arbiter_aborts",
+    "arbiter_escalations",
+    "arbiter_reassigns",
+)
+"""Metrics of runs whose policy has an arbiter (:mod:`kossim.sim.arbitration`):
+``arbitrations`` (scopes ``all``, ``event=K`` for every event kind, ``decision=D`` for
+every action) and the count of each acting decision, inside the measurement window."""
 
 ROLE_METRICS = (
     "fallbacks",

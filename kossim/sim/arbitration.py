@@ -13,6 +13,7 @@ from collections import Counter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from kossim.analysis.metrics import ARBITER_METRICS
 from kossim.arbiter import ACTIONS, EVENT_KINDS, Decision, Event
 from kossim.runspec import MetricRow
 
@@ -20,16 +21,7 @@ if TYPE_CHECKING:
     from kossim.sim.kernel import Actor, Kernel
     from kossim.sim.task import Task
 
-__all__ = ["ARBITER_METRICS", "Arbitration"]
-
-ARBITER_METRICS = (
-    "arbitrations",
-    "arbiter_aborts",
-    "arbiter_escalations",
-    "arbiter_reassigns",
-)
-"""Metrics of runs with an arbiter: ``arbitrations`` (scopes ``all``, ``event=K`` for every
-event kind, ``decision=D`` for every action) and the count of each acting decision."""
+__all__ = ["Arbitration"]
 
 _INF = float("inf")
 
@@ -93,7 +85,8 @@ class Arbitration:
         for kind in [*EVENT_KINDS, *sorted(k for k in kinds if k not in EVENT_KINDS)]:
             rows.append(("arbitrations", f"event={kind}", float(kinds[kind])))
         rows.extend(("arbitrations", f"decision={a}", float(actions[a])) for a in ACTIONS)
-        rows.append(("arbiter_aborts", "all", float(actions["abort"])))
-        rows.append(("arbiter_escalations", "all", float(actions["escalate"])))
-        rows.append(("arbiter_reassigns", "all", float(actions["reassign"])))
+        acted = (actions["abort"], actions["escalate"], actions["reassign"])
+        rows.extend(
+            (name, "all", float(n)) for name, n in zip(ARBITER_METRICS[1:], acted, strict=True)
+        )
         return rows

@@ -1,0 +1,358 @@
+"""Arbitration hooks: the built-in arbiters' decisions, user arbiters (``module:function``),
+the events the coordinators raise, and the decisions they carry out."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kossim.arbiter import ACTIONS, EVENT_KINDS, WAIT, Decision, Event, abort, escalate, wait
+from kossim.config.models import Experiment
+from kossim.errors import FieldError
+from kossim.registry import available, resolve
+from kossim.runspec import RunSpec
+from kossim.sim import simulate, simulate_world
+from kossim.sim.task import ABANDONED
+from policies.arbiter import AbortAfter, AlwaysWait, DeadlineGuard, EscalateThenAbort
+
+ROOT = Path(__file__).resolve().parents[2]
+_INF = float("inf")
+
+
+def event(kind: str = "failed", now: float = 10.0, deadline: float = _INF, **facts: Any) -> Event:
+    return Event(kind, now, 7, "job", 0, facts.get("count", 1), deadline, "coordinator", facts)
+
+
+def build(cls: type, **params: Any) -> Any:
+    import numpy as np
+
+    return cls(cls.Params(**params), np.random.default_rng(0))
+
+
+# -- the built-in arbiters ---------------------------------------------------------------------
+
+
+def test_always_wait_never_acts() -> None:
+    """Every event, however dire, gets ``wait``."""
+    arbiter = build(AlwaysWait)
+    for kind in EVENT_KINDS:
+        assert arbiter.decide(event(kind, count=9, slack=-5.0)).action == "wait"
+    assert arbiter.risk_slack is None
+
+
+def test_abort_after_aborts_at_the_kth_event() -> None:
+    """``k: 3``: wait at counts 1 and 2, abort from 3 on, for any event kind."""
+    arbiter = build(AbortAfter, k=3)
+    assert [arbiter.decide(event(count=n)).action for n in (1, 2, 3, 4)] == [
+        "wait",
+        "wait",
+        "abort",
+        "abort",
+    ]
+    assert arbiter.decide(event("no_bids", count=3)).reason == "no_bids 3 times, limit 3"
+
+
+def test_escalate_then_abort_is_a_ladder() -> None:
+    """``k: 3``: escalate at counts 1 and 2, abort at 3."""
+    arbiter = build(EscalateThenAbort, k=3)
+    assert [arbiter.decide(event(count=n)).action for n in (1, 2, 3)] == [
+        "escalate",
+        "escalate",
+        "abort",
+    ]
+
+
+def test_deadline_guard_judges_by_slack() -> None:
+    """Abort at slack <= 0, escalate below ``risk_slack``, else wait; no deadline: wait."""
+    arbiter = build(DeadlineGuard, risk_slack=2.0)
+    decide = arbiter.decide
+    assert decide(event("deadline_risk", slack=-0.1)).action == "abort"
+    assert decide(event("deadline_risk", slack=0.0)).action == "abort"
+    assert decide(event("deadline_risk", slack=1.5)).action == "escalate"
+    assert decide(event("failed", slack=3.0)).action == "wait"
+    assert decide(event("failed", now=5.0)).action == "wait"  # no deadline: infinite slack
+    # Without a ``slack`` fact the time left to the deadline stands in for it.
+    assert decide(event("lock_contended", now=5.0, deadline=6.0)).action == "escalate"
+    assert arbiter.risk_slack == 2.0
+
+
+def test_decisions_are_validated() -> None:
+    """Unknown actions, a non-positive recheck and a step below 1 are refused."""
+    with pytest.raises(ValueError, match="unknown arbitration action"):
+        Decision("retry")
+    with pytest.raises(ValueError, match="recheck"):
+        wait(recheck=0.0)
+    with pytest.raises(ValueError, match="step"):
+        escalate(step=0)
+    assert abort("why") == Decision("abort", "why")
+    assert WAIT.action in ACTIONS
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+def test_the_arbiter_kind_is_registered_and_validated() -> None:
+    """Built-ins by id, parameters checked, an unknown id gets "did you mean"."""
+    assert set(available("arbiter")) == {
+        "always_wait",
+        "abort_after",
+        "escalate_then_abort",
+        "deadline_guard",
+    }
+    assert resolve("arbiter", {"id": "abort_after", "k": 2}).params.k == 2
+    with pytest.raises(FieldError):
+        resolve("arbiter", {"id": "abort_after", "k": 0})
+    with pytest.raises(ValueError, match="did you mean 'deadline_guard'"):
+        resolve("arbiter", "deadline_gaurd")
+
+
+def test_a_plain_function_is_only_an_arbiter() -> None:
+    """``module:function`` names an arbiter; for another kind it is refused."""
+    spec = resolve("arbiter", "tests.unit.test_arbiter:patient")
+    assert spec.id == "tests.unit.test_arbiter:patient"
+    assert resolve("arbiter", "tests.unit.test_arbiter:patient").cls is spec.cls
+    with pytest.raises(ValueError, match="is not a kossim routing component"):
+        resolve("routing", "tests.unit.test_arbiter:patient")
+
+
+def patient(ev: Event) -> Decision:
+    """Wait, always."""
+    return wait("patient")
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+def _failing(**policy: Any) -> dict[str, Any]:
+    """Four agents that fail often and lose their tasks (requeue), at 80 % load."""
+    return {
+        "name": "arb",
+        "horizon": 300.0,
+        "scenario": {
+            "agents": [{"group": "w", "count": 4}],
+            "workload": {
+                "arrivals": {"process": "poisson", "rate": 3.2},
+                "tasks": [{"type": "job", "work": {"dist": "exponential", "mean": 1.0}}],
+            },
+            "failures": {
+                "agents": {
+                    "up": {"dist": "exponential", "mean": 8.0},
+                    "down": {"dist": "exponential", "mean": 1.0},
+                    "on_failure": "requeue",
+                    "max_attempts": 5,
+                }
+            },
+        },
+        "policies": [{"name": "p", "dispatch": "central", **policy}],
+    }
+
+
+def _metrics(cfg: dict[str, Any], seed: int = 1) -> dict[tuple[str, str], float]:
+    result = simulate(RunSpec.make(cfg, "p", (), seed))
+    assert result.status == "ok", result.error
+    return {(m, s): v for m, s, v in result.metrics}
+
+
+def test_without_an_arbiter_nothing_changes() -> None:
+    """No arbiter: no arbitration rows; ``always_wait`` decides the same as none."""
+    plain = _metrics(_failing())
+    waiting = _metrics(_failing(arbiter="always_wait"))
+    assert not any(m.startswith("arbit") for m, _ in plain)
+    assert all(
+        waiting[k] == v or (math.isnan(v) and math.isnan(waiting[k])) for k, v in plain.items()
+    )
+    assert waiting[("arbitrations", "event=failed")] > 0
+    assert waiting[("arbitrations", "decision=wait")] == waiting[("arbitrations", "all")]
+    assert waiting[("arbitrations", "event=lock_contended")] == 0  # every kind has its row
+
+
+def test_a_user_function_is_asked_about_failures_and_its_abort_applied(tmp_path: Path) -> None:
+    """A ``module:function`` arbiter beside the experiment sees each failed attempt with its
+    facts; the tasks it aborts end abandoned, and each arbitration is in the log."""
+    (tmp_path / "my_judge.py").write_text(
+        textwrap.dedent(
+            """
+            from kossim.arbiter import abort, wait
+
+            SEEN = []
+
+            def judge(event):
+                SEEN.append(event)
+                if event.count >= 2:
+                    return abort(f"failed {event['count']} times on {event['agent']}")
+                return wait("one more try")
+            """
+        )
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        cfg = _failing(arbiter="my_judge:judge")
+        world, cols = simulate_world(RunSpec.make(cfg, "p", (), 3, trace=True))
+        import my_judge  # type: ignore[import-not-found]
+
+        seen = my_judge.SEEN
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("my_judge", None)
+    assert seen and {e.kind for e in seen} == {"failed"}
+    assert all(e.count == e.attempts >= 1 and e["max_attempts"] == 5 for e in seen)
+    assert all(e["agent"].startswith("w-") and e.by == "coordinator" for e in seen)
+    aborted = {e.task for e in seen if e.count >= 2}
+    assert aborted, "no task failed twice: the scenario is too kind"
+    state = dict(zip(cols["id"].tolist(), cols["state"].tolist(), strict=True))
+    assert all(state[t] == ABANDONED for t in aborted)
+    assert {t for t, s in state.items() if s == ABANDONED} == aborted
+    assert world.kernel.log is not None
+    rows = [r for r in world.kernel.log.rows if r[1] == "arbitrate"]
+    assert len(rows) == len(seen)
+    assert {r[2] for r in rows if '"decision": "abort"' in r[7]} == aborted
+    assert any("abort (failed 2 times on w-" in r[6] for r in rows)
+
+
+def _deadlines(arbiter: Any, rate: float = 7.0) -> dict[str, Any]:
+    """Eight agents near saturation, each task due 6 after it arrives, priority queue."""
+    return {
+        "name": "deadlines",
+        "horizon": 400.0,
+        "warmup": 20.0,
+        "scenario": {
+            "agents": [{"group": "w", "count": 8}],
+            "workload": {
+                "arrivals": {"process": "poisson", "rate": rate},
+                "tasks": [
+                    {
+                        "type": "job",
+                        "work": {"dist": "exponential", "mean": 1.0},
+                        "deadline": {"dist": "constant", "value": 6.0},
+                    }
+                ],
+            },
+            "failures": {
+                "agents": {
+                    "up": {"dist": "exponential", "mean": 50.0},
+                    "down": {"dist": "exponential", "mean": 5.0},
+                    "on_failure": "requeue",
+                }
+            },
+        },
+        "policies": [{"name": "p", "dispatch": "central", "queue": "priority", "arbiter": arbiter}],
+    }
+
+
+def test_deadline_guard_aborts_only_hopeless_waiting_tasks() -> None:
+    """Each ``deadline_risk`` abort is of a task still waiting whose slack was <= 0: it
+    could not have made its deadline even if served at once."""
+    world, cols = simulate_world(RunSpec.make(_deadlines("deadline_guard"), "p", (), 2, True))
+    assert world.kernel.log is not None
+    rows = [r for r in world.kernel.log.rows if r[1] == "arbitrate"]
+    import json
+
+    risky = [(r, json.loads(r[7])) for r in rows if '"event": "deadline_risk"' in r[7]]
+    aborts = [(r, f) for r, f in risky if f["decision"] == "abort"]
+    escalations = [(r, f) for r, f in risky if f["decision"] == "escalate"]
+    assert aborts and escalations
+    assert all(f["slack"] <= 0 for _, f in aborts)
+    assert all(0 < f["slack"] < 1.0 + 1e-9 for _, f in escalations)
+    state = dict(zip(cols["id"].tolist(), cols["state"].tolist(), strict=True))
+    assert all(state[r[2]] == ABANDONED for r, _ in aborts)
+    ended = {(r[2], r[0]) for r in world.kernel.log.rows if r[1] == "abandon"}
+    assert all((r[2], r[0]) in ended for r, _ in aborts), "abandoned when aborted"
+
+
+def test_deadline_guard_cuts_deadline_misses() -> None:
+    """Near saturation, abandoning hopeless tasks and escalating those at risk leaves fewer
+    misses than waiting (seed 2; the paired experiment pins it over seeds)."""
+    guard = _metrics(_deadlines("deadline_guard"), 2)
+    waiting = _metrics(_deadlines({"id": "always_wait", "risk_slack": 1.0}), 2)
+    assert guard[("deadline_miss_rate", "all")] < waiting[("deadline_miss_rate", "all")]
+    assert guard[("arbiter_aborts", "all")] > 0 and waiting[("arbiter_aborts", "all")] == 0
+    assert waiting[("arbitrations", "event=deadline_risk")] > 0
+    assert guard[("lost", "all")] == waiting[("lost", "all")] == 0
+
+
+def test_wait_with_recheck_asks_again() -> None:
+    """A ``wait`` with ``recheck`` is asked again about the same waiting task after it (a
+    task that left the queue meanwhile and came back is asked when it is at risk again)."""
+    world, _ = simulate_world(
+        RunSpec.make(
+            _deadlines({"id": "tests.unit.test_arbiter:recheck", "risk_slack": 1.0}, rate=7.6),
+            "p",
+            (),
+            1,
+            True,
+        )
+    )
+    assert world.kernel.log is not None
+    asks: dict[int, list[float]] = {}
+    for r in world.kernel.log.rows:
+        if r[1] == "arbitrate" and '"deadline_risk"' in r[7]:
+            asks.setdefault(r[2], []).append(r[0])
+    gaps = [b - a for times in asks.values() for a, b in itertools.pairwise(times)]
+    assert gaps and all(g > 0.5 - 1e-9 for g in gaps)  # longer: it left the queue meanwhile
+    assert sum(math.isclose(g, 0.5) for g in gaps) > 0.9 * len(gaps)
+
+
+def recheck(ev: Event) -> Decision:
+    """Ask again every 0.5."""
+    return wait("look again", recheck=0.5)
+
+
+def test_contract_net_asks_about_auctions_without_bids() -> None:
+    """Bids that cannot come back within the window: each empty auction is a ``no_bids``
+    event; ``abort_after`` abandons the task at its second."""
+    cfg = _failing(
+        coordinator={"id": "contract_net", "window": 0.05},
+        arbiter={"id": "abort_after", "k": 2},
+    )
+    cfg["scenario"]["network"] = {"latency": {"dist": "constant", "value": 0.2}}
+    m = _metrics(cfg)
+    assert m[("arbitrations", "event=no_bids")] > 0
+    assert m[("arbiter_aborts", "all")] > 0
+    assert m[("abandoned", "all")] > 0 and m[("lost", "all")] == 0
+
+
+def test_reassign_on_no_bids_awards_without_an_auction() -> None:
+    """``reassign`` on ``no_bids`` sends the task to the shortest queue: nothing abandoned,
+    tasks complete although no bid ever arrives in time."""
+    cfg = _failing(
+        coordinator={"id": "contract_net", "window": 0.05},
+        arbiter="tests.unit.test_arbiter:hand_over",
+    )
+    cfg["scenario"]["network"] = {"latency": {"dist": "constant", "value": 0.2}}
+    m = _metrics(cfg)
+    assert m[("arbitrations", "decision=reassign")] == m[("arbitrations", "all")]
+    assert m[("arbitrations", "event=no_bids")] > 0
+    assert m[("arbiter_reassigns", "all")] > 0
+    assert m[("completed", "all")] > 0 and m[("lost", "all")] == 0
+
+
+def hand_over(ev: Event) -> Decision:
+    """Reassign whatever happens."""
+    return Decision("reassign", "hand it over")
+
+
+def test_a_bad_answer_fails_the_run_with_a_clear_message() -> None:
+    """An arbiter that returns something other than a decision fails the run, named."""
+    result = simulate(
+        RunSpec.make(_failing(arbiter="tests.unit.test_arbiter:confused"), "p", (), 1)
+    )
+    assert result.status == "failed"
+    assert "answered 'maybe'" in (result.error or "")
+
+
+def confused(ev: Event) -> Any:
+    """Not a decision."""
+    return "maybe"
+
+
+def test_the_policy_spec_validates_the_arbiter() -> None:
+    """A wrong parameter is located at the arbiter field."""
+    cfg = _failing(arbiter={"id": "deadline_guard", "risk_slack": -1})
+    with pytest.raises(Exception, match="risk_slack"):
+        Experiment.model_validate(cfg)
