@@ -14,6 +14,7 @@ from typing import Any
 
 from kossim.policy import Behaviour
 from kossim.sim.task import ORPHANED, QUEUED, Task, TaskQueue, make_queue
+from policies.arbitrated import hook_worker_arbiter
 from policies.backpressure import bounded_worker, held, refuse
 
 __all__ = ["Worker"]
@@ -63,6 +64,7 @@ class Worker(Behaviour):
             self.detector = ctx.detector
             ctx.after(float(ctx.rng.uniform(0.0, self.interval)), "beat")
         bounded_worker(self)
+        hook_worker_arbiter(self, ctx)
 
     def held(self) -> list[Task]:
         """Tasks this agent holds that are not on a slot (for conservation checks)."""
@@ -183,15 +185,23 @@ class Worker(Behaviour):
     def on_repair(self, suspended: list[Task]) -> None:
         ctx = self.ctx
         for t in suspended:
-            if self.restarts:
-                if t.attempts >= ctx.max_attempts:  # out of attempts: abandoned, as under requeue
-                    ctx.abandon(t)
-                    ctx.send(self.coordinator, "done", t)
-                    continue
-                ctx.restart(t)
+            if self.restarts and not self.lost_attempt(t):
+                continue
             ctx.start(t)
         self._fill()
         ctx.send(self.coordinator, "repaired", ctx.incarnation)
+
+    def lost_attempt(self, task: Task) -> bool:
+        """``restart``: ``task``'s attempt was lost in the crash. Start it over (True), or
+        abandon it once out of attempts, as under requeue (an arbiter may decide otherwise:
+        hook_worker_arbiter)."""
+        ctx = self.ctx
+        if task.attempts >= ctx.max_attempts:
+            ctx.abandon(task)
+            ctx.send(self.coordinator, "done", task)
+            return False
+        ctx.restart(task)
+        return True
 
     # -- contract net: bids ------------------------------------------------------------------
     def on_announce(self, sender: Any, call: tuple[int, Task]) -> None:

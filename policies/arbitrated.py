@@ -16,6 +16,11 @@ arbiter pays nothing):
   queue, abandoned; ``escalate``: re-queued at its raised priority;
   ``reassign``: sent now to the skilled agent believed up with the shortest
   queue (into its local queue); ``wait``: the next check (``recheck`` sets it).
+* ``failed`` at a ``worker`` agent (``restart``: the attempt of a task suspended by
+  the crash is lost at the repair): ``wait``: the default (start over, or abandon
+  out of attempts); ``abort``: abandon; ``escalate``: raise its priority, then the
+  default; ``reassign``: start over elsewhere: the task goes back to the coordinator
+  (``returned``), which dispatches it anew.
 * ``no_bids`` (``contract_net``): an auction closed without a usable bid.
   ``wait``: announce again after the back-off; ``abort``: abandon;
   ``escalate``: raise its priority, then announce again; ``reassign``: award it
@@ -36,7 +41,7 @@ from kossim.arbiter import Decision
 from kossim.sim.kernel import Actor
 from kossim.sim.task import WAITING, Task
 
-__all__ = ["hook_arbiter"]
+__all__ = ["hook_arbiter", "hook_worker_arbiter"]
 
 _INF = float("inf")
 _TINY = 1e-9  # a slack this close to 0 is 0 (timers set at the slack's zero land there)
@@ -253,3 +258,51 @@ class _DeadlineWatch:
         if slack > 0:
             self._arm(task, slack)
         coord.pump()
+
+
+def hook_worker_arbiter(worker: Any, ctx: Any) -> None:
+    """Install the arbitrated ``lost_attempt`` on a ``worker`` agent under ``restart``, when
+    the policy has an arbiter."""
+    if ctx.arbiter is not None and worker.restarts:
+        worker.lost_attempt = _WorkerFailed(worker, worker.lost_attempt)
+
+
+class _WorkerFailed:
+    """A worker's ``lost_attempt`` with the arbiter asked first (event ``failed``)."""
+
+    __slots__ = ("default", "worker")
+
+    def __init__(self, worker: Any, default: Callable[[Task], bool]) -> None:
+        self.worker = worker
+        self.default = default
+
+    def __call__(self, task: Task) -> bool:
+        worker = self.worker
+        if task in getattr(worker, "chain", ()):  # delegated here: its chain settles it
+            return self.default(task)
+        ctx = worker.ctx
+        most = ctx.max_attempts
+        service = ctx.profile.service_time(task)  # the work starts over, here
+        slack = task.deadline - ctx.now - service
+        decision = ctx.arbitrate(
+            "failed",
+            task,
+            count=task.attempts,
+            max_attempts=most,
+            out_of_attempts=task.attempts >= most,
+            agent=ctx.name,
+            slack=0.0 if abs(slack) < _TINY else slack,
+            service=service,
+        )
+        action = decision.action
+        if action == "abort":
+            ctx.abandon(task)
+            ctx.send(worker.coordinator, "done", task)
+            return False
+        if action == "reassign":
+            ctx.restart(task)
+            ctx.send(worker.coordinator, "returned", task)
+            return False
+        if action == "escalate":
+            task.priority -= decision.step
+        return self.default(task)

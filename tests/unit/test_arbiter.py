@@ -356,3 +356,30 @@ def test_the_policy_spec_validates_the_arbiter() -> None:
     cfg = _failing(arbiter={"id": "deadline_guard", "risk_slack": -1})
     with pytest.raises(Exception, match="risk_slack"):
         Experiment.model_validate(cfg)
+
+
+@pytest.mark.parametrize("dispatch", ["central", "push"])
+def test_restart_failures_are_arbitrated_at_the_agent(dispatch: str) -> None:
+    """``restart``: the agent asks at the repair about each suspended task; ``reassign``
+    sends it back to the coordinator, which dispatches it anew; ``abort`` abandons it."""
+    for arbiter, acted in (
+        ("tests.unit.test_arbiter:hand_over", "reassign"),
+        ("abort_after", "abort"),
+    ):
+        cfg = _failing(arbiter={"id": arbiter, **({"k": 1} if acted == "abort" else {})})
+        cfg["scenario"]["failures"]["agents"]["on_failure"] = "restart"
+        cfg["policies"][0]["dispatch"] = dispatch
+        world, cols = simulate_world(RunSpec.make(cfg, "p", (), 4, trace=True))
+        assert world.kernel.log is not None
+        rows = [r for r in world.kernel.log.rows if r[1] == "arbitrate"]
+        assert rows and all(
+            r[3].startswith("w-") and f'"decision": "{acted}"' in r[7] for r in rows
+        )
+        state = dict(zip(cols["id"].tolist(), cols["state"].tolist(), strict=True))
+        asked = {r[2] for r in rows}
+        if acted == "abort":
+            assert {t for t, s in state.items() if s == ABANDONED} == asked
+        else:
+            assert ABANDONED not in state.values()
+        m = _metrics(cfg, 4)
+        assert m[("lost", "all")] == 0 and m[("arbitrations", "event=failed")] > 0
