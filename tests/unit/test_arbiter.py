@@ -4,6 +4,7 @@ the events the coordinators raise, and the decisions they carry out."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import sys
 import textwrap
@@ -251,8 +252,6 @@ def test_deadline_guard_aborts_only_hopeless_waiting_tasks() -> None:
     world, cols = simulate_world(RunSpec.make(_deadlines("deadline_guard"), "p", (), 2, True))
     assert world.kernel.log is not None
     rows = [r for r in world.kernel.log.rows if r[1] == "arbitrate"]
-    import json
-
     risky = [(r, json.loads(r[7])) for r in rows if '"event": "deadline_risk"' in r[7]]
     aborts = [(r, f) for r, f in risky if f["decision"] == "abort"]
     escalations = [(r, f) for r, f in risky if f["decision"] == "escalate"]
@@ -383,3 +382,40 @@ def test_restart_failures_are_arbitrated_at_the_agent(dispatch: str) -> None:
             assert ABANDONED not in state.values()
         m = _metrics(cfg, 4)
         assert m[("lost", "all")] == 0 and m[("arbitrations", "event=failed")] > 0
+
+
+def test_the_readme_arbiter_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's ``my_arbiters.py`` beside an experiment, named as its YAML says: it
+    validates, runs on the arbitration experiment's scenario, and its aborts and
+    escalations are applied."""
+    import re
+
+    from kossim.config.experiment import load_experiment
+    from kossim.config.loader import load_yaml_text
+    from kossim.lab import run_experiment
+
+    readme = (ROOT / "README.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "my_arbiters" in b)
+    policies = next(
+        b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "my_arbiters:" in b
+    )
+    (tmp_path / "my_arbiters.py").write_text(code)
+    data, _ = load_yaml_text((ROOT / "experiments/recovery/arbitration.yaml").read_text())
+    part, _ = load_yaml_text(policies)
+    data.update(part, expect=[{"metric": "lost", "max": 0}])
+    data.pop("sweep")
+    (tmp_path / "exp.yaml").write_text(json.dumps(data))
+    monkeypatch.chdir(ROOT)  # the module is found beside the experiment, not in the cwd
+    sys.modules.pop("my_arbiters", None)
+    try:
+        loaded = load_experiment(tmp_path / "exp.yaml", ["seeds=2", "horizon=400"])
+        outcome = run_experiment(loaded, tmp_path / "out", executor="serial", progress=False)
+    finally:
+        sys.modules.pop("my_arbiters", None)
+    assert outcome.n_failed == 0
+    import pandas as pd
+
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index(["metric", "scope"])
+    assert summary.loc[("arbiter_aborts", "all"), "mean"] > 0
+    assert summary.loc[("arbitrations", "event=deadline_risk"), "mean"] > 0
+    assert summary.loc[("lost", "all"), "mean"] == 0
