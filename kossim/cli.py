@@ -362,12 +362,12 @@ def _conformance(exp: Any) -> None:
 @app.command()
 def policies() -> None:
     """List every registered policy component with its parameters."""
-    from kossim.registry import KINDS, available
+    from kossim.registry import available, registered_kinds
 
     table = Table(title="policy components")
     for col in ("kind", "id", "description", "parameters"):
         table.add_column(col)
-    for kind in KINDS:
+    for kind in registered_kinds():  # the built-in kinds, then newer ones (arbiter, ...)
         for ident, cls in sorted(available(kind).items()):
             params = (
                 ", ".join(

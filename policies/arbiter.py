@@ -11,10 +11,10 @@ for the event kinds and their facts). The built-ins are baselines:
   ``k - 1`` times, abandons it the ``k``-th;
 * ``deadline_guard``: judges by slack (deadline minus now minus the expected
   service time): abandons a task that can no longer make its deadline,
-  escalates one whose slack is below ``risk_slack``, else waits.
+  escalates one whose slack is at most ``risk_slack``, else waits.
 
 Every arbiter takes ``risk_slack``: with it, a coordinator that holds waiting
-tasks raises ``deadline_risk`` when a waiting task's slack falls below it
+tasks raises ``deadline_risk`` when a waiting task's slack falls to it
 (and again when it reaches 0); without it, no ``deadline_risk`` is raised.
 A plain function ``(event) -> Decision`` named ``module:function`` is an
 arbiter too (:func:`function_arbiter`).
@@ -45,7 +45,7 @@ class ArbiterParams(Params):
     risk_slack: float | None = Field(
         default=None,
         description="raise deadline_risk for a task waiting at the coordinator once its "
-        "slack (deadline - now - expected service) falls below this, and again at 0; "
+        "slack (deadline - now - expected service) falls to this, and again at 0; "
         "None: no deadline_risk events",
     )
 
@@ -111,7 +111,7 @@ class DeadlineGuardParams(ArbiterParams):
     risk_slack: float | None = Field(
         default=1.0,
         ge=0,
-        description="escalate a task whose slack is below this (and raise deadline_risk "
+        description="escalate a task whose slack is at most this (and raise deadline_risk "
         "for waiting tasks then)",
     )
     hopeless_slack: float = Field(
@@ -135,10 +135,10 @@ class DeadlineGuard(Arbiter):
         slack = event.slack
         params = self.params
         if slack <= params.hopeless_slack:
-            return abort(f"slack {slack:.4g} below {params.hopeless_slack:g}: hopeless")
+            return abort(f"slack {slack:.4g}, at most {params.hopeless_slack:g}: hopeless")
         risk = params.risk_slack if params.risk_slack is not None else 0.0
-        if slack < risk:
-            return escalate(f"slack {slack:.4g} below {risk:g}: at risk")
+        if slack <= risk:
+            return escalate(f"slack {slack:.4g}, at most {risk:g}: at risk")
         return wait(f"slack {slack:.4g}")
 
 
