@@ -8,7 +8,9 @@ arbiter pays nothing):
 * ``failed``: an attempt of a task was lost with its agent (``requeue``:
   reclaimed or written off). ``wait``: the default (re-enter, or abandon out
   of attempts); ``abort``: abandon now; ``escalate``: raise its priority, then
-  the default; ``reassign``: re-enter the dispatch now, even out of attempts.
+  the default; ``reassign``: send it now, even out of attempts, to the skilled
+  agent believed up with the shortest queue (not the one it failed on, with
+  ``exclude``), or re-enter the dispatch if there is none.
 * ``deadline_risk`` (pull dispatch, an arbiter with ``risk_slack``): a timer
   per waiting task with a deadline fires when its slack (deadline - now - its
   service time on the fastest skilled agent) reaches ``risk_slack``, and, if
@@ -20,7 +22,8 @@ arbiter pays nothing):
   the crash is lost at the repair): ``wait``: the default (start over, or abandon
   out of attempts); ``abort``: abandon; ``escalate``: raise its priority, then the
   default; ``reassign``: start over elsewhere: the task goes back to the coordinator
-  (``returned``), which dispatches it anew.
+  (``returned``), which dispatches it anew (as it would a preempted task: ``exclude``
+  is not known there).
 * ``no_bids`` (``contract_net``): an auction closed without a usable bid.
   ``wait``: announce again after the back-off; ``abort``: abandon;
   ``escalate``: raise its priority, then announce again; ``reassign``: award it
@@ -99,6 +102,14 @@ class _Desk:
                 best = v
         return best
 
+    def send_elsewhere(self, task: Task, exclude: int = -1) -> Any:
+        """Send ``task`` now to :meth:`shortest` (into its local queue if busy) and return
+        that agent's view; ``None`` when no agent is believed up for it."""
+        view = self.shortest(task, exclude)
+        if view is not None:
+            self.coord._send(view, task)
+        return view
+
     def escalate(self, task: Task, decision: Decision) -> None:
         task.priority -= decision.step
 
@@ -134,7 +145,8 @@ class _Failed:
         if action == "abort":
             ctx.abandon(task)
         elif action == "reassign":
-            desk.coord.reenter(task)
+            if desk.send_elsewhere(task, agent.index if decision.exclude else -1) is None:
+                desk.coord.reenter(task)
         else:
             if action == "escalate":
                 desk.escalate(task, decision)
@@ -172,12 +184,10 @@ class _NoBids:
             ctx.abandon(task)
             return
         if action == "reassign":
-            view = desk.shortest(task)
+            view = desk.send_elsewhere(task)
             if view is not None:
                 del self.rounds[task]
-                coord = desk.coord
-                coord._send(view, task)
-                coord.awarded[view.index] += task.svc
+                desk.coord.awarded[view.index] += task.svc
                 return
         elif action == "escalate":
             desk.escalate(task, decision)
@@ -247,10 +257,8 @@ class _DeadlineWatch:
             ctx.abandon(task)
             return
         if action == "reassign":
-            view = desk.shortest(task)
-            if view is not None:
+            if desk.send_elsewhere(task) is not None:
                 self.asks.pop(task, None)
-                coord._send(view, task)
                 return
         else:
             desk.escalate(task, decision)

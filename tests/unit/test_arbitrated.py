@@ -304,3 +304,24 @@ def test_the_readme_arbiter_example_runs(tmp_path: Path, monkeypatch: pytest.Mon
     assert summary.loc[("arbiter_aborts", "all"), "mean"] > 0
     assert summary.loc[("arbitrations", "event=deadline_risk"), "mean"] > 0
     assert summary.loc[("lost", "all"), "mean"] == 0
+
+
+def test_reassign_after_a_failure_avoids_the_agent_it_failed_on() -> None:
+    """``requeue``: a reassigned task goes straight to another agent, even out of attempts
+    (``max_attempts`` 1: nothing is abandoned), never back to where it failed."""
+    cfg = _failing(arbiter="tests.unit.test_arbitrated:hand_over")
+    cfg["scenario"]["failures"]["agents"]["max_attempts"] = 1
+    world, cols = simulate_world(RunSpec.make(cfg, "p", (), 5, trace=True))
+    assert world.kernel.log is not None
+    rows = world.kernel.log.rows
+    checked = 0
+    for i, r in enumerate(rows):
+        if r[1] != "arbitrate":
+            continue
+        failed_on = json.loads(r[7])["agent"]
+        sent = next(x for x in rows[i + 1 :] if x[1] == "send:task" and x[2] == r[2])
+        if sent[0] == r[0]:  # sent at once (later: no agent was up, it waited its turn)
+            assert sent[5] != failed_on
+            checked += 1
+    assert checked > 10
+    assert ABANDONED not in cols["state"].tolist()
