@@ -160,7 +160,7 @@ def function_arbiter(fn: Callable[[Event], Any], ident: str) -> type[Arbiter]:
             "description": doc[0] if doc else f"the function {ident}",
             "function": staticmethod(fn),
             "decide": lambda self, event: fn(event),
-            "__module__": __name__,
+            "__module__": getattr(fn, "__module__", None) or __name__,  # the user's code
         },
     )
     _FUNCTIONS[ident] = cls
