@@ -44,7 +44,7 @@ from kossim.arbiter import Decision
 from kossim.sim.kernel import Actor
 from kossim.sim.task import WAITING, Task
 
-__all__ = ["hook_arbiter", "hook_worker_arbiter"]
+__all__ = ["hook_arbiter", "hook_worker_arbiter", "send_elsewhere", "shortest"]
 
 _INF = float("inf")
 _TINY = 1e-9  # a slack this close to 0 is 0 (timers set at the slack's zero land there)
@@ -65,6 +65,26 @@ def hook_arbiter(coord: Any, ctx: Any) -> None:
         coord.on_deadline_risk = watch.on_deadline_risk
         coord.on_arrival = watch.watching(coord.on_arrival)
         coord.reenter = watch.watching(coord.reenter)
+
+
+def shortest(coord: Any, task: Task, exclude: int = -1) -> Any:
+    """The view of the agent skilled for ``task`` and believed up with the shortest queue
+    (lowest index among ties), other than agent index ``exclude``; ``None`` if none."""
+    best = None
+    for v in coord._skilled_for(task.skills):
+        if v.up and v.index != exclude and (best is None or v.queue_length < best.queue_length):
+            best = v
+    return best
+
+
+def send_elsewhere(coord: Any, task: Task, exclude: int = -1) -> Any:
+    """``reassign`` for a ``queueing`` coordinator: send ``task`` now to :func:`shortest`
+    (into its local queue if it is busy) and return that view; ``None`` when no agent is
+    believed up for it (the caller then re-enters it, or waits)."""
+    view = shortest(coord, task, exclude)
+    if view is not None:
+        coord._send(view, task)
+    return view
 
 
 class _Desk:
@@ -94,21 +114,8 @@ class _Desk:
         slack = task.deadline - self.ctx.now - service
         return (0.0 if abs(slack) < _TINY else slack), service
 
-    def shortest(self, task: Task, exclude: int = -1) -> Any:
-        """The skilled agent believed up with the shortest queue (lowest index among ties)."""
-        best = None
-        for v in self.coord._skilled_for(task.skills):
-            if v.up and v.index != exclude and (best is None or v.queue_length < best.queue_length):
-                best = v
-        return best
-
     def send_elsewhere(self, task: Task, exclude: int = -1) -> Any:
-        """Send ``task`` now to :meth:`shortest` (into its local queue if busy) and return
-        that agent's view; ``None`` when no agent is believed up for it."""
-        view = self.shortest(task, exclude)
-        if view is not None:
-            self.coord._send(view, task)
-        return view
+        return send_elsewhere(self.coord, task, exclude)
 
     def escalate(self, task: Task, decision: Decision) -> None:
         task.priority -= decision.step
