@@ -54,6 +54,9 @@ KINDS = DECISION_KINDS + BEHAVIOUR_KINDS
 ENTRY_POINT_GROUP = "kossim.policies"
 
 _REGISTRY: dict[str, dict[str, type[Component]]] = {k: {} for k in KINDS}
+FUNCTION_KINDS = {"arbiter": "policies.arbiter:function_arbiter"}
+"""Kinds whose ``module:function`` references may name a plain function: the adapter (a
+``module:function`` itself, ``(fn, ident) -> component class``) that makes it a component."""
 _loaded = False
 _search: ContextVar[tuple[Path, ...]] = ContextVar("kossim_component_search", default=())
 
@@ -241,8 +244,12 @@ def _lookup(kind: str, ident: str) -> type[Component]:
                 f"cannot load {kind} component {ident!r}: importing {module!r} raised "
                 f"{type(exc).__name__}: {_first_line(exc)}"
             ) from None
+        if kind in FUNCTION_KINDS and callable(cls) and not isinstance(cls, type):
+            adapter_module, _, adapter = FUNCTION_KINDS[kind].partition(":")
+            cls = getattr(importlib.import_module(adapter_module), adapter)(cls, ident)
         if not (isinstance(cls, type) and issubclass(cls, Component) and cls.kind == kind):
-            raise ValueError(f"{ident!r} is not a kossim {kind} component")
+            plain = " or a plain function" if kind in FUNCTION_KINDS else ""
+            raise ValueError(f"{ident!r} is not a kossim {kind} component{plain}")
         return cls
     table = available(kind)
     if ident not in table:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from policies import (
     agent,
+    arbiter,
     bundles,
     contract_net,
     coordinator,
@@ -30,6 +31,7 @@ from policies import (
 
 __all__ = [
     "agent",
+    "arbiter",
     "bundles",
     "contract_net",
     "coordinator",

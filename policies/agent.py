@@ -14,6 +14,7 @@ from typing import Any
 
 from kossim.policy import Behaviour
 from kossim.sim.task import ORPHANED, QUEUED, Task, TaskQueue, make_queue
+from policies.arbitrated import hook_worker_arbiter
 from policies.backpressure import bounded_worker, held, refuse
 from policies.speculation import ProgressReports
 
@@ -64,6 +65,7 @@ class Worker(ProgressReports, Behaviour):
             self.detector = ctx.detector
             ctx.after(float(ctx.rng.uniform(0.0, self.interval)), "beat")
         bounded_worker(self)
+        hook_worker_arbiter(self, ctx)
 
     def held(self) -> list[Task]:
         """Tasks this agent holds that are not on a slot (for conservation checks)."""
@@ -190,25 +192,34 @@ class Worker(ProgressReports, Behaviour):
         """Back up: the suspended tasks take their slots again before anything is reported,
         since a report delivered at once may bring a task for a slot that looks free."""
         ctx = self.ctx
-        ended: list[Task] = []
+        later: list[tuple[str, Task]] = []  # reports sent once the slots are taken
         cancelled: list[Task] = []  # copies whose sibling finished meanwhile: discarded
         for t in suspended:
-            if self.restarts:
-                if t.attempts >= ctx.max_attempts:  # out of attempts: abandoned, as under requeue
-                    ctx.abandon(t)
-                    ended.append(t)
-                    continue
-                ctx.restart(t)
+            if self.restarts and not self.lost_attempt(t, later):
+                continue
             if t.cancelled:
                 cancelled.append(t)
                 continue
             ctx.start(t)
         for t in cancelled:
             ctx.start(t)  # the engine discards it (on_discard reports it)
-        for t in ended:
-            ctx.send(self.coordinator, "done", t)
+        for kind, t in later:
+            ctx.send(self.coordinator, kind, t)
         self._fill()
         ctx.send(self.coordinator, "repaired", ctx.incarnation)
+
+    def lost_attempt(self, task: Task, later: list[tuple[str, Task]]) -> bool:
+        """``restart``: ``task``'s attempt was lost in the crash. Start it over (True), or
+        abandon it once out of attempts, as under requeue (an arbiter may decide otherwise:
+        hook_worker_arbiter); the report it owes the coordinator goes into ``later``, sent
+        once the suspended tasks have their slots again."""
+        ctx = self.ctx
+        if task.attempts >= ctx.max_attempts:
+            ctx.abandon(task)
+            later.append(("done", task))
+            return False
+        ctx.restart(task)
+        return True
 
     # -- contract net: bids ------------------------------------------------------------------
     def on_announce(self, sender: Any, call: tuple[int, Task]) -> None:

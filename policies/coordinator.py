@@ -18,10 +18,11 @@ from kossim.sim.agent import AgentState
 from kossim.sim.kernel import Actor
 from kossim.sim.pool import Pool
 from kossim.sim.task import RUNNING, WAITING, SplitQueue, Task, TaskQueue, make_queue
+from policies.arbitrated import hook_arbiter
 from policies.backpressure import bounded
 from policies.candidate_pools import CandidatePools
 from policies.notices import DelegationNotices
-from policies.retry_queue import hook_retry
+from policies.retry_queue import MAY_STILL_RUN, hook_retry
 from policies.role_based import hook_roles, role_tiers
 from policies.speculation import Speculating, speculate
 
@@ -116,6 +117,7 @@ class Queueing(CandidatePools, DelegationNotices, Speculating, Behaviour):
         hook_roles(self, ctx, tiers)
         hook_retry(self, ctx)
         speculate(self, ctx)
+        hook_arbiter(self, ctx)  # last: the arbiter is asked before the retry rule
 
     def pulls(self, ctx: Any) -> bool:
         """Whether tasks wait here for a free slot (pull) rather than leave on arrival (push):
@@ -389,19 +391,20 @@ class Queueing(CandidatePools, DelegationNotices, Speculating, Behaviour):
         for task in ctx.reclaim(agent):
             book = self.delegated.pop(task, None) if self.delegated else None
             self._forget(self.views[book[0]] if book and book[0] >= 0 else view, task)
-            self.attempt_failed(task, "lost")
+            self.attempt_failed(task, "lost", agent)
 
     def attempt_failed(self, task: Task, why: str, agent: Actor | None = None) -> None:
         """The one place a failed attempt of ``task`` is decided (``why``: ``lost`` with a
-        crashed agent, ``bounced`` by a down one, ``suspected``: written off with a suspected
-        ``agent``, where it may still run). Without a ``retry`` component: a bounce
-        re-enters; another failure re-enters, or is abandoned once out of the scenario's
-        ``max_attempts``; what is re-sent for a suspected agent is the engine's answer to
-        ``ctx.recover`` (the task if it was lost, else a copy). A ``retry`` component swaps
-        in its own rule (:mod:`policies.retry_queue`).
+        crashed ``agent``, ``bounced`` by a down one, ``suspected``: written off with a
+        suspected ``agent``, where it may still run, as after a ``timeout``). Without a
+        ``retry`` component: a bounce re-enters; another failure re-enters, or is abandoned
+        once out of the scenario's ``max_attempts``; what is re-sent for a suspected agent
+        is the engine's answer to ``ctx.recover`` (the task if it was lost, else a copy).
+        A ``retry`` component swaps in its own rule (:mod:`policies.retry_queue`); an
+        arbiter is asked before either (:mod:`policies.arbitrated`).
         """
         ctx = self.ctx
-        if agent is not None:
+        if agent is not None and why in MAY_STILL_RUN:
             again = ctx.recover(task, agent)
             if again is None:
                 return

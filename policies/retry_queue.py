@@ -37,11 +37,15 @@ from kossim.runspec import MetricRow
 from kossim.sim.kernel import Actor, Timer
 from kossim.sim.task import WAITING, Task
 
-__all__ = ["REASONS", "RetryQueue", "hook_retry"]
+__all__ = ["MAY_STILL_RUN", "REASONS", "RetryQueue", "hook_retry"]
 
 REASONS = ("lost", "bounced", "suspected", "timeout")
 """Why an attempt failed: lost with a crashed agent, bounced by a down agent, written off
 with a suspected agent, not reported finished within the timeout."""
+
+MAY_STILL_RUN = ("suspected", "timeout")
+"""Failures after which the attempt may still be running on its agent (given with them):
+what is re-sent is the engine's answer to ``ctx.recover``, the task or a copy."""
 
 
 def hook_retry(coord: Any, ctx: Any) -> None:
@@ -93,13 +97,13 @@ class RetryQueue:
 
     # -- the hook ------------------------------------------------------------------------
     def attempt_failed(self, task: Task, why: str, agent: Actor | None = None) -> None:
-        """``task``'s attempt failed (``why``: one of :data:`REASONS`); ``agent``: where
-        it was sent, when the attempt may still run there (a suspicion, a timeout)."""
+        """``task``'s attempt failed (``why``: one of :data:`REASONS`) on ``agent`` (when
+        known), where it may still run after a suspicion or a timeout."""
         ctx = self.ctx
         if task.cancelled:  # a copy that lost its race on its way: nothing to retry
             return
         self.failures_seen.append((why, task.arrival))
-        if agent is not None:  # it may still run there
+        if agent is not None and why in MAY_STILL_RUN:  # it may still run there
             if not self.at_least_once:
                 if ctx.tracing:
                     ctx.log(

@@ -19,6 +19,7 @@ from kossim.runspec import MetricRow
 from kossim.states import DONE
 
 __all__ = [
+    "ARBITER_METRICS",
     "CORE_METRICS",
     "FAILOVER_METRICS",
     "LOCK_METRICS",
@@ -255,6 +256,16 @@ fail or the policy keeps standbys."""
 SPECULATION_METRICS = ("backups", "backup_wins", "stragglers_flagged")
 """Metrics of speculative execution (:mod:`policies.speculation`), scope ``all``, over
 measured tasks: only in runs whose policy has a ``speculation`` component."""
+
+ARBITER_METRICS = (
+    "arbitrations",
+    "arbiter_aborts",
+    "arbiter_escalations",
+    "arbiter_reassigns",
+)
+"""Metrics of runs whose policy has an arbiter (:mod:`kossim.sim.arbitration`):
+``arbitrations`` (scopes ``all``, ``event=K`` for every event kind, ``decision=D`` for
+every action) and the count of each acting decision, inside the measurement window."""
 
 ROLE_METRICS = (
     "fallbacks",

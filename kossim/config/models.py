@@ -302,6 +302,7 @@ COMPONENT_FIELDS = (
     "standby",
     "retry",
     "speculation",
+    "arbiter",
 )
 """The fields of a policy that name a component (one kind each)."""
 
@@ -330,6 +331,12 @@ class PolicySpec(Strict):
     retry: ComponentRef | None = None
     speculation: ComponentRef | None = Field(
         default=None, description="straggler detection and backup copies (none: no speculation)"
+    )
+    arbiter: ComponentRef | None = Field(
+        default=None,
+        description="decides on high-stakes events (a task failed again, a deadline at "
+        "risk, no bids, ...): an id, {id: ..., param: value} or module:function; "
+        "None: no arbitration",
     )
 
     @field_validator(*COMPONENT_FIELDS)

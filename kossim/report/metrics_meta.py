@@ -279,6 +279,25 @@ METRIC_LABEL.update(
     }
 )
 
+# Arbitration hooks (kossim/arbiter.py, policies/arbiter.py): how often an arbiter was
+# asked and how often it acted; what acting is worth shows in deadline misses and goodput.
+METRIC_DIRECTION.update(
+    {
+        "arbitrations": 0,
+        "arbiter_aborts": 0,
+        "arbiter_escalations": 0,
+        "arbiter_reassigns": 0,
+    }
+)
+METRIC_LABEL.update(
+    {
+        "arbitrations": ("arbitrations (event=K, decision=D)", "decisions"),
+        "arbiter_aborts": ("tasks abandoned by the arbiter", "tasks"),
+        "arbiter_escalations": ("priority escalations by the arbiter", "decisions"),
+        "arbiter_reassigns": ("reassignments by the arbiter", "decisions"),
+    }
+)
+
 KEY_METRICS: tuple[str, ...] = (
     "sojourn_mean",
     "sojourn_p95",

@@ -218,7 +218,12 @@ def _facts(world: World) -> RunFacts:
             for actor in (world.coordinator_actor, world.detector_actor, *world.services)
             if hasattr(actor.behaviour, "metric_rows")  # a duck-typed behaviour may lack it
             for row in actor.behaviour.metric_rows(start, world.recorder.end_time)
-        ],
+        ]
+        + (
+            world.arbitration.metric_rows(start, world.recorder.end_time)
+            if world.arbitration
+            else []
+        ),
     )
 
 

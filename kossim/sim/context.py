@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kossim.arbiter import WAIT, Decision
 from kossim.sim.kernel import Actor, Kernel, Timer
 from kossim.sim.streams import stream
 from kossim.sim.task import Task
@@ -85,6 +86,21 @@ class Context:
         log = self.kernel.log
         if log is not None:
             log.record(self.kernel.env._now, kind, self.actor.name, reason, task, fields)
+
+    def arbitrate(self, kind: str, task: Task | None = None, **facts: Any) -> Decision:
+        """Ask the policy's arbiter about event ``kind`` (see :mod:`kossim.arbiter`) and get
+        its decision, logged and counted; without an arbiter: ``wait``, at no cost. The
+        caller carries the decision out with its own verbs."""
+        arbitration = self._world.arbitration
+        if arbitration is None:
+            return WAIT
+        return arbitration.ask(self.actor, kind, task, facts)
+
+    @property
+    def arbiter(self) -> Any:
+        """The policy's arbiter component (its parameters, ``risk_slack``), or ``None``."""
+        arbitration = self._world.arbitration
+        return None if arbitration is None else arbitration.arbiter
 
     def component(self, kind: str) -> Any:
         """The policy's component of ``kind`` for this run (one instance, shared)."""

@@ -25,6 +25,7 @@ from kossim.config.netfaults import has_network_faults
 from kossim.dists import Uniform, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
+from kossim.sim.arbitration import Arbitration
 from kossim.sim.bundle import bundle_arrivals
 from kossim.sim.context import AgentContext, CoordinatorContext, ServiceContext
 from kossim.sim.eventlog import EventLog
@@ -124,6 +125,9 @@ class World:
         self.ledger = Ledger(self)
         self.results = Results(self)
         self._families = self.ledger.families  # read on every ending
+        self.arbitration = (
+            Arbitration(self.component("arbiter"), self.kernel) if policy.arbiter else None
+        )
         self._build_actors()
         # The timeline, partition clocks and dropped tasks: a scenario actor, if needed.
         self.scenario_events = install_scenario_events(self) if faults else None
