@@ -59,7 +59,8 @@ CASES = [
         "unknown_field",
         "unknown_field.yaml",
         "{file}:8:32: scenario.agents.0.sped: unknown field 'sped'; allowed: group, count, "
-        "speed, capacity, skills, trust, bad_results, node, queue_limit, roles, learning, slowdown "
+        "speed, capacity, skills, trust, bad_results, node, queue_limit, roles, learning, "
+        "pause, slowdown "
         "(did you mean 'speed'?)",
     ),
     Bad(
