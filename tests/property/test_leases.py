@@ -1,13 +1,16 @@
-"""Leases with fencing on random crash, pause and latency schedules (Hypothesis, derandomized
-in CI).
+"""Leases with fencing on random crash, pause, latency, loss and partition schedules
+(Hypothesis, derandomized in CI).
 
 Whatever the system (the conservation test's random scenarios, with resources that
 task types lock exclusively or shared, agents that pause for longer than a lease,
-crashes under every failure semantics, network latency): with fencing on, no stale
+crashes under every failure semantics, network latency, messages lost on every link,
+random partitions cutting agents off the lock services, agents that ask again or wait
+for ever): with fencing on, no stale
 write is ever accepted (``safety_violations`` is 0); every resource's fencing tokens
 are granted in strictly increasing order 1, 2, 3, ...; the lock service never holds
 an exclusive lease beside another lease; and every arrival is accounted for exactly
-once (``lost`` is 0), with each start and ending checked as it happens.
+once (``lost`` is 0; a task whose message was lost or cut is ``dropped``, a counted
+outcome), with each start and ending checked as it happens.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ def locked_scenarios(draw: st.DrawFn, fencing: bool = True) -> dict[str, Any]:
         ]
     if not any(t["locks"] for t in sc["workload"]["tasks"]):
         sc["workload"]["tasks"][0]["locks"] = [names[0]]
+    draw_network_faults(draw, sc)
     duration = draw(st.sampled_from([0.5, 1.5, 4.0]))
     for g in sc["agents"]:
         if draw(st.booleans()):
@@ -68,6 +72,25 @@ def locked_scenarios(draw: st.DrawFn, fencing: bool = True) -> dict[str, Any]:
         "contended_after": draw(st.sampled_from([None, 1.0])),
     }
     return cfg
+
+
+def draw_network_faults(draw: st.DrawFn, sc: dict[str, Any]) -> None:
+    """Message loss on every link and random partitions: a group of agents (or one agent
+    node drawn at each cut) cut off from the coordinator's node, where the lock services
+    and resources live, so holders fall silent and leases lapse behind the cut."""
+    network = sc.setdefault("network", {})
+    network["loss"] = draw(st.sampled_from([0.0, 0.0, 0.01, 0.1]))
+    if draw(st.booleans()):
+        agents = sum(g["count"] for g in sc["agents"])
+        groups = [[draw(st.sampled_from([g["group"] for g in sc["agents"]]))]]
+        shape = {"size": 1} if agents > 1 and draw(st.booleans()) else {"groups": groups}
+        network["partitions"] = [
+            {
+                "up": {"dist": "exponential", "mean": draw(st.sampled_from([3.0, 15.0]))},
+                "down": {"dist": "exponential", "mean": draw(st.sampled_from([0.5, 4.0]))},
+                **shape,
+            }
+        ]
 
 
 @contextmanager
@@ -104,6 +127,8 @@ def test_fencing_accepts_no_stale_write(cfg: dict[str, Any], seed: int) -> None:
     m = {(k, s): v for k, s, v in result.metrics}
     assert m[("lost", "all")] == 0
     assert m[("safety_violations", "all")] == 0
+    ended = sum(m[(k, "all")] for k in ("completed", "abandoned", "rejected", "dropped"))
+    assert ended + m[("in_flight", "all")] == m[("arrived", "all")]
 
 
 @given(cfg=locked_scenarios(fencing=False), seed=st.integers(0, 2**16))
