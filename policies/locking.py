@@ -42,12 +42,23 @@ __all__ = ["Locking", "LockingParams"]
 class _Hold:
     """What a task has asked for and holds: its locks' tokens, its pending writes."""
 
-    __slots__ = ("asked", "fenced", "needs", "next", "off", "pending", "timer", "tokens")
+    __slots__ = (
+        "asked",
+        "fenced",
+        "first",
+        "needs",
+        "next",
+        "off",
+        "pending",
+        "timer",
+        "tokens",
+    )
 
-    def __init__(self, needs: list[tuple[str, str]]) -> None:
+    def __init__(self, needs: list[tuple[str, str]], first: int) -> None:
         self.needs = needs
         self.next = 0  # index of the lock being asked for
         self.asked = 0  # the number of the last request sent: a grant of another is stale
+        self.first = first  # the number of its first request: older news is another hold's
         self.tokens: dict[str, int] = {}
         self.timer: Timer | None = None
         self.pending = 0  # writes not yet answered
@@ -118,7 +129,7 @@ class Locking(Worker):
         if needs is None:
             self.ctx.start(task)
             return
-        hold = self.holds[task] = _Hold(needs)
+        hold = self.holds[task] = _Hold(needs, self.requests + 1)
         self.off_slot += 1
         task.state = QUEUED
         self._ask(task, hold)
@@ -174,6 +185,52 @@ class Locking(Worker):
         if ctx.tracing:
             ctx.log("locked", f"task {task.id} holds {hold.tokens}", task, tokens=hold.tokens)
         ctx.start(task)
+
+    def on_withdrawn(self, sender: Actor, news: tuple[Task, int, str, str, str]) -> None:
+        """A lock service withdrew the task's request (its arbiter decided on contention):
+        free the slot and release what the task holds, then end it (``abort``) or send it
+        back to the coordinator to be dispatched anew (``reassign``)."""
+        if self._down("withdrawn", sender, news):
+            return
+        task, ask, resource, action, why = news
+        ctx = self.ctx
+        hold = self.holds.get(task)
+        if (
+            hold is None
+            or not hold.asked
+            or ask < hold.first
+            or hold.needs[hold.next][0] != resource
+        ):
+            if ctx.tracing:
+                ctx.log(
+                    "lock_withdrawn",
+                    f"task {task.id}: withdrawal of its request for {resource} ignored: "
+                    "no longer waiting for that lock here",
+                    task,
+                )
+            return
+        self._release(task, hold)
+        if action == "abort" or task.cancelled:
+            if ctx.tracing:
+                ctx.log(
+                    "abandon",
+                    f"task {task.id}: its request for {resource} withdrawn, the arbiter "
+                    f"decided {action}{why}",
+                    task,
+                )
+            ctx.abandon(task)  # a copy that lost its race has ended already: nothing to do
+            self.send(self.coordinator, "done", task)
+        else:
+            if ctx.tracing:
+                ctx.log(
+                    "returned",
+                    f"task {task.id}: its request for {resource} withdrawn, back to the "
+                    f"coordinator to be dispatched anew: the arbiter decided {action}{why}",
+                    task,
+                )
+            self.send(self.coordinator, "returned", task)
+        if self.local:
+            self._fill()
 
     def on_renew(self, sender: None, due: tuple[Task, _Hold, float]) -> None:
         task, hold, every = due

@@ -24,8 +24,23 @@ no lease: a lock is held until released, so a holder that crashes under
 every later request waits (the naive baseline). ``none`` runs no service: a
 scenario whose task types lock resources is refused with it.
 
-Contention for a lock beyond a bound would be seen in :meth:`Leases._grant`
-(the head's wait, the queue's length): the place for an arbiter's hook.
+With ``contended_after: B``, a request still waiting ``B`` after it reached the
+service is *contended*: the service reports it (``lock_contended``) and asks the
+policy's arbiter (event ``lock_contended``; facts ``count``, ``resource``,
+``holder``, ``waited``, ``ahead``), then carries out the decision:
+
+* ``wait``: the request keeps its place; with ``recheck: d`` the arbiter is asked
+  again after ``d`` if it still waits (without, never again for this request);
+* ``escalate``: the task's priority rises by ``step`` tiers and its request moves
+  ahead of every waiting request of a lower priority (a higher number), so the
+  service's queue is FIFO among equals; asked again after another ``B``;
+* ``abort`` and ``reassign``: the request leaves the queue and the agent is told
+  (``withdrawn (task, request, resource, action, reason)``): it frees the slot,
+  releases the locks the task already holds and ends the task (``abort``:
+  abandoned, ``done`` to its coordinator) or sends it back to its coordinator
+  (``reassign``: ``returned``, dispatched anew).
+
+Without an arbiter the decision is ``wait`` at no cost: a request is reported once.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from kossim.arbiter import Decision
 from kossim.policy import Behaviour, Params
 from kossim.sim.kernel import Actor
 from kossim.sim.task import Task
@@ -89,7 +105,7 @@ class _Lease:
 
 
 class _Request:
-    __slots__ = ("ask", "holder", "mode", "since", "task")
+    __slots__ = ("ask", "holder", "mode", "reported", "since", "task")
 
     def __init__(self, holder: Actor, task: Task, mode: str, ask: int, since: float) -> None:
         self.holder = holder
@@ -97,6 +113,7 @@ class _Request:
         self.mode = mode
         self.ask = ask  # the holder's number for this request (the latest, if asked again)
         self.since = since
+        self.reported = False  # reported contended already (lock_contended counts it once)
 
 
 class Leases(Behaviour):
@@ -106,7 +123,7 @@ class Leases(Behaviour):
     kind = "locks"
     id = "lease"
     description = "leases renewed by message, expiring by the service's clock; fencing tokens"
-    sends: tuple[str, ...] = ("granted",)
+    sends: tuple[str, ...] = ("granted", "withdrawn")
     Params: ClassVar[type[Params]] = LeaseParams
     grants: ClassVar[bool] = True
 
@@ -119,6 +136,7 @@ class Leases(Behaviour):
         self.queued: dict[tuple[str, int, int], _Request] = {}  # by (holder, task, copy)
         self.holders: dict[int, _Lease] = {}
         self.token = 0
+        self.raised: dict[int, int] = {}  # lock_contended events so far, by task id
 
     def on_acquire(self, sender: Actor, request: tuple[Task, str, int]) -> None:
         task, mode, ask = request
@@ -135,15 +153,71 @@ class Leases(Behaviour):
         self._grant()
 
     def on_contended(self, sender: None, due: tuple[tuple[str, int, int], _Request]) -> None:
-        """``contended_after`` past a request: if it still waits, the lock is contended
-        beyond the bound. An arbiter hook belongs here (reassign the holder's task, raise
-        the waiter's priority, abort, or wait)."""
+        """``contended_after`` past a request (or a ``recheck`` after it): if it still
+        waits, the lock is contended beyond the bound; the arbiter decides what to do."""
         key, entry = due
         if self.queued.get(key) is not entry:
-            return  # granted meanwhile
+            return  # granted or withdrawn meanwhile
         ctx = self.ctx
+        task = entry.task
         ahead = next(i for i, e in enumerate(self.waiting) if e is entry)
-        ctx.contended(entry.task, ctx.now - entry.since, ahead, len(self.holders))
+        waited = ctx.now - entry.since
+        n = self.raised[task.id] = self.raised.get(task.id, 0) + 1
+        ctx.contended(task, waited, ahead, len(self.holders), again=entry.reported)
+        entry.reported = True
+        holder = self._holder()
+        decision = ctx.arbitrate(
+            "lock_contended",
+            task,
+            count=n,
+            resource=ctx.resource,
+            holder=holder,
+            waited=waited,
+            ahead=ahead,
+        )
+        self._carry_out(key, entry, decision)
+
+    def _holder(self) -> str | None:
+        """The agent holding the lease that blocks the queue: an exclusive one if there is
+        one, else the oldest; ``None`` if no lease is held."""
+        leases = sorted(self.holders.values(), key=lambda lease: lease.token)
+        blocking = [lease for lease in leases if lease.mode == "exclusive"] or leases
+        return blocking[0].holder.name if blocking else None
+
+    def _carry_out(self, key: tuple[str, int, int], entry: _Request, decision: Decision) -> None:
+        ctx = self.ctx
+        task = entry.task
+        action = decision.action
+        why = f" ({decision.reason})" if decision.reason else ""
+        if action == "wait":
+            if decision.recheck is not None:
+                ctx.after(decision.recheck, "contended", (key, entry))
+            return
+        if action == "escalate":
+            task.priority -= decision.step
+            waiting = list(self.waiting)
+            waiting.remove(entry)
+            at = next((i for i, e in enumerate(waiting) if e.task.priority > task.priority), None)
+            waiting.insert(len(waiting) if at is None else at, entry)
+            self.waiting = deque(waiting)
+            if ctx.tracing:
+                ctx.log(
+                    "lock_escalate",
+                    f"{ctx.resource}: task {task.id} escalated to priority {task.priority}, "
+                    f"its request now {waiting.index(entry)} from the head{why}",
+                    task,
+                    priority=task.priority,
+                )
+            if self.bound is not None:
+                ctx.after(self.bound, "contended", (key, entry))
+            self._grant()
+            return
+        # abort or reassign: the request leaves the queue; its agent ends or returns the task
+        self.waiting.remove(entry)
+        del self.queued[key]
+        ctx.withdrawn(task, entry.holder, ctx.now - entry.since, action, why)
+        ctx.send(entry.holder, "withdrawn", (task, entry.ask, ctx.resource, action, why))
+        self._grant()  # a withdrawn head may have held up compatible requests behind it
 
     def _grant(self) -> None:
         """Grant the head of the queue while it is compatible with the holders."""

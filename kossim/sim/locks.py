@@ -63,6 +63,7 @@ class _Figures:
         "tokens",
         "violations",
         "waits",
+        "withdrawn",
         "writes",
     )
 
@@ -70,6 +71,7 @@ class _Figures:
         self.grants = self.expiries = self.renewals = 0
         self.contended = 0
         self.requests = 0  # received in the whole run (with tokens: the requests waiting)
+        self.withdrawn = 0  # requests taken out of the queue by an arbiter's decision
         self.writes = self.fenced = self.violations = 0
         self.waits: list[float] = []
         self.tokens: list[int] = []  # every token granted, in order (the whole run)
@@ -110,7 +112,7 @@ class LockBook:
                 "lock_grants": float(sum(f.grants for f in figs)),
                 "lock_wait_mean": float(waits.mean()) if waits.size else float("nan"),
                 "lock_wait_p95": float(np.percentile(waits, 95)) if waits.size else float("nan"),
-                "lock_waiting": float(sum(f.requests - len(f.tokens) for f in figs)),
+                "lock_waiting": float(sum(f.requests - len(f.tokens) - f.withdrawn for f in figs)),
                 "lock_contended": float(sum(f.contended for f in figs)),
                 "lease_expiries": float(sum(f.expiries for f in figs)),
                 "lease_renewals": float(sum(f.renewals for f in figs)),
@@ -155,18 +157,35 @@ class LockContext(ServiceContext):
                 agent=holder.name,
             )
 
-    def contended(self, task: Task, waited: float, ahead: int, holders: int) -> None:
+    def contended(
+        self, task: Task, waited: float, ahead: int, holders: int, again: bool = False
+    ) -> None:
         """A request for ``task`` has waited ``waited``, beyond the service's bound, with
-        ``ahead`` requests before it and ``holders`` leases held."""
-        if self.book.measuring():
+        ``ahead`` requests before it and ``holders`` leases held (``again``: reported
+        before, counted once in ``lock_contended``)."""
+        if not again and self.book.measuring():
             self.figures.contended += 1
         if self.tracing:
             self.log(
                 "lock_contended",
                 f"{self.resource}: task {task.id} has waited {waited:.4g} for the lock, "
-                f"{ahead} requests ahead, {holders} held",
+                f"{ahead} requests ahead, {holders} held" + (" (still)" if again else ""),
                 task,
                 waited=waited,
+            )
+
+    def withdrawn(self, task: Task, holder: Actor, waited: float, action: str, why: str) -> None:
+        """The request of ``holder`` for ``task`` left the queue after ``waited``: the
+        arbiter decided ``action`` (``abort`` or ``reassign``) on its contention."""
+        self.figures.withdrawn += 1
+        if self.tracing:
+            self.log(
+                "lock_withdraw",
+                f"{self.resource}: request of {holder.name} for task {task.id} withdrawn "
+                f"after waiting {waited:.4g}: the arbiter decided {action}{why}",
+                task,
+                decision=action,
+                agent=holder.name,
             )
 
     def renewed(self) -> None:

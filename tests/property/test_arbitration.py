@@ -8,6 +8,11 @@ and ``exclude`` too) and watches deadlines at a random ``risk_slack``: every
 arrival is still accounted for exactly once, no task starts on a down agent,
 twice or beyond capacity; every abort leaves its task ended; every
 arbitration is logged once; and a run is a pure function of its seed.
+
+The same arbiter also decides on lock contention, over the leases test's
+scenarios (locked task types, pauses, crashes, loss and partitions) with a
+low ``contended_after``: conservation holds, fencing still admits no stale
+write, and every task an agent ended on a withdrawn request has ended.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from kossim.runspec import RunSpec
 from kossim.sim import simulate, simulate_world
 from kossim.sim.task import ABANDONED, DONE
 from tests.property.test_conservation import _same_rows, guarded_engine, scenarios
+from tests.property.test_leases import exclusive_leases, locked_scenarios
 
 
 @st.composite
@@ -66,3 +72,40 @@ def test_a_random_arbiter_loses_no_task(cfg: dict[str, Any], seed: int) -> None:
     by_action = sum(m[("arbitrations", f"decision={a}")] for a in ACTIONS)
     assert by_action == m[("arbitrations", "all")]
     assert _same_rows(result.metrics, simulate(spec).metrics), "same seed, different metrics"
+
+
+@st.composite
+def contended_scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    cfg = draw(locked_scenarios())
+    policy = cfg["policies"][0]
+    bound = draw(st.sampled_from([0.1, 0.5, 2.0]))
+    policy["locks"]["contended_after"] = bound
+    if draw(st.booleans()):  # no leases: a holder lost in a crash blocks the queue for good
+        policy["locks"] = {"id": "held", "fencing": True, "contended_after": bound}
+    policy["arbiter"] = {"id": "tests.property.random_arbiter:Coin", "risk_slack": None}
+    return cfg
+
+
+@given(cfg=contended_scenarios(), seed=st.integers(0, 2**16))
+def test_a_random_arbiter_on_lock_contention_loses_no_task(cfg: dict[str, Any], seed: int) -> None:
+    """Whatever the arbiter decides on contended locks (and failures), each arrival ends
+    once, is dropped or is still live; no stale write is accepted."""
+    spec = RunSpec.make(cfg, "p", (), seed, trace=True)
+    with guarded_engine(), exclusive_leases():
+        world, cols = simulate_world(spec)
+    assert cols["id"].tolist() == list(range(world.arrived)), "each arrival appears exactly once"
+    assert world.kernel.log is not None and world.arbitration is not None
+    rows = world.kernel.log.rows
+    assert len([r for r in rows if r[1] == "arbitrate"]) == len(world.arbitration.records)
+    state = cols["state"]
+    ended = set(cols["id"][(state == DONE) | (state == ABANDONED)].tolist())
+    withdrawn = {r[2] for r in rows if r[1] == "abandon" and "withdrawn" in r[6]}
+    assert withdrawn <= ended, "a task aborted on a contended lock is still live"
+    result = simulate(spec)
+    assert result.status == "ok", result.error
+    m = {(name, scope): v for name, scope, v in result.metrics}
+    assert m[("lost", "all")] == 0
+    assert m[("safety_violations", "all")] == 0
+    done = sum(m[(k, "all")] for k in ("completed", "abandoned", "rejected", "dropped"))
+    assert done + m[("in_flight", "all")] == m[("arrived", "all")]
+    assert m[("lock_waiting", "all")] >= 0
