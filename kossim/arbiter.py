@@ -8,7 +8,8 @@ context, ``ctx.arbitrate(kind, task, **facts)``, and carries out the
 frozen :class:`Event` and decides one of four actions:
 
 * ``wait``: do nothing now (the behaviour's own default); ``recheck`` asks
-  again after that delay, where the event supports it (``deadline_risk``);
+  again after that delay, where the event supports it (``deadline_risk``,
+  ``lock_contended``);
 * ``reassign``: take the task from where it is to another agent;
 * ``escalate``: raise the task's priority by ``step`` tiers (lower number
   first, as the ``priority`` queue orders them);
@@ -49,8 +50,9 @@ EVENT_KINDS: dict[str, str] = {
     "arbiter's risk_slack; facts: count (asks so far), slack, service, waited, queued",
     "no_bids": "a call for bids on the task closed without a usable bid; facts: count "
     "(auctions without a bid so far), invited, bids, slack, service",
-    "lock_contended": "the task waited for a lock beyond a bound; facts: count, resource, "
-    "holder, waited",
+    "lock_contended": "the task's request waited at a lock service beyond its "
+    "contended_after; facts: count, resource, holder (the blocking lease's agent, or None), "
+    "waited, ahead (requests before it)",
     "owner_unreachable": "a partition cut the task's owner off; facts: count, agent, since",
 }
 """The event kinds the built-in behaviours raise, with the facts each carries. Every
