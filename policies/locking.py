@@ -21,7 +21,9 @@ locks are never released: a lease service takes them back at expiry. Under
 ``resume`` and ``restart`` the agent keeps its tasks and locks but sends
 nothing while down (no renewals: a lease may expire meanwhile, and its write
 is then stale); answers that reach it while down are handled when it is
-repaired. This agent never preempts.
+repaired; a task the repair does not start again (abandoned out of attempts,
+or aborted or handed back by an arbiter's ``failed`` decision) releases its locks.
+This agent never preempts.
 """
 
 from __future__ import annotations
@@ -364,8 +366,11 @@ class Locking(Worker):
 
     def on_repair(self, suspended: list[Task]) -> None:
         super().on_repair(suspended)
+        lost = set(suspended).difference(self.ctx.running)  # their attempts did not restart
         for task, hold in list(self.holds.items()):
-            if task.end >= 0:  # abandoned on repair, out of attempts
+            if task.end >= 0 or task in lost:
+                # abandoned on repair (out of attempts, or an arbiter's abort), or handed
+                # back to the coordinator (an arbiter's reassign): its locks go with it
                 self._release(task, hold)
         inbox, self.inbox = self.inbox, []
         for kind, sender, payload in inbox:
