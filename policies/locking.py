@@ -131,6 +131,9 @@ class Locking(Worker):
         if needs is None:
             self.ctx.start(task)
             return
+        stale = self.holds.get(task)
+        if stale is not None:  # an attempt handed back before its hold was let go
+            self._release(task, stale)
         hold = self.holds[task] = _Hold(needs, self.requests + 1)
         self.off_slot += 1
         task.state = QUEUED
@@ -365,12 +368,17 @@ class Locking(Worker):
         ctx.orphan(lost)
 
     def on_repair(self, suspended: list[Task]) -> None:
+        holds = self.holds
+        before = [(t, holds[t]) for t in suspended if t in holds]
         super().on_repair(suspended)
-        lost = set(suspended).difference(self.ctx.running)  # their attempts did not restart
-        for task, hold in list(self.holds.items()):
-            if task.end >= 0 or task in lost:
-                # abandoned on repair (out of attempts, or an arbiter's abort), or handed
-                # back to the coordinator (an arbiter's reassign): its locks go with it
+        running = self.ctx.running
+        for task, hold in before:
+            if task not in running and holds.get(task) is hold:
+                # its attempt did not start again: abandoned (out of attempts, or an
+                # arbiter's abort) or handed back (an arbiter's reassign): its locks go too
+                self._release(task, hold)
+        for task, hold in list(holds.items()):
+            if task.end >= 0:  # abandoned on repair, out of attempts
                 self._release(task, hold)
         inbox, self.inbox = self.inbox, []
         for kind, sender, payload in inbox:

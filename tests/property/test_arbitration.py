@@ -125,8 +125,27 @@ _RESTART_REASSIGN = {
 }
 
 
+# The same, on a network without latency: the task handed back came back to the agent
+# at once, before the repair let the old hold go, and the repair then let the new one go.
+_AT_ONCE = {
+    **_RESTART_REASSIGN,
+    "scenario": {
+        **_RESTART_REASSIGN["scenario"],
+        "network": {"latency": {"dist": "constant", "value": 0.0}},
+        "workload": {
+            "arrivals": {"process": "poisson", "rate": 0.56},
+            "tasks": [
+                {"type": "t0", "work": {"dist": "constant", "value": 2.0}, "locks": ["r0"]},
+                {"type": "t1", "work": {"dist": "constant", "value": 0.5}},
+            ],
+        },
+    },
+}
+
+
 @given(cfg=contended_scenarios(), seed=st.integers(0, 2**16))
 @example(cfg=_RESTART_REASSIGN, seed=0)
+@example(cfg=_AT_ONCE, seed=1)
 def test_a_random_arbiter_on_lock_contention_loses_no_task(cfg: dict[str, Any], seed: int) -> None:
     """Whatever the arbiter decides on contended locks (and failures), each arrival ends
     once, is dropped or is still live; no stale write is accepted."""
