@@ -32,8 +32,9 @@ policy's arbiter (event ``lock_contended``; facts ``count``, ``resource``,
 * ``wait``: the request keeps its place; with ``recheck: d`` the arbiter is asked
   again after ``d`` if it still waits (without, never again for this request);
 * ``escalate``: the task's priority rises by ``step`` tiers and its request moves
-  ahead of every waiting request of a lower priority (a higher number), so the
-  service's queue is FIFO among equals; asked again after another ``B``;
+  ahead of the waiting requests of a lower priority (a higher number) just before
+  it, never past one of an equal or higher priority (FIFO among equals); asked
+  again after another ``B``;
 * ``abort`` and ``reassign``: the request leaves the queue and the agent is told
   (``withdrawn (task, request, resource, action, reason)``): it frees the slot,
   releases the locks the task already holds and ends the task (``abort``:
@@ -196,9 +197,11 @@ class Leases(Behaviour):
         if action == "escalate":
             task.priority -= decision.step
             waiting = list(self.waiting)
-            waiting.remove(entry)
-            at = next((i for i, e in enumerate(waiting) if e.task.priority > task.priority), None)
-            waiting.insert(len(waiting) if at is None else at, entry)
+            at = waiting.index(entry)
+            del waiting[at]
+            while at and waiting[at - 1].task.priority > task.priority:
+                at -= 1  # past a waiter of a lower priority, never past an equal or higher
+            waiting.insert(at, entry)
             self.waiting = deque(waiting)
             if ctx.tracing:
                 ctx.log(

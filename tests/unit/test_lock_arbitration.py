@@ -248,3 +248,14 @@ def test_escalate_moves_the_request_ahead_of_lower_priority_waiters(cls: type[Le
         ("w3", "granted"),
         ("w2", "granted"),
     ]
+
+
+def test_escalate_never_passes_an_equal_priority() -> None:
+    """Task 3, escalated from 2 to 1, passes task 2 (priority 2) but not task 1 (priority
+    1, before it); no waiter of a higher or equal priority is ever passed."""
+    service, _, agents = _service(Leases, [1, 2, 2])
+    service.on_contended(None, ((agents[3].name, 3, 0), service.waiting[2]))
+    assert [(e.task.id, e.task.priority) for e in service.waiting] == [(1, 1), (3, 1), (2, 2)]
+    service, _, agents = _service(Leases, [2, 1, 2])
+    service.on_contended(None, ((agents[3].name, 3, 0), service.waiting[2]))
+    assert [(e.task.id, e.task.priority) for e in service.waiting] == [(1, 2), (2, 1), (3, 1)]
