@@ -76,13 +76,19 @@ def locked_scenarios(draw: st.DrawFn, fencing: bool = True) -> dict[str, Any]:
 
 def draw_network_faults(draw: st.DrawFn, sc: dict[str, Any]) -> None:
     """Message loss on every link and random partitions: a group of agents (or one agent
-    node drawn at each cut) cut off from the coordinator's node, where the lock services
-    and resources live, so holders fall silent and leases lapse behind the cut."""
+    node drawn at each cut), or the node of the resources and their lock services, cut
+    off from the rest, so holders fall silent and leases lapse behind the cut."""
     network = sc.setdefault("network", {})
     network["loss"] = draw(st.sampled_from([0.0, 0.0, 0.01, 0.1]))
+    store = draw(st.booleans())
+    if store:  # the resources and their lock services on a node of their own
+        sc["nodes"] = [{"name": "store"}]
+        for r in sc["resources"]:
+            r["node"] = "store"
     if draw(st.booleans()):
         agents = sum(g["count"] for g in sc["agents"])
-        groups = [[draw(st.sampled_from([g["group"] for g in sc["agents"]]))]]
+        side = draw(st.sampled_from([g["group"] for g in sc["agents"]]))
+        groups = [["store" if store and draw(st.booleans()) else side]]
         shape = {"size": 1} if agents > 1 and draw(st.booleans()) else {"groups": groups}
         network["partitions"] = [
             {
