@@ -133,19 +133,38 @@ class ScenarioEvents(Behaviour):
             else:
                 sides = [{str(n) for n in pick.choice(hosts, clock.size, replace=False)}]
             key = ("clock", name)
-            self.kernel.cuts.add(key, sides)
+            why = self.cut(key, sides)
             start = world.env._now
             self.marks.append((f"partition {name}", start, None, True))
             mark = len(self.marks) - 1
-            self._log_cut(name, f"cut apart: {shown(sides)} from the rest")
+            self._log_cut(name, why)
             yield world.env.timeout(down())
-            self.kernel.cuts.remove(key)
+            self.heal(key)
             self.marks[mark] = (f"partition {name}", start, world.env._now, True)
             self._log_cut(name, "healed")
 
     def _log_cut(self, name: str, reason: str) -> None:
         if self.ctx.tracing:
             self.ctx.log("partition", f"partition clock {name}: {reason}")
+
+    # -- partitions -------------------------------------------------------------------------
+    def cut(self, key: Any, sides: list[set[str]]) -> str:
+        """Put partition ``key`` in force; the reason to log (every cut, from the timeline or
+        a clock, comes here: the place to tell whoever must know of agents that became
+        unreachable)."""
+        self.kernel.cuts.add(key, sides)
+        off = [a.name for a in self.unreachable()]
+        return f"cut apart: {shown(sides)} from the rest; agents unreachable from the " + (
+            f"coordinator: {', '.join(off)}" if off else "coordinator: none"
+        )
+
+    def heal(self, key: Any) -> bool:
+        """End partition ``key``; whether it was in force."""
+        return self.kernel.cuts.remove(key)
+
+    def unreachable(self) -> list[Agent]:
+        """Agents that the partitions in force cut off from the coordinator's node."""
+        return [a for a in self.world.agents if self.kernel.cut(a.node, COORDINATOR)]
 
     # -- what the rest of the world asks ---------------------------------------------------
     def judged(self, agent: Agent, crash: int, now: float, false: bool) -> None:

@@ -150,13 +150,13 @@ def _log_physics(run: ScenarioEvents, kind: str, agents: list[Agent], why: str) 
 def _partition(run: ScenarioEvents, event: Partition) -> Callable[[], None]:
     sides = partition_sides(run.world.exp.scenario, event.groups, ())
     key = ("timeline", event.name or id(event))
-    run.kernel.cuts.add(key, sides)
+    why = run.cut(key, sides)
     run.partitions.add(key)
     run.mark(f"partition {event.name or ''}".strip(), event, span=True)
-    run.log(event, f"cut apart: {shown(sides)} from the rest" + _until(event))
+    run.log(event, why + _until(event))
 
     def end() -> None:
-        run.kernel.cuts.remove(key)
+        run.heal(key)
         run.partitions.discard(key)
 
     return end
@@ -166,7 +166,7 @@ def _partition(run: ScenarioEvents, event: Partition) -> Callable[[], None]:
 def _heal(run: ScenarioEvents, event: Heal) -> None:
     keys = [k for k in run.partitions if event.name is None or k[1] == event.name]
     for key in keys:
-        run.kernel.cuts.remove(key)
+        run.heal(key)
         run.partitions.discard(key)
     run.mark(f"heal {event.name or 'all'}", event)
     run.log(event, f"heals {len(keys)} partition(s)")
