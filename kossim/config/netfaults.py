@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from kossim.config.base import Name, Strict
+from kossim.config.base import Name, Strict, unique
 from kossim.config.places import partition_sides
 from kossim.dists import Distribution
 from kossim.errors import FieldError
@@ -55,8 +55,11 @@ def has_network_faults(scenario: Any) -> bool:
 
 
 def check_network_faults(scenario: Any) -> None:
-    """Partition clocks name known nodes, and ask for no more nodes than there are."""
+    """Partition clocks have distinct names (their streams'), name known nodes, and ask for
+    fewer nodes than there are."""
     nodes = {g.node or f"{g.group}-{i}" for g in scenario.agents for i in range(g.count)}
+    names = [c.name or f"random-{i}" for i, c in enumerate(scenario.network.partitions)]
+    unique(names, "partition clock name (unnamed: random-<i>)", "name", "network", "partitions")
     for index, clock in enumerate(scenario.network.partitions):
         at = ("network", "partitions", index)
         if clock.groups is not None:

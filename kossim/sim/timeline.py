@@ -33,6 +33,7 @@ from kossim.dists import lean_sampler
 from kossim.policy import Behaviour
 from kossim.sim.faults import FaultyKernel
 from kossim.sim.streams import stream
+from kossim.sim.task import DROPPED
 from kossim.sim.timeline_kinds import KINDS, event_kind, shown
 
 if TYPE_CHECKING:
@@ -77,8 +78,8 @@ class ScenarioEvents(Behaviour):
         families = self.world.ledger.families
         out = []
         for t in self.kernel.dropped:
-            if t.end >= 0 or t.cancelled:
-                continue
+            if t.state != DROPPED or t.end >= 0 or t.cancelled:
+                continue  # re-sent since (it lives where it went), ended, or a lost copy
             family = families.get(t.id)
             if family is not None and any(
                 m is not t and m.end < 0 and not m.cancelled for m in family.members

@@ -229,6 +229,11 @@ def test_recover_returns_a_dropped_task_itself() -> None:
             "unknown node, agent or group 'x'",
         ),
         ("partitions", [{"up": constant(1.0), "down": constant(1.0), "size": 1}], "below"),
+        (
+            "partitions",
+            [{"up": constant(1.0), "down": constant(1.0), "groups": [["w"]], "name": "x"}] * 2,
+            "duplicate partition clock name .* 'x'",
+        ),
     ],
 )
 def test_network_faults_validate(field: str, bad: Any, message: str) -> None:

@@ -250,5 +250,7 @@ def test_a_link_change_delays_messages_for_its_period() -> None:
          "latency": constant(0.5)},
     ]  # fmt: skip
     _, cols = _run(cfg)
-    waits = dict(zip(cols["arrival"].tolist(), (cols["start"] - cols["arrival"]).tolist()))
+    waits = dict(
+        zip(cols["arrival"].tolist(), (cols["start"] - cols["arrival"]).tolist(), strict=True)
+    )
     assert [waits[t] for t in range(1, 15)] == pytest.approx([0.0] * 4 + [0.5] * 5 + [0.0] * 5)
