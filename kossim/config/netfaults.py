@@ -17,7 +17,7 @@ from kossim.config.places import partition_sides
 from kossim.dists import Distribution
 from kossim.errors import FieldError
 
-__all__ = ["RandomPartition", "check_network_faults", "has_network_faults"]
+__all__ = ["RandomPartition", "check_network_faults", "needs_faulty_kernel"]
 
 
 class RandomPartition(Strict):
@@ -42,8 +42,9 @@ class RandomPartition(Strict):
         return self
 
 
-def has_network_faults(scenario: Any) -> bool:
-    """Whether messages can be lost, jittered or cut (the faulty kernel is needed)."""
+def needs_faulty_kernel(scenario: Any) -> bool:
+    """Whether the run needs the faulty kernel and the scenario actor: messages can be lost,
+    jittered or cut, or a timeline schedules events."""
     net = scenario.network
     return bool(
         net.loss > 0

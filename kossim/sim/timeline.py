@@ -58,6 +58,7 @@ class ScenarioEvents(Behaviour):
         self.events = timeline_events(world.exp.scenario.timeline)
         # (label, start, end or None, a period?): what the report's timelines show
         self.marks: list[tuple[str, float, float | None, bool]] = []
+        self.open_marks: dict[Any, int] = {}  # periods a paired end event will close
         self.killed: dict[int, int] = {}  # agent index -> kills of the timeline in force
         self.partitions: set[Any] = set()  # keys of the timeline's partitions in force
         self.partition_suspicions = 0
@@ -110,8 +111,20 @@ class ScenarioEvents(Behaviour):
             kind = f"timeline:{event.kind}" + (f":{suffix}" if suffix else "")
             self.ctx.log(kind, f"timeline {event.kind} at {event.at:g}: {reason}{note}")
 
-    def mark(self, label: str, event: Any, span: bool = False) -> None:
-        self.marks.append((label, event.at, getattr(event, "until", None), span))
+    def mark(self, label: str, event: Any, span: bool = False, key: Any = None) -> None:
+        """Keep ``event`` for the report's timelines; a period without ``until`` stays open
+        (to the end of the run) unless its paired end event closes ``key``."""
+        until = getattr(event, "until", None)
+        self.marks.append((label, event.at, until, span))
+        if span and until is None and key is not None:
+            self.open_marks[key] = len(self.marks) - 1
+
+    def close_mark(self, key: Any) -> None:
+        """A paired end event (``repair``, ``heal``) ends the open period ``key`` now."""
+        index = self.open_marks.pop(key, None)
+        if index is not None:
+            label, start, _, span = self.marks[index]
+            self.marks[index] = (label, start, self.ctx.now, span)
 
     def on_logged(self, sender: None, news: tuple[Any, str]) -> None:
         event, reason = news

@@ -20,7 +20,7 @@ import simpy
 from simpy.events import Timeout
 
 from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpec, TaskType
-from kossim.config.netfaults import has_network_faults
+from kossim.config.netfaults import needs_faulty_kernel
 from kossim.dists import Uniform, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
@@ -98,7 +98,7 @@ class World:
         self.net = Net(sc.network, nodes, seed)
         self.role_physics = RolePhysics(sc, self.net) if uses_roles(sc) else None
         self._build_agents()
-        faults = has_network_faults(sc)  # a kernel that loses and cuts messages, if needed
+        faults = needs_faulty_kernel(sc)  # a kernel that loses and cuts messages, if needed
         self.kernel = (
             faulty_kernel(self.env, self.net, sc.network, seed, trace)
             if faults
