@@ -5,8 +5,8 @@ A run whose scenario has a timeline or network faults gets one service actor,
 event at its time, applies it through the kind's function and logs it with a
 reason (``timeline:<kind>``). It also runs the random partition clocks
 (``network.partitions``), holds the tasks the network dropped (so the
-conservation checks find them), and measures ``messages_dropped`` and
-``partition_suspicions``.
+conservation checks find them), and measures ``messages_dropped``,
+``partition_suspicions`` and ``partitioned_time``.
 
 Kinds form a registry (:mod:`kossim.sim.timeline_kinds`): :func:`event_kind`
 registers ``apply(run, event)`` for a kind whose model is in
@@ -59,6 +59,8 @@ class ScenarioEvents(Behaviour):
         # (label, start, end or None, a period?): what the report's timelines show
         self.marks: list[tuple[str, float, float | None, bool]] = []
         self.open_marks: dict[Any, int] = {}  # periods a paired end event will close
+        self.spans: list[list[Any]] = []  # [start, end or None] of every partition
+        self._open_spans: dict[Any, int] = {}
         self.killed: dict[int, int] = {}  # agent index -> kills of the timeline in force
         self.partitions: set[Any] = set()  # keys of the timeline's partitions in force
         self.partition_suspicions = 0
@@ -167,6 +169,8 @@ class ScenarioEvents(Behaviour):
         a clock, comes here: the place to tell whoever must know of agents that became
         unreachable)."""
         self.kernel.cuts.add(key, sides)
+        self.spans.append([self.ctx.now, None])
+        self._open_spans[key] = len(self.spans) - 1
         off = [a.name for a in self.unreachable()]
         return f"cut apart: {shown(sides)} from the rest; agents unreachable from the " + (
             f"coordinator: {', '.join(off)}" if off else "coordinator: none"
@@ -174,7 +178,20 @@ class ScenarioEvents(Behaviour):
 
     def heal(self, key: Any) -> bool:
         """End partition ``key``; whether it was in force."""
+        index = self._open_spans.pop(key, None)
+        if index is not None:
+            self.spans[index][1] = self.ctx.now
         return self.kernel.cuts.remove(key)
+
+    def partitioned_time(self, start: float, end: float) -> float:
+        """Time within ``[start, end]`` during which some partition was in force."""
+        total, reach = 0.0, start
+        for a, b in sorted((a, end if b is None else b) for a, b in self.spans):
+            a, b = max(a, reach), min(b, end)
+            if b > a:
+                total += b - a
+                reach = b
+        return total
 
     def unreachable(self) -> list[Agent]:
         """Agents that the partitions in force cut off from the coordinator's node."""
@@ -195,6 +212,7 @@ class ScenarioEvents(Behaviour):
         rows = [("messages_dropped", "all", float(sum(dropped.values())))]
         rows += [("messages_dropped", f"kind={k}", float(dropped.get(k, 0))) for k in kinds]
         rows.append(("partition_suspicions", "all", float(self.partition_suspicions)))
+        rows.append(("partitioned_time", "all", self.partitioned_time(start, end)))
         return rows
 
 
