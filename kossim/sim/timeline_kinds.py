@@ -111,7 +111,8 @@ def _targets(run: ScenarioEvents, event: Kill | Repair) -> list[Agent]:
 @event_kind("kill")
 def _kill(run: ScenarioEvents, event: Kill) -> Callable[[], None]:
     agents = _targets(run, event)
-    run.mark("kill " + ",".join([*event.agents, *event.nodes]), event, span=True)
+    key = ("kill", tuple(a.index for a in agents), event.at)
+    run.mark("kill " + ",".join([*event.agents, *event.nodes]), event, span=True, key=key)
     for a in agents:
         run.killed[a.index] = run.killed.get(a.index, 0) + 1
         a.fail()
@@ -135,6 +136,9 @@ def _repair(run: ScenarioEvents, event: Repair) -> None:
     for a in agents:
         for _ in range(run.killed.pop(a.index)):
             a.repair()
+    for key in [k for k in run.open_marks if k[0] == "kill"]:
+        if all(run.killed.get(i, 0) == 0 for i in key[1]):
+            run.close_mark(key)  # every agent of that kill is back
     run.log(event, f"repairs {', '.join(a.name for a in agents) or 'none (none killed)'}")
     _log_physics(run, "repair", agents, "timeline repair")
 
@@ -150,13 +154,13 @@ def _log_physics(run: ScenarioEvents, kind: str, agents: list[Agent], why: str) 
 def _partition(run: ScenarioEvents, event: Partition) -> Callable[[], None]:
     sides = partition_sides(run.world.exp.scenario, event.groups, ())
     key = ("timeline", event.name or id(event))
-    run.kernel.cuts.add(key, sides)
+    why = run.cut(key, sides)
     run.partitions.add(key)
-    run.mark(f"partition {event.name or ''}".strip(), event, span=True)
-    run.log(event, f"cut apart: {shown(sides)} from the rest" + _until(event))
+    run.mark(f"partition {event.name or ''}".strip(), event, span=True, key=key)
+    run.log(event, why + _until(event))
 
     def end() -> None:
-        run.kernel.cuts.remove(key)
+        run.heal(key)
         run.partitions.discard(key)
 
     return end
@@ -166,8 +170,9 @@ def _partition(run: ScenarioEvents, event: Partition) -> Callable[[], None]:
 def _heal(run: ScenarioEvents, event: Heal) -> None:
     keys = [k for k in run.partitions if event.name is None or k[1] == event.name]
     for key in keys:
-        run.kernel.cuts.remove(key)
+        run.heal(key)
         run.partitions.discard(key)
+        run.close_mark(key)
     run.mark(f"heal {event.name or 'all'}", event)
     run.log(event, f"heals {len(keys)} partition(s)")
 
