@@ -453,6 +453,9 @@ class HotStandby(Behaviour):
     def on_state(self, sender: Actor, news: Any) -> None:
         self.roles.refuse(self.ctx.actor, "state", news)
 
+    def on_took(self, sender: Actor, news: Any) -> None:
+        self.roles.refuse(self.ctx.actor, "took", news)
+
 
 class ColdStandby(HotStandby):
     """A cold standby: after suspecting the leader it needs ``startup`` before it leads."""
