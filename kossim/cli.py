@@ -362,16 +362,18 @@ def _conformance(exp: Any) -> None:
 @app.command()
 def policies() -> None:
     """List every registered policy component with its parameters."""
-    from kossim.registry import KINDS, available
+    from kossim.registry import available, registered_kinds
 
     table = Table(title="policy components")
     for col in ("kind", "id", "description", "parameters"):
         table.add_column(col)
-    for kind in KINDS:
+    for kind in registered_kinds():  # the built-in kinds, then any others (standby, ...)
         for ident, cls in sorted(available(kind).items()):
             params = (
                 ", ".join(
-                    f"{n} (required)" if f.is_required() else f"{n}={f.default!r}"
+                    f"{n} (required)"
+                    if f.is_required()
+                    else f"{n}={f.get_default(call_default_factory=True)!r}"
                     for n, f in cls.Params.model_fields.items()
                 )
                 or "-"
