@@ -416,7 +416,10 @@ class World:
 
     def live_tasks(self) -> list[Task]:
         """Every task not yet completed or abandoned, wherever it is."""
-        live: list[Task] = [*self.coordinator.held(), *self.transit]
+        # The tasks on the wire in a fixed order (a set's order follows memory addresses,
+        # and the live tasks' order is the order their figures are summed in).
+        transit = sorted(self.transit, key=lambda t: (t.id, t.copy))
+        live: list[Task] = [*self.coordinator.held(), *transit]
         for service in self.services:
             live.extend(service.behaviour.held())
         for a in self.agents:
