@@ -51,7 +51,10 @@ EVENT_KINDS: dict[str, str] = {
     "(auctions without a bid so far), invited, bids, slack, service",
     "lock_contended": "the task waited for a lock beyond a bound; facts: count, resource, "
     "holder, waited",
-    "owner_unreachable": "a partition cut the task's owner off; facts: count, agent, since",
+    "owner_unreachable": (
+        "the agent holding the task is suspected (crashed or cut off: the coordinator "
+        "cannot tell); facts: count, agent, certain, slack, service"
+    ),
 }
 """The event kinds the built-in behaviours raise, with the facts each carries. Every
 event's facts include ``count``: how many times this kind was raised for the task."""
