@@ -17,10 +17,12 @@ from kossim.config.timeline import (
     Heal,
     Inject,
     Kill,
+    KillCoordinator,
     LinkChange,
     Partition,
     Repair,
     SetParam,
+    Slow,
     Surge,
     with_value,
 )
@@ -101,7 +103,7 @@ def _inject(run: ScenarioEvents, event: Inject) -> None:
         world._arrive(None, task)
 
 
-def _targets(run: ScenarioEvents, event: Kill | Repair) -> list[Agent]:
+def _targets(run: ScenarioEvents, event: Kill | Repair | Slow) -> list[Agent]:
     sc = run.world.exp.scenario
     names = set(agent_names(sc, event.agents, ()))
     nodes = names_to_nodes(sc, event.nodes, ())
@@ -242,3 +244,43 @@ def _set(run: ScenarioEvents, event: SetParam) -> None:
         if hook is not None:
             hook(old)
     run.log(event, f"{event.component} {cls.id!r}: {event.param} = {value!r}")
+
+
+@event_kind("kill_coordinator")
+def _kill_coordinator(run: ScenarioEvents, event: KillCoordinator) -> Callable[[], None] | None:
+    """The leading coordinator crashes (:mod:`kossim.sim.failover` is in place: the config
+    asks for it when the timeline kills the coordinator); restarted at ``until``."""
+    failover = run.world.failover
+    assert failover is not None, "a timeline that kills the coordinator sets up failover"
+    run.mark("kill coordinator", event, span=event.until is not None)
+    crashed = failover.fail_coordinator("timeline kill")
+    who = crashed.name if crashed is not None else "no coordinator up"
+    run.log(event, f"{who} crashes" + _until(event))
+    if crashed is None:
+        return None
+
+    def end() -> None:
+        failover.repair_coordinator(crashed.name)
+
+    return end
+
+
+@event_kind("slow")
+def _slow(run: ScenarioEvents, event: Slow) -> Callable[[], None]:
+    """The agents named serve ``factor`` times slower (they are built slowable: the config
+    names them in :func:`kossim.sim.slowdown.is_slowable`), until ``until``."""
+    from kossim.sim.slowdown import set_pace
+
+    agents = _targets(run, event)
+    run.mark(f"slow x{event.factor:g} " + ",".join([*event.agents, *event.nodes]), event, span=True)
+    for a in agents:
+        set_pace(run.world, a, event.factor, "(timeline)" + _until(event))
+    run.log(
+        event, f"{', '.join(a.name for a in agents)} serve x{event.factor:g} slower" + _until(event)
+    )
+
+    def end() -> None:
+        for a in agents:
+            set_pace(run.world, a, 1.0)
+
+    return end
