@@ -53,7 +53,10 @@ EVENT_KINDS: dict[str, str] = {
     "lock_contended": "the task's request waited at a lock service beyond its "
     "contended_after; facts: count, resource, holder (the blocking lease's agent, or None), "
     "waited, ahead (requests before it)",
-    "owner_unreachable": "a partition cut the task's owner off; facts: count, agent, since",
+    "owner_unreachable": (
+        "the agent holding the task is suspected (crashed or cut off: the coordinator "
+        "cannot tell); facts: count, agent, certain, slack, service"
+    ),
 }
 """The event kinds the built-in behaviours raise, with the facts each carries. Every
 event's facts include ``count``: how many times this kind was raised for the task."""

@@ -371,7 +371,9 @@ def policies() -> None:
         for ident, cls in sorted(available(kind).items()):
             params = (
                 ", ".join(
-                    f"{n} (required)" if f.is_required() else f"{n}={f.default!r}"
+                    f"{n} (required)"
+                    if f.is_required()
+                    else f"{n}={f.get_default(call_default_factory=True)!r}"
                     for n, f in cls.Params.model_fields.items()
                 )
                 or "-"

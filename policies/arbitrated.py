@@ -60,6 +60,9 @@ def hook_arbiter(coord: Any, ctx: Any) -> None:
     coord.attempt_failed = _Failed(desk, coord.attempt_failed)
     if hasattr(coord, "_no_bid"):  # contract net: an auction without a usable bid
         coord._no_bid = _NoBids(desk, coord._no_bid)
+    if not coord.requeue:  # a suspected agent's tasks wait there: ask about each
+        coord.track = True  # which tasks went where: the views keep them
+        coord.on_suspect = _Unreachable(desk, coord.on_suspect)
     risk = getattr(arbiter, "risk_slack", None)
     if risk is not None and coord.pull and any(t.deadline for t in ctx.scenario.workload.tasks):
         watch = _DeadlineWatch(desk, float(risk))
@@ -209,6 +212,59 @@ class _NoBids:
         elif action == "escalate":
             desk.escalate(task, decision)
         self.default(auction)
+
+
+class _Unreachable:
+    """``on_suspect`` with the arbiter asked about each task the suspected agent holds
+    (event ``owner_unreachable``), under ``resume`` and ``restart``, where such tasks wait
+    for the agent's return (under ``requeue`` they are re-sent, each a ``failed``
+    attempt). Crashed or cut off by a partition, the coordinator cannot tell: it only
+    stopped hearing from the agent. ``reassign``: a copy (the engine's ``recover``: the
+    task itself if it was lost, a copy if it lives on; the first to finish wins) goes to
+    the shortest queue elsewhere; ``abort``: logged, and as ``wait`` (a task out of reach
+    cannot be ended from here); ``escalate``: its priority is raised (for when it is
+    dispatched again); ``wait``: it stays where it is."""
+
+    __slots__ = ("counts", "default", "desk")
+
+    def __init__(self, desk: _Desk, default: Callable[[Any, Any], None]) -> None:
+        self.desk = desk
+        self.default = default
+        self.counts: dict[int, int] = {}  # owner_unreachable raised, per task
+
+    def __call__(self, sender: Any, news: tuple[Actor, int, bool]) -> None:
+        self.default(sender, news)
+        agent = news[0]
+        desk = self.desk
+        coord, ctx = desk.coord, desk.ctx
+        view = coord.views[agent.index]
+        for task in sorted(view.tasks, key=lambda t: (t.id, t.copy)):
+            n = self.counts[task.id] = self.counts.get(task.id, 0) + 1
+            slack, service = desk.slack(task)
+            decision = ctx.arbitrate(
+                "owner_unreachable",
+                task,
+                count=n,
+                agent=agent.name,
+                certain=news[2],
+                slack=slack,
+                service=service,
+            )
+            action = decision.action
+            if action == "escalate":
+                desk.escalate(task, decision)
+            elif action == "abort":  # a task that may still run out of reach is not ended
+                if ctx.tracing:
+                    ctx.log(
+                        "no_abort",
+                        f"task {task.id} may still run on {agent.name}: it waits there",
+                        task,
+                    )
+            elif action == "reassign":
+                coord._forget(view, task)
+                again = ctx.recover(task, agent)
+                if again is not None and desk.send_elsewhere(again, agent.index) is None:
+                    coord.reenter(again)
 
 
 class _DeadlineWatch:

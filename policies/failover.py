@@ -28,6 +28,7 @@ from pydantic import Field
 from kossim.policy import Behaviour, Params
 from kossim.sim.kernel import Actor
 from kossim.sim.task import Task
+from policies.reserve import Reserve, ReserveParams, StandIn
 
 __all__ = ["ColdStandby", "Following", "HotStandby", "Leading", "NoStandby"]
 
@@ -49,7 +50,7 @@ def _ahead(news: tuple[int, int], than: tuple[int, int]) -> bool:
     return news[0] > than[0] or (news[0] == than[0] and news[1] < than[1])
 
 
-class Leading:
+class Leading(Reserve):
     """The failover side of a leading coordinator, mixed in front of the policy's own.
 
     Knows its term and rank, beats to the other coordinators, announces itself
@@ -75,18 +76,7 @@ class Leading:
         self.rebuilt = [not rebuilding] * len(self.views)
         self.pending = len(self.views) if rebuilding else 0
         self.sends = (*self.sends, "leader", "leader_beat", "cover")
-        groups = [p.group for p in ctx.profiles]
-        self.reserve = {i for i, g in enumerate(groups) if g in roles.reserve}
-        covers = roles.covers
-        self.coverable = {
-            i
-            for i, g in enumerate(groups)
-            if i not in self.reserve and (covers is None or g in covers)
-        }
-        self.active: dict[int, int] = {}  # reserve agent -> the agent it covers
-        self.covered: dict[int, int] = {}  # covered agent -> its reserve agent
-        for i in self.reserve:
-            self._mark(self.views[i], False)  # type: ignore[attr-defined]
+        self.hold_reserve(roles)
         if rebuilding:
             for view in self.views:
                 self._mark(view, False)  # type: ignore[attr-defined]
@@ -164,68 +154,6 @@ class Leading:
             return False
         return super()._judge(i)  # type: ignore[misc]
 
-    # -- standby agents: a reserve agent covers a failed one ---------------------------------
-    def on_suspect(self, sender: Actor, news: tuple[Actor, int, bool]) -> None:
-        super().on_suspect(sender, news)  # type: ignore[misc]
-        i = news[0].index
-        if i in self.active:  # a reserve agent failed: whom it covered waits for another
-            self.covered.pop(self.active.pop(i), None)
-        if self.reserve and i in self.coverable and i not in self.covered:
-            self._cover(i)
-
-    def _cover(self, i: int) -> None:
-        failed, suspected = self.failed, self.suspected  # type: ignore[attr-defined]
-        recovered = self.recovered  # type: ignore[attr-defined]
-        for r in sorted(self.reserve):
-            if r not in self.active and not suspected[r] and failed[r] <= recovered[r]:
-                break
-        else:
-            return  # no reserve agent free and believed up
-        self.active[r], self.covered[i] = i, r
-        ctx = self.ctx
-        if ctx.tracing:
-            ctx.log(
-                "cover",
-                f"{self.agents[r].name} stands in for {self.agents[i].name}, believed down",
-                agent=self.agents[r].name,
-            )
-        self._judge(r)
-        ctx.send(self.agents[r], "cover", self.agents[i])
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        if self.pull:  # type: ignore[attr-defined]
-            self.pump()  # type: ignore[attr-defined]
-        else:
-            for task in self.queue.drain():
-                self.route(task)  # type: ignore[attr-defined]
-
-    def _alive(self, agent: Actor, incarnation: int) -> None:
-        super()._alive(agent, incarnation)  # type: ignore[misc]
-        i = agent.index
-        r = self.covered.get(i)
-        if r is not None and self.views[i].up:  # back: its reserve agent stands down
-            del self.covered[i], self.active[r]
-            if self.ctx.tracing:
-                self.ctx.log(
-                    "uncover",
-                    f"{agent.name} is back: {self.agents[r].name} returns to the reserve",
-                    agent=self.agents[r].name,
-                )
-            self._judge(r)
-
-    def on_took(self, sender: Actor, news: tuple[Actor, tuple[Task, ...]]) -> None:
-        """A reserve agent took over the waiting tasks of ``failed``: the views follow."""
-        failed, tasks = news
-        gone, view = self.views[failed.index], self.views[sender.index]
-        for task in tasks:
-            self._forget(gone, task)  # type: ignore[attr-defined]
-            view.queue_length += 1
-            view.work_outstanding += task.svc
-            view.tasks.add(task)
-        if view.listed and view.queue_length >= view.capacity:
-            self._relist(view)  # type: ignore[attr-defined]
-
     def on_done(self, sender: Actor, task: Task) -> None:
         if self.rebuilt is not None and not self.rebuilt[sender.index]:
             self.early.add(task)  # its report, if still to come, lists it no more
@@ -249,7 +177,7 @@ class Leading:
         return _mixed(cls, coordinator)
 
 
-class Following:
+class Following(StandIn):
     """The failover side of an agent, mixed in front of its behaviour: it follows the
     leader that announced itself last (highest term, then lowest rank) and reports to it
     what it holds, at once when up, else when repaired."""
@@ -274,20 +202,6 @@ class Following:
         else:
             self.owed = True
 
-    def on_cover(self, sender: Actor, failed: Actor) -> None:
-        """Stand in for ``failed``: take over the tasks waiting in its queue."""
-        ctx = self.ctx
-        tasks = self.roles.hand_over(failed, ctx.actor)
-        if ctx.tracing:
-            ctx.log(
-                "take_over",
-                f"{len(tasks)} tasks waiting at {failed.name} move here",
-                agent=failed.name,
-            )
-        for task in tasks:
-            self.on_task(sender, task)  # type: ignore[attr-defined]
-        ctx.send(self.coordinator, "took", (failed, tuple(tasks)))
-
     def _report(self) -> None:
         ctx = self.ctx
         held = (*ctx.running, *self.local)
@@ -302,17 +216,6 @@ class Following:
     @classmethod
     def following(cls, agent: type) -> type:
         return _mixed(cls, agent)
-
-
-class ReserveParams(Params):
-    agents: list[str] = Field(
-        default_factory=list,
-        description="agent groups held in reserve: no work until an agent they cover fails; "
-        "then one takes over that agent's waiting tasks and serves until it is back",
-    )
-    covers: list[str] | None = Field(
-        default=None, description="the groups the reserve covers (default: every other group)"
-    )
 
 
 class NoStandbyParams(ReserveParams):
@@ -452,6 +355,9 @@ class HotStandby(Behaviour):
 
     def on_state(self, sender: Actor, news: Any) -> None:
         self.roles.refuse(self.ctx.actor, "state", news)
+
+    def on_took(self, sender: Actor, news: Any) -> None:
+        self.roles.refuse(self.ctx.actor, "took", news)
 
 
 class ColdStandby(HotStandby):

@@ -27,6 +27,7 @@ __all__ = [
     "CoordinatorFailure",
     "check_failover",
     "failover_wanted",
+    "kills_coordinator",
     "reserve_groups",
     "standby_nodes",
 ]
@@ -80,9 +81,17 @@ def failover_wanted(exp: Experiment, policy: PolicySpec) -> bool:
     or the policy keeps standby coordinators or agents."""
     return (
         exp.scenario.failures.coordinator is not None
+        or kills_coordinator(exp)
         or standby_count(policy) > 0
         or bool(reserve_groups(policy))
     )
+
+
+def kills_coordinator(exp: Experiment) -> bool:
+    """Whether the scenario's timeline crashes the coordinator (``kill_coordinator``)."""
+    from kossim.config.timeline import timeline_events
+
+    return any(e.kind == "kill_coordinator" for e in timeline_events(exp.scenario.timeline))
 
 
 def check_failover(exp: Experiment) -> None:
@@ -97,6 +106,8 @@ def check_failover(exp: Experiment) -> None:
         why = (
             "the coordinator can fail (failures.coordinator)"
             if exp.scenario.failures.coordinator is not None
+            else "the timeline kills the coordinator (kill_coordinator)"
+            if kills_coordinator(exp)
             else f"policy {p.name!r} keeps standby coordinators"
         )
         for kind, allowed in (("coordinator", FAILOVER_COORDINATORS), ("agent", FAILOVER_AGENTS)):

@@ -12,12 +12,12 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from kossim.config.base import Name, Strict
+from kossim.config.base import Name, Strict, unique
 from kossim.config.places import partition_sides
 from kossim.dists import Distribution
 from kossim.errors import FieldError
 
-__all__ = ["RandomPartition", "check_network_faults", "has_network_faults"]
+__all__ = ["RandomPartition", "check_network_faults", "needs_faulty_kernel"]
 
 
 class RandomPartition(Strict):
@@ -42,8 +42,9 @@ class RandomPartition(Strict):
         return self
 
 
-def has_network_faults(scenario: Any) -> bool:
-    """Whether messages can be lost, jittered or cut (the faulty kernel is needed)."""
+def needs_faulty_kernel(scenario: Any) -> bool:
+    """Whether the run needs the faulty kernel and the scenario actor: messages can be lost,
+    jittered or cut, or a timeline schedules events."""
     net = scenario.network
     return bool(
         net.loss > 0
@@ -55,8 +56,11 @@ def has_network_faults(scenario: Any) -> bool:
 
 
 def check_network_faults(scenario: Any) -> None:
-    """Partition clocks name known nodes, and ask for no more nodes than there are."""
+    """Partition clocks have distinct names (their streams'), name known nodes, and ask for
+    fewer nodes than there are."""
     nodes = {g.node or f"{g.group}-{i}" for g in scenario.agents for i in range(g.count)}
+    names = [c.name or f"random-{i}" for i, c in enumerate(scenario.network.partitions)]
+    unique(names, "partition clock name (unnamed: random-<i>)", "name", "network", "partitions")
     for index, clock in enumerate(scenario.network.partitions):
         at = ("network", "partitions", index)
         if clock.groups is not None:

@@ -8,7 +8,9 @@ same for every policy and seed, so comparisons stay paired.
 
 Kinds (``EVENT_MODELS``; the engine's side is :mod:`kossim.sim.timeline`):
 ``surge`` (the arrival rate times ``factor``), ``inject`` (``n`` tasks of a
-``type``), ``kill`` / ``repair`` (agents by name or group, nodes), ``partition``
+``type``), ``kill`` / ``repair`` (agents by name or group, nodes),
+``kill_coordinator`` (the leading coordinator), ``slow`` (agents serve ``factor``
+times slower), ``partition``
 / ``heal`` (sets of nodes cut apart), ``link`` (a link's latency or loss) and
 ``set`` (a policy component's parameter). A period ends at ``until`` (or by its
 paired end event: ``repair``, ``heal``).
@@ -45,10 +47,12 @@ __all__ = [
     "Heal",
     "Inject",
     "Kill",
+    "KillCoordinator",
     "LinkChange",
     "Partition",
     "Repair",
     "SetParam",
+    "Slow",
     "Surge",
     "TimelineCsv",
     "check_timeline",
@@ -116,6 +120,24 @@ class Repair(_Targets):
     kind: Literal["repair"]
 
 
+class KillCoordinator(_Event):
+    """The leading coordinator crashes at ``at``, losing its memory, as its failure clock
+    would crash it (``failures.coordinator``); its host restarts it at ``until`` (or never).
+    Standbys, if the policy keeps any, take over; else dispatch stops until the restart."""
+
+    kind: Literal["kill_coordinator"]
+    until: float | None = None
+
+
+class Slow(_Targets):
+    """The agents named serve ``factor`` times slower from ``at`` to ``until`` (or the end),
+    a task in service pro-rated at the change (their ``slowdown``, scheduled)."""
+
+    kind: Literal["slow"]
+    factor: float = Field(gt=1, le=1e6, description="service time multiplier")
+    until: float | None = None
+
+
 class Partition(_Event):
     """``groups`` of nodes are cut apart: each group is a side, the nodes not listed
     (the coordinator's, unless listed) another; healed at ``until`` or by a ``heal``."""
@@ -167,6 +189,8 @@ EVENT_MODELS: tuple[type[_Event], ...] = (
     Inject,
     Kill,
     Repair,
+    KillCoordinator,
+    Slow,
     Partition,
     Heal,
     LinkChange,
@@ -175,7 +199,16 @@ EVENT_MODELS: tuple[type[_Event], ...] = (
 """Every timeline kind's model (the ``kind`` field tells them apart)."""
 
 Event = Annotated[
-    Surge | Inject | Kill | Repair | Partition | Heal | LinkChange | SetParam,
+    Surge
+    | Inject
+    | Kill
+    | Repair
+    | KillCoordinator
+    | Slow
+    | Partition
+    | Heal
+    | LinkChange
+    | SetParam,
     Field(discriminator="kind"),
 ]
 _EVENT: TypeAdapter[Any] = TypeAdapter(Event)

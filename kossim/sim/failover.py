@@ -16,6 +16,10 @@ the agents' reports) is the ``standby`` component's (:mod:`policies.failover`).
   preempted task), go back to the entry, which holds them until a leader
   announces itself (``leader``) and then passes them on. The time a task
   spends held there is its delay by failover.
+* **The coordinator's address.** A failure detector's verdicts go to the
+  coordinator's address, which a take-over re-points at the new leader (a
+  verdict sent while no coordinator leads is lost; the leader learns of the
+  agent's failure from its ``state`` or ``repaired`` report instead).
 * **Measurements** (``metric_rows`` of the entry, over the measurement
   window): ``coordinator_outage`` (time with no leading coordinator),
   ``coordinator_failures``, ``takeovers`` and ``failovers`` (take-overs by a
@@ -297,6 +301,7 @@ class Failover:
         )
         self._become(actor, behaviour)
         self.leading.append(actor)
+        self.world.coordinator_actor = actor  # the coordinator's address: detectors write here
         self.took_at[actor.name] = now
         if self.outage_from is not None:
             self.outages.append((self.outage_from, now))
@@ -312,6 +317,7 @@ class Failover:
         self.leading.remove(actor)
         self.term[actor.name] = max(self.term[actor.name], news[0])
         self._become(actor, self._watcher(self._rank(actor), news[0], news[1]))
+        self.world.coordinator_actor = self.ring[news[1]]
         for task in tasks:
             self.door.hold(task, actor, f"waited at {actor.name}, which stepped down")
 
@@ -332,9 +338,18 @@ class Failover:
     def hand_over(self, failed: Actor, to: Actor) -> list[Task]:
         """Physics of a standby agent: the tasks waiting in the queue of ``failed`` (kept
         where another agent can reach them) move to ``to``; those on its slots stay, under
-        the scenario's ``on_failure``. Nothing moves if ``failed`` is up again."""
+        the scenario's ``on_failure``, and so do the tasks ``to`` lacks the skills for.
+        Nothing moves if ``failed`` is up again."""
         agent = self.world.agents[failed.index]
-        tasks: list[Task] = [] if agent.up else list(agent.behaviour.local.drain())
+        able = self.world.profiles[to.index]
+        tasks: list[Task] = []
+        if not agent.up:
+            queue = agent.behaviour.local
+            for task in queue.drain():  # the tasks it lacks the skills for stay
+                if able.proficiency(task.skills) > 0:
+                    tasks.append(task)
+                else:
+                    queue.push(task)
         self.agent_takeovers.append((self.world.env._now, len(tasks)))
         return tasks
 

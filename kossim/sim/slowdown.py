@@ -36,8 +36,21 @@ __all__ = ["Paced", "is_slowable", "set_pace", "slowable", "start_slowdowns"]
 
 def is_slowable(group: AgentGroup, scenario: Scenario) -> bool:
     """Whether the agents of ``group`` can change pace (are built :func:`slowable`): the
-    group has a ``slowdown``. (Scheduled ``slow`` events would add their groups here.)"""
-    return group.slowdown is not None
+    group has a ``slowdown``, or a ``slow`` event of the timeline names one of them."""
+    if group.slowdown is not None:
+        return True
+    from kossim.config.places import agent_names, names_to_nodes
+    from kossim.config.timeline import timeline_events
+
+    mine = {f"{group.group}-{i}" for i in range(group.count)}
+    hosts = {group.node} if group.node else mine
+    for event in timeline_events(scenario.timeline):
+        if event.kind == "slow" and (
+            mine & set(agent_names(scenario, event.agents, ()))
+            or hosts & names_to_nodes(scenario, event.nodes, ())
+        ):
+            return True
+    return False
 
 
 class Paced:

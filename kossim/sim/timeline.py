@@ -5,8 +5,8 @@ A run whose scenario has a timeline or network faults gets one service actor,
 event at its time, applies it through the kind's function and logs it with a
 reason (``timeline:<kind>``). It also runs the random partition clocks
 (``network.partitions``), holds the tasks the network dropped (so the
-conservation checks find them), and measures ``messages_dropped`` and
-``partition_suspicions``.
+conservation checks find them), and measures ``messages_dropped``,
+``partition_suspicions`` and ``partitioned_time``.
 
 Kinds form a registry (:mod:`kossim.sim.timeline_kinds`): :func:`event_kind`
 registers ``apply(run, event)`` for a kind whose model is in
@@ -33,6 +33,7 @@ from kossim.dists import lean_sampler
 from kossim.policy import Behaviour
 from kossim.sim.faults import FaultyKernel
 from kossim.sim.streams import stream
+from kossim.sim.task import DROPPED
 from kossim.sim.timeline_kinds import KINDS, event_kind, shown
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class ScenarioEvents(Behaviour):
         self.events = timeline_events(world.exp.scenario.timeline)
         # (label, start, end or None, a period?): what the report's timelines show
         self.marks: list[tuple[str, float, float | None, bool]] = []
+        self.open_marks: dict[Any, int] = {}  # periods a paired end event will close
+        self.spans: list[list[Any]] = []  # [start, end or None] of every partition
+        self._open_spans: dict[Any, int] = {}
         self.killed: dict[int, int] = {}  # agent index -> kills of the timeline in force
         self.partitions: set[Any] = set()  # keys of the timeline's partitions in force
         self.partition_suspicions = 0
@@ -77,8 +81,8 @@ class ScenarioEvents(Behaviour):
         families = self.world.ledger.families
         out = []
         for t in self.kernel.dropped:
-            if t.end >= 0 or t.cancelled:
-                continue
+            if t.state != DROPPED or t.end >= 0 or t.cancelled:
+                continue  # re-sent since (it lives where it went), ended, or a lost copy
             family = families.get(t.id)
             if family is not None and any(
                 m is not t and m.end < 0 and not m.cancelled for m in family.members
@@ -109,8 +113,20 @@ class ScenarioEvents(Behaviour):
             kind = f"timeline:{event.kind}" + (f":{suffix}" if suffix else "")
             self.ctx.log(kind, f"timeline {event.kind} at {event.at:g}: {reason}{note}")
 
-    def mark(self, label: str, event: Any, span: bool = False) -> None:
-        self.marks.append((label, event.at, getattr(event, "until", None), span))
+    def mark(self, label: str, event: Any, span: bool = False, key: Any = None) -> None:
+        """Keep ``event`` for the report's timelines; a period without ``until`` stays open
+        (to the end of the run) unless its paired end event closes ``key``."""
+        until = getattr(event, "until", None)
+        self.marks.append((label, event.at, until, span))
+        if span and until is None and key is not None:
+            self.open_marks[key] = len(self.marks) - 1
+
+    def close_mark(self, key: Any) -> None:
+        """A paired end event (``repair``, ``heal``) ends the open period ``key`` now."""
+        index = self.open_marks.pop(key, None)
+        if index is not None:
+            label, start, _, span = self.marks[index]
+            self.marks[index] = (label, start, self.ctx.now, span)
 
     def on_logged(self, sender: None, news: tuple[Any, str]) -> None:
         event, reason = news
@@ -133,19 +149,53 @@ class ScenarioEvents(Behaviour):
             else:
                 sides = [{str(n) for n in pick.choice(hosts, clock.size, replace=False)}]
             key = ("clock", name)
-            self.kernel.cuts.add(key, sides)
+            why = self.cut(key, sides)
             start = world.env._now
             self.marks.append((f"partition {name}", start, None, True))
             mark = len(self.marks) - 1
-            self._log_cut(name, f"cut apart: {shown(sides)} from the rest")
+            self._log_cut(name, why)
             yield world.env.timeout(down())
-            self.kernel.cuts.remove(key)
+            self.heal(key)
             self.marks[mark] = (f"partition {name}", start, world.env._now, True)
             self._log_cut(name, "healed")
 
     def _log_cut(self, name: str, reason: str) -> None:
         if self.ctx.tracing:
             self.ctx.log("partition", f"partition clock {name}: {reason}")
+
+    # -- partitions -------------------------------------------------------------------------
+    def cut(self, key: Any, sides: list[set[str]]) -> str:
+        """Put partition ``key`` in force; the reason to log (every cut, from the timeline or
+        a clock, comes here: the place to tell whoever must know of agents that became
+        unreachable)."""
+        self.kernel.cuts.add(key, sides)
+        self.spans.append([self.ctx.now, None])
+        self._open_spans[key] = len(self.spans) - 1
+        off = [a.name for a in self.unreachable()]
+        return f"cut apart: {shown(sides)} from the rest; agents unreachable from the " + (
+            f"coordinator: {', '.join(off)}" if off else "coordinator: none"
+        )
+
+    def heal(self, key: Any) -> bool:
+        """End partition ``key``; whether it was in force."""
+        index = self._open_spans.pop(key, None)
+        if index is not None:
+            self.spans[index][1] = self.ctx.now
+        return self.kernel.cuts.remove(key)
+
+    def partitioned_time(self, start: float, end: float) -> float:
+        """Time within ``[start, end]`` during which some partition was in force."""
+        total, reach = 0.0, start
+        for a, b in sorted((a, end if b is None else b) for a, b in self.spans):
+            a, b = max(a, reach), min(b, end)
+            if b > a:
+                total += b - a
+                reach = b
+        return total
+
+    def unreachable(self) -> list[Agent]:
+        """Agents that the partitions in force cut off from the coordinator's node."""
+        return [a for a in self.world.agents if self.kernel.cut(a.node, COORDINATOR)]
 
     # -- what the rest of the world asks ---------------------------------------------------
     def judged(self, agent: Agent, crash: int, now: float, false: bool) -> None:
@@ -162,6 +212,7 @@ class ScenarioEvents(Behaviour):
         rows = [("messages_dropped", "all", float(sum(dropped.values())))]
         rows += [("messages_dropped", f"kind={k}", float(dropped.get(k, 0))) for k in kinds]
         rows.append(("partition_suspicions", "all", float(self.partition_suspicions)))
+        rows.append(("partitioned_time", "all", self.partitioned_time(start, end)))
         return rows
 
 

@@ -17,10 +17,12 @@ from kossim.config.timeline import (
     Heal,
     Inject,
     Kill,
+    KillCoordinator,
     LinkChange,
     Partition,
     Repair,
     SetParam,
+    Slow,
     Surge,
     with_value,
 )
@@ -101,7 +103,7 @@ def _inject(run: ScenarioEvents, event: Inject) -> None:
         world._arrive(None, task)
 
 
-def _targets(run: ScenarioEvents, event: Kill | Repair) -> list[Agent]:
+def _targets(run: ScenarioEvents, event: Kill | Repair | Slow) -> list[Agent]:
     sc = run.world.exp.scenario
     names = set(agent_names(sc, event.agents, ()))
     nodes = names_to_nodes(sc, event.nodes, ())
@@ -111,7 +113,8 @@ def _targets(run: ScenarioEvents, event: Kill | Repair) -> list[Agent]:
 @event_kind("kill")
 def _kill(run: ScenarioEvents, event: Kill) -> Callable[[], None]:
     agents = _targets(run, event)
-    run.mark("kill " + ",".join([*event.agents, *event.nodes]), event, span=True)
+    key = ("kill", tuple(a.index for a in agents), event.at)
+    run.mark("kill " + ",".join([*event.agents, *event.nodes]), event, span=True, key=key)
     for a in agents:
         run.killed[a.index] = run.killed.get(a.index, 0) + 1
         a.fail()
@@ -135,6 +138,9 @@ def _repair(run: ScenarioEvents, event: Repair) -> None:
     for a in agents:
         for _ in range(run.killed.pop(a.index)):
             a.repair()
+    for key in [k for k in run.open_marks if k[0] == "kill"]:
+        if all(run.killed.get(i, 0) == 0 for i in key[1]):
+            run.close_mark(key)  # every agent of that kill is back
     run.log(event, f"repairs {', '.join(a.name for a in agents) or 'none (none killed)'}")
     _log_physics(run, "repair", agents, "timeline repair")
 
@@ -150,13 +156,13 @@ def _log_physics(run: ScenarioEvents, kind: str, agents: list[Agent], why: str) 
 def _partition(run: ScenarioEvents, event: Partition) -> Callable[[], None]:
     sides = partition_sides(run.world.exp.scenario, event.groups, ())
     key = ("timeline", event.name or id(event))
-    run.kernel.cuts.add(key, sides)
+    why = run.cut(key, sides)
     run.partitions.add(key)
-    run.mark(f"partition {event.name or ''}".strip(), event, span=True)
-    run.log(event, f"cut apart: {shown(sides)} from the rest" + _until(event))
+    run.mark(f"partition {event.name or ''}".strip(), event, span=True, key=key)
+    run.log(event, why + _until(event))
 
     def end() -> None:
-        run.kernel.cuts.remove(key)
+        run.heal(key)
         run.partitions.discard(key)
 
     return end
@@ -166,8 +172,9 @@ def _partition(run: ScenarioEvents, event: Partition) -> Callable[[], None]:
 def _heal(run: ScenarioEvents, event: Heal) -> None:
     keys = [k for k in run.partitions if event.name is None or k[1] == event.name]
     for key in keys:
-        run.kernel.cuts.remove(key)
+        run.heal(key)
         run.partitions.discard(key)
+        run.close_mark(key)
     run.mark(f"heal {event.name or 'all'}", event)
     run.log(event, f"heals {len(keys)} partition(s)")
 
@@ -237,3 +244,43 @@ def _set(run: ScenarioEvents, event: SetParam) -> None:
         if hook is not None:
             hook(old)
     run.log(event, f"{event.component} {cls.id!r}: {event.param} = {value!r}")
+
+
+@event_kind("kill_coordinator")
+def _kill_coordinator(run: ScenarioEvents, event: KillCoordinator) -> Callable[[], None] | None:
+    """The leading coordinator crashes (:mod:`kossim.sim.failover` is in place: the config
+    asks for it when the timeline kills the coordinator); restarted at ``until``."""
+    failover = run.world.failover
+    assert failover is not None, "a timeline that kills the coordinator sets up failover"
+    run.mark("kill coordinator", event, span=event.until is not None)
+    crashed = failover.fail_coordinator("timeline kill")
+    who = crashed.name if crashed is not None else "no coordinator up"
+    run.log(event, f"{who} crashes" + _until(event))
+    if crashed is None:
+        return None
+
+    def end() -> None:
+        failover.repair_coordinator(crashed.name)
+
+    return end
+
+
+@event_kind("slow")
+def _slow(run: ScenarioEvents, event: Slow) -> Callable[[], None]:
+    """The agents named serve ``factor`` times slower (they are built slowable: the config
+    names them in :func:`kossim.sim.slowdown.is_slowable`), until ``until``."""
+    from kossim.sim.slowdown import set_pace
+
+    agents = _targets(run, event)
+    run.mark(f"slow x{event.factor:g} " + ",".join([*event.agents, *event.nodes]), event, span=True)
+    for a in agents:
+        set_pace(run.world, a, event.factor, "(timeline)" + _until(event))
+    run.log(
+        event, f"{', '.join(a.name for a in agents)} serve x{event.factor:g} slower" + _until(event)
+    )
+
+    def end() -> None:
+        for a in agents:
+            set_pace(run.world, a, 1.0)
+
+    return end

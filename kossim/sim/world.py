@@ -21,7 +21,7 @@ from simpy.events import Timeout
 
 from kossim.config.failover import failover_wanted, standby_nodes
 from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpec, TaskType
-from kossim.config.netfaults import has_network_faults
+from kossim.config.netfaults import needs_faulty_kernel
 from kossim.dists import Uniform, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
@@ -112,7 +112,7 @@ class World:
         self.net = Net(sc.network, nodes, seed)
         self.role_physics = RolePhysics(sc, self.net) if uses_roles(sc) else None
         self._build_agents()
-        faults = has_network_faults(sc)  # a kernel that loses and cuts messages, if needed
+        faults = needs_faulty_kernel(sc)  # a kernel that loses and cuts messages, if needed
         log = (log if log is not None else EventLog()) if trace else None
         self.kernel = (
             faulty_kernel(self.env, self.net, sc.network, seed, log)
@@ -416,7 +416,10 @@ class World:
 
     def live_tasks(self) -> list[Task]:
         """Every task not yet completed or abandoned, wherever it is."""
-        live: list[Task] = [*self.coordinator.held(), *self.transit]
+        # The tasks on the wire in a fixed order (a set's order follows memory addresses,
+        # and the live tasks' order is the order their figures are summed in).
+        transit = sorted(self.transit, key=lambda t: (t.id, t.copy))
+        live: list[Task] = [*self.coordinator.held(), *transit]
         for service in self.services:
             live.extend(service.behaviour.held())
         for a in self.agents:

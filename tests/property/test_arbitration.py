@@ -63,8 +63,21 @@ def test_a_random_arbiter_loses_no_task(cfg: dict[str, Any], seed: int) -> None:
     rows = [r for r in world.kernel.log.rows if r[1] == "arbitrate"]
     assert len(rows) == len(world.arbitration.records), "each arbitration logged once"
     ended = set(cols["id"][~live].tolist())
-    aborted = {r[2] for r in rows if json.loads(r[7])["decision"] == "abort"}
-    assert aborted <= ended, "an aborted task is still live"
+    facts = [json.loads(r[7]) for r in rows]
+    aborts = [(r, f) for r, f in zip(rows, facts, strict=True) if f["decision"] == "abort"]
+    # a task held by an agent out of reach cannot be aborted: it waits, and the log says so
+    out_of_reach = [r for r, f in aborts if f["event"] == "owner_unreachable"]
+    refused = {(r[0], r[2]) for r in world.kernel.log.rows if r[1] == "no_abort"}
+    assert {(r[0], r[2]) for r in out_of_reach} <= refused
+    aborted = {r[2] for r, f in aborts if f["event"] != "owner_unreachable"}
+    # an abort ends what its place holds: a copy sent elsewhere before (an owner out of
+    # reach reassigned) lives on
+    copied = {
+        r[2]
+        for r, f in zip(rows, facts, strict=True)
+        if f["event"] == "owner_unreachable" and f["decision"] == "reassign"
+    }
+    assert aborted - copied <= ended, "an aborted task is still live"
     result = simulate(spec)
     assert result.status == "ok", result.error
     m = {(name, scope): v for name, scope, v in result.metrics}

@@ -229,6 +229,11 @@ def test_recover_returns_a_dropped_task_itself() -> None:
             "unknown node, agent or group 'x'",
         ),
         ("partitions", [{"up": constant(1.0), "down": constant(1.0), "size": 1}], "below"),
+        (
+            "partitions",
+            [{"up": constant(1.0), "down": constant(1.0), "groups": [["w"]], "name": "x"}] * 2,
+            "duplicate partition clock name .* 'x'",
+        ),
     ],
 )
 def test_network_faults_validate(field: str, bad: Any, message: str) -> None:
@@ -250,3 +255,19 @@ def test_random_partitions_cut_and_heal_on_their_clock() -> None:
     world, _ = simulate_world(RunSpec.make(cfg, "p", (), 0))
     marks = world.scenario_events.marks
     assert [(m[1], m[2]) for m in marks] == [(10.0, 15.0), (25.0, 30.0), (40.0, 45.0)]
+    assert world.scenario_events.partitioned_time(0.0, 46.0) == 15.0
+    assert world.scenario_events.partitioned_time(12.0, 27.0) == 5.0
+    cfg["warmup"] = 12.0
+    assert metrics(cfg)[("partitioned_time", "all")] == 5.0 + 5.0 + 5.0 - 2.0
+
+
+def test_overlapping_partitions_count_their_union() -> None:
+    """``partitioned_time`` is the time with some cut in force: overlaps count once; a
+    cut still in force at the end counts to the end."""
+    cfg = config(horizon=30.0, agents=[{"group": "w", "count": 3}], work=0.1)
+    cfg["scenario"]["timeline"] = [
+        {"at": 2, "kind": "partition", "groups": [["w-0"]], "until": 8},
+        {"at": 5, "kind": "partition", "groups": [["w-1"]], "until": 10},
+        {"at": 25, "kind": "partition", "groups": [["w-2"]]},
+    ]
+    assert metrics(cfg)[("partitioned_time", "all")] == 8.0 + 5.0

@@ -124,6 +124,10 @@ def test_events_reach_the_report_as_marks() -> None:
         {"at": 2, "kind": "kill", "agents": ["w-0"], "until": 4},
         {"at": 3, "kind": "inject", "type": "job", "n": 2},
         {"at": 5, "kind": "partition", "groups": [["w-1"]], "name": "cut"},
+        {"at": 6, "kind": "kill", "agents": ["w"]},
+        {"at": 8, "kind": "repair", "agents": ["w-0", "w-1"]},
+        {"at": 8.5, "kind": "partition", "groups": [["w-0"]], "name": "brief"},
+        {"at": 9, "kind": "heal", "name": "brief"},
     ]
     result = simulate(RunSpec.make(cfg, "p", (), 0))
     assert result.status == "ok", result.error
@@ -132,6 +136,10 @@ def test_events_reach_the_report_as_marks() -> None:
         "event:kill w-0": ([2.0, 4.0], [1.0, 0.0]),
         "event:inject 2 job": ([3.0], [0.0]),
         "event:partition cut": ([5.0, 10.0], [1.0, 0.0]),  # open: to the end of the run
+        "event:kill w": ([6.0, 8.0], [1.0, 0.0]),  # closed by the repair of all its agents
+        "event:repair w-0,w-1": ([8.0], [0.0]),
+        "event:partition brief": ([8.5, 9.0], [1.0, 0.0]),  # closed by its heal
+        "event:heal brief": ([9.0], [0.0]),
     }
 
 
