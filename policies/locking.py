@@ -272,6 +272,8 @@ class Locking(Worker):
             self._finish(task, hold)
             return
         hold.pending = len(writes)
+        task.state = QUEUED  # off its slot until the writes are answered: a copy cancelled
+        # meanwhile (its sibling finished) is not taken off a slot, it ends at the answers
         for resource in writes:
             self.ctx.send(self.stores[resource], "write", (task, hold.tokens[resource]))
         if self.timeout is not None:
