@@ -145,7 +145,7 @@ class ServiceContext(Context):
         suspicion against the truth (``false_suspicions``, ``detection_latency_mean``).
         """
         world = self._world
-        world.ledger.judge(world.agents[agent.index], crash, self.kernel.env._now)
+        world.ledger.judge(world.agents[agent.index], crash, self.kernel.env._now, self.actor.name)
         self.send(world.coordinator_actor, "suspect", (agent, crash, certain))
 
     def trust(self, agent: Actor, incarnation: int) -> None:
