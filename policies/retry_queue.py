@@ -37,7 +37,7 @@ from kossim.runspec import MetricRow
 from kossim.sim.kernel import Actor, Timer
 from kossim.sim.task import WAITING, Task
 
-__all__ = ["MAY_STILL_RUN", "REASONS", "RetryQueue", "hook_retry"]
+__all__ = ["MAY_STILL_RUN", "REASONS", "RetryBook", "RetryQueue", "hook_retry"]
 
 REASONS = ("lost", "bounced", "suspected", "timeout")
 """Why an attempt failed: lost with a crashed agent, bounced by a down agent, written off
@@ -57,17 +57,65 @@ def hook_retry(coord: Any, ctx: Any) -> None:
     coord.attempt_failed = rq.attempt_failed
     coord.on_retry_due = rq.on_retry_due
     coord.on_done = rq.on_done  # after RetryQueue kept the coordinator's own
-    base_held, base_rows = coord.held, coord.metric_rows
+    base_held = coord.held
     coord.held = lambda: [*base_held(), *rq.waiting]
-    coord.metric_rows = lambda start, end: [*base_rows(start, end), *rq.metric_rows(start, end)]
+    if hasattr(coord, "surrender"):  # a coordinator that can crash (failover)
+        base_surrender = coord.surrender
+        coord.surrender = lambda: [*base_surrender(), *rq.surrender()]
     if retry.params.timeout is not None:
         coord.track = True  # the timeout asks whether the attempt was reported
         coord._send = rq.timed_send  # after RetryQueue kept the coordinator's own
         coord.on_attempt_timeout = rq.on_attempt_timeout
 
 
+class RetryBook:
+    """What retries did in one run, with the arrival time of the task it happened to (the
+    metrics count the tasks measured, known at the end). One per run, kept by the run's
+    ``retry`` component and reported to the run once: every coordinator that leads in
+    turn (failover) writes into it, and its rows are there whatever leads at the end."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.failures: dict[int, int] = {}  # task id -> failed attempts (copies share it)
+        self.last_delay: dict[int, float] = {}  # task id -> its last retry delay
+        self.retries: list[tuple[float, float]] = []  # (when it re-entered, arrival)
+        self.delays: list[tuple[float, float]] = []  # (delay, arrival)
+        self.failures_seen: list[tuple[str, float]] = []  # (why, arrival)
+        self.dead: list[float] = []  # arrivals of the tasks dead-lettered
+        self.gave_up: list[float] = []  # arrivals of the tasks given up
+        self.skipped: list[float] = []  # arrivals of tasks that ended before their retry
+
+    @staticmethod
+    def of(retry: Any, ctx: Any) -> RetryBook:
+        """The run's book: made, and reported to the run, by the first coordinator."""
+        book: RetryBook | None = getattr(retry, "book", None)
+        if book is None:
+            book = retry.book = RetryBook(retry.params.window)
+            ctx.report(book)
+        return book
+
+    def metric_rows(self, start: float, end: float) -> list[MetricRow]:
+        """``retry_sends``, ``retry_rate_peak``, ``retry_delay_mean``, ``retries_skipped``,
+        ``dead_lettered``, ``given_up`` and ``attempt_failures`` (scopes ``all`` and
+        ``reason=R``), over the tasks measured: those that arrived from ``start`` on."""
+        times = [t for t, arrival in self.retries if arrival >= start]
+        delays = [d for d, arrival in self.delays if arrival >= start]
+        failed = [why for why, arrival in self.failures_seen if arrival >= start]
+        rows: list[MetricRow] = [
+            ("retry_sends", "all", float(len(times))),
+            ("retry_rate_peak", "all", peak_rate(times, self.window)),
+            ("retry_delay_mean", "all", sum(delays) / len(delays) if delays else float("nan")),
+            ("retries_skipped", "all", float(sum(a >= start for a in self.skipped))),
+            ("dead_lettered", "all", float(sum(a >= start for a in self.dead))),
+            ("given_up", "all", float(sum(a >= start for a in self.gave_up))),
+            ("attempt_failures", "all", float(len(failed))),
+        ]
+        rows.extend(("attempt_failures", f"reason={r}", float(failed.count(r))) for r in REASONS)
+        return rows
+
+
 class RetryQueue:
-    """Failed attempts waiting for their retry, the counts behind the retry metrics."""
+    """Failed attempts waiting for their retry, at one coordinator."""
 
     def __init__(self, coord: Any, ctx: Any, retry: Any) -> None:
         self.coord = coord
@@ -77,23 +125,19 @@ class RetryQueue:
         self.max_attempts: int = params.max_attempts
         self.at_least_once = params.delivery == "at_least_once"
         self.timeout: float | None = params.timeout
-        self.window: float = params.window
         self.send: Callable[[Any, Task], None] = coord._send
         self.done: Callable[[Actor, Task], None] = coord.on_done
         self.waiting: dict[Task, Timer] = {}  # in the retry queue, in order of entry
-        self.failures: dict[int, int] = {}  # task id -> failed attempts (copies share it)
-        self.last_delay: dict[int, float] = {}  # task id -> its last retry delay
         self.pending: dict[Task, int] = {}  # task -> number of its latest timed send
         self.sent = 0
-        # What happened, with the arrival time of the task it happened to: the metrics
-        # count the tasks measured, those that arrived after the warm-up (known at the end,
-        # when the warm-up is found from the run itself).
-        self.retries: list[tuple[float, float]] = []  # (when it re-entered, arrival)
-        self.delays: list[tuple[float, float]] = []  # (delay, arrival)
-        self.failures_seen: list[tuple[str, float]] = []  # (why, arrival)
-        self.dead: list[float] = []  # arrivals of the tasks dead-lettered
-        self.gave_up: list[float] = []  # arrivals of the tasks given up
-        self.skipped: list[float] = []  # arrivals of tasks that ended before their retry
+        book = self.book = RetryBook.of(retry, ctx)
+        self.failures, self.last_delay = book.failures, book.last_delay
+        self.retries, self.delays, self.failures_seen = (
+            book.retries,
+            book.delays,
+            book.failures_seen,
+        )
+        self.dead, self.gave_up, self.skipped = book.dead, book.gave_up, book.skipped
 
     # -- the hook ------------------------------------------------------------------------
     def attempt_failed(self, task: Task, why: str, agent: Actor | None = None) -> None:
@@ -144,6 +188,15 @@ class RetryQueue:
             return
         task.state = WAITING
         self.waiting[task] = ctx.after(delay, "retry_due", task)
+
+    def surrender(self) -> list[Task]:
+        """The tasks waiting for their retry, taken out (their timers cancelled): the
+        coordinator crashed, and they go back to the entry with its queue."""
+        tasks = list(self.waiting)
+        for timer in self.waiting.values():
+            timer.cancel()
+        self.waiting.clear()
+        return tasks
 
     def on_retry_due(self, sender: None, task: Task) -> None:
         """A task's backoff is over: it re-enters routing (unless it ended meanwhile)."""
@@ -225,26 +278,6 @@ class RetryQueue:
         self.attempt_failed(task, "timeout", agent)
         if coord.pull:
             coord.pump()
-
-    # -- metrics ----------------------------------------------------------------------------
-    def metric_rows(self, start: float, end: float) -> list[MetricRow]:
-        """``retry_sends``, ``retry_rate_peak``, ``retry_delay_mean``, ``retries_skipped``,
-        ``dead_lettered``, ``given_up`` and ``attempt_failures`` (scopes ``all`` and
-        ``reason=R``), over the tasks measured: those that arrived from ``start`` on."""
-        times = [t for t, arrival in self.retries if arrival >= start]
-        delays = [d for d, arrival in self.delays if arrival >= start]
-        failed = [why for why, arrival in self.failures_seen if arrival >= start]
-        rows: list[MetricRow] = [
-            ("retry_sends", "all", float(len(times))),
-            ("retry_rate_peak", "all", peak_rate(times, self.window)),
-            ("retry_delay_mean", "all", sum(delays) / len(delays) if delays else float("nan")),
-            ("retries_skipped", "all", float(sum(a >= start for a in self.skipped))),
-            ("dead_lettered", "all", float(sum(a >= start for a in self.dead))),
-            ("given_up", "all", float(sum(a >= start for a in self.gave_up))),
-            ("attempt_failures", "all", float(len(failed))),
-        ]
-        rows.extend(("attempt_failures", f"reason={r}", float(failed.count(r))) for r in REASONS)
-        return rows
 
 
 def peak_rate(times: list[float], window: float) -> float:

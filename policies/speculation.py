@@ -48,6 +48,9 @@ from kossim.sim.task import DONE, Task
 
 __all__ = ["Backup", "BackupParams", "ProgressReports", "Speculating", "speculate"]
 
+RESUBSCRIBE = 10
+"""Intervals between two ``watch`` requests to an agent not heard from yet."""
+
 
 class BackupParams(Params):
     interval: float = Field(default=1.0, gt=0, description="agents report progress this often")
@@ -99,8 +102,14 @@ class Backup(Behaviour):
         ctx.after(0.0, "subscribe")  # once every actor has started
 
     def on_subscribe(self, sender: None, payload: None) -> None:
-        for agent in self.ctx.agents:
+        """Ask every agent not heard from yet to report its progress; again every
+        ``RESUBSCRIBE`` intervals until each has reported once (a ``watch`` lost on a lossy
+        network, or cut by a partition, would leave an agent silent for good)."""
+        silent = [a for a in self.ctx.agents if a.index not in self.seen]
+        for agent in silent:
             self.ctx.send(agent, "watch", self.interval)
+        if silent:
+            self.ctx.after(RESUBSCRIBE * self.interval, "subscribe")
 
     def on_progress(self, sender: Actor, report: tuple[float, int, tuple[Any, ...]]) -> None:
         """An agent's progress: the rate of each copy it runs since first seen there."""

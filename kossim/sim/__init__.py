@@ -223,7 +223,12 @@ def _facts(world: World) -> RunFacts:
             world.arbitration.metric_rows(start, world.recorder.end_time)
             if world.arbitration
             else []
-        ),
+        )
+        + [
+            row
+            for source in world.row_sources
+            for row in source.metric_rows(start, world.recorder.end_time)
+        ],
     )
 
 

@@ -113,6 +113,14 @@ class Context:
     def coordinator(self) -> Actor:
         return self._world.coordinator_actor
 
+    def report(self, source: Any) -> None:
+        """Add ``source`` (anything with ``metric_rows(start, end)``) to the run's metrics,
+        once: its rows are collected at the end whatever becomes of this actor (a
+        coordinator that crashes and is succeeded keeps a book that outlives it)."""
+        sources = self._world.row_sources
+        if source not in sources:
+            sources.append(source)
+
     def spawn(self, kind: str, name: str, node: str, behaviour: Any) -> Actor:
         """Place a helper actor (a manager, a standby, ...) of ``kind`` on ``node``, running
         ``behaviour`` (built by the caller); it starts at once, with a service context."""
@@ -137,7 +145,7 @@ class ServiceContext(Context):
         suspicion against the truth (``false_suspicions``, ``detection_latency_mean``).
         """
         world = self._world
-        world.ledger.judge(world.agents[agent.index], crash, self.kernel.env._now)
+        world.ledger.judge(world.agents[agent.index], crash, self.kernel.env._now, self.actor.name)
         self.send(world.coordinator_actor, "suspect", (agent, crash, certain))
 
     def trust(self, agent: Actor, incarnation: int) -> None:

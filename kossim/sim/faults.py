@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from simpy import Environment
 from simpy.events import Timeout
 
-from kossim.config.models import COORDINATOR, Network
+from kossim.config.models import Network
 from kossim.dists import Uniform, lean_sampler, sampler
 from kossim.sim.kernel import Actor, Kernel, TracingKernel
 from kossim.sim.network import Net
@@ -87,9 +87,10 @@ class FaultyKernel(Kernel):
         self._hopping: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.jitter = lean_sampler(spec.jitter, stream(seed, "net:jitter")) if spec.jitter else None
         self.instant = net.instant and self.jitter is None
-        #: Per actor: was the last of its messages to the coordinator's node that met its
-        #: fate (delivered or dropped) cut by a partition? A detector's silence then is a cut's.
-        self.cut_off: dict[str, bool] = {}
+        #: Per (sender, receiver): was the last of the sender's messages to the receiver that
+        #: met its fate (delivered or dropped) cut by a partition? A detector's silence about
+        #: an agent is then a cut's.
+        self.cut_off: dict[tuple[str, str], bool] = {}
 
     # -- the path's links ----------------------------------------------------------------
     def links(self, src: str, dst: str) -> list[tuple[str, str]]:
@@ -144,9 +145,8 @@ class FaultyKernel(Kernel):
         if task is not None and task.end >= 0:
             task = None  # a report of an ending: the task is not on the wire
         if self.instant:
-            if dst.node == COORDINATOR:
-                self.cut_off[src.name] = False
             dst.handlers[kind](src, payload)
+            self.cut_off[(src.name, dst.name)] = False  # after: a verdict it prompts
             return
         delay = self.net.delay(src.node, dst.node)
         if self.jitter is not None:
@@ -166,16 +166,14 @@ class FaultyKernel(Kernel):
         if self.cuts.active and self.cut(src.node, dst.node):
             self._drop(src, dst, kind, task, "partition: cut while on the wire")
             return
-        if dst.node == COORDINATOR:
-            self.cut_off[src.name] = False
         dst.handlers[kind](src, payload)
+        self.cut_off[(src.name, dst.name)] = False  # after: a verdict it prompts judges the silence
 
     def _drop(self, src: Actor, dst: Actor, kind: str, task: Task | None, why: str) -> None:
         """Count and log a lost message; a live task it carried is ``DROPPED`` (a report of
         a task that has ended is logged with the task, which stays as it ended)."""
         self.sent[DROP_MARK + kind] += 1
-        if dst.node == COORDINATOR:
-            self.cut_off[src.name] = why.startswith("partition")
+        self.cut_off[(src.name, dst.name)] = why.startswith("partition")
         live = task is not None and task.end < 0 and not task.cancelled
         if live:
             assert task is not None

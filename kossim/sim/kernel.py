@@ -163,13 +163,14 @@ class Kernel:
         dst.handlers[kind](src, payload)
 
     def after(self, actor: Actor, delay: float, kind: str, payload: Any = None) -> Timer:
-        """Call ``actor``'s ``on_<kind>(None, payload)`` after ``delay``, unless cancelled."""
+        """Call ``actor``'s ``on_<kind>(None, payload)`` after ``delay``, unless cancelled or
+        the actor runs another behaviour by then."""
         if delay <= 0:
             if delay < 0:
                 raise ValueError(f"negative timer delay {delay} from {actor.name!r}")
             self._no_time_passes(actor, kind)
         timer = Timer(self.env._now + delay)
-        ev = Timeout(self.env, delay, (actor, kind, payload, timer))
+        ev = Timeout(self.env, delay, (actor, kind, payload, timer, actor.behaviour))
         ev.callbacks.append(self._fire)
         return timer
 
@@ -187,8 +188,10 @@ class Kernel:
             )
 
     def _fire(self, ev: Timeout) -> None:
-        actor, kind, payload, timer = ev._value
-        if not timer.cancelled:
+        actor, kind, payload, timer, behaviour = ev._value
+        # A timer belongs to the behaviour that set it: one that crashed, or that the actor
+        # no longer runs (a coordinator restarted as a standby), never hears of it.
+        if not timer.cancelled and actor.behaviour is behaviour:
             actor.handlers[kind](None, payload)
 
     def counts(self) -> dict[str, int]:

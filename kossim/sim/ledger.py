@@ -368,8 +368,8 @@ class Ledger:
         }
 
     # -- suspicions ---------------------------------------------------------------------
-    def judge(self, agent: Agent, crash: int, now: float) -> None:
-        """A detector suspects ``agent`` of its ``crash``-th failure: true or false?"""
+    def judge(self, agent: Agent, crash: int, now: float, by: str = "") -> None:
+        """Detector ``by`` suspects ``agent`` of its ``crash``-th failure: true or false?"""
         measured = now >= self.world.kernel.measure_from
         if measured:
             self.suspicions += 1

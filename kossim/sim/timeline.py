@@ -198,12 +198,12 @@ class ScenarioEvents(Behaviour):
         return [a for a in self.world.agents if self.kernel.cut(a.node, COORDINATOR)]
 
     # -- what the rest of the world asks ---------------------------------------------------
-    def judged(self, agent: Agent, crash: int, now: float, false: bool) -> None:
-        """A detector's suspicion of ``agent``: a false one is a partition suspicion when the
-        last message the agent sent towards the coordinator's node (its heartbeat) was cut
-        by a partition, rather than delivered or lost to a lossy link."""
+    def judged(self, agent: Agent, crash: int, now: float, false: bool, by: str) -> None:
+        """Detector ``by``'s suspicion of ``agent``: a false one is a partition suspicion
+        when the last message the agent sent to the detector (its heartbeat) was cut by a
+        partition, rather than delivered or lost to a lossy link."""
         kernel = self.kernel
-        if false and now >= kernel.measure_from and kernel.cut_off.get(agent.name, False):
+        if false and now >= kernel.measure_from and kernel.cut_off.get((agent.name, by), False):
             self.partition_suspicions += 1
 
     def metric_rows(self, start: float, end: float) -> list[tuple[str, str, float]]:
@@ -261,9 +261,9 @@ def install(world: World) -> ScenarioEvents:
     ledger = world.ledger
     judge = ledger.judge
 
-    def judged(agent: Agent, crash: int, now: float) -> None:
-        judge(agent, crash, now)
-        run.judged(agent, crash, now, agent.epoch < crash)
+    def judged(agent: Agent, crash: int, now: float, by: str = "") -> None:
+        judge(agent, crash, now, by)
+        run.judged(agent, crash, now, agent.epoch < crash, by)
 
     ledger.judge = judged  # type: ignore[method-assign]
     return run

@@ -100,6 +100,7 @@ class World:
         self.failure_mode = fail.on_failure
         self.max_attempts = fail.max_attempts
         self._components: dict[str, Any] = {}
+        self.row_sources: list[Any] = []  # metric sources behaviours reported (ctx.report)
 
         self.profiles: list[AgentState] = []
         self.agents: list[Agent] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kossim.runspec import RunSpec
@@ -116,6 +116,47 @@ def test_conservation_holds_under_loss_and_partitions(cfg: dict[str, Any], seed:
 
 
 @given(cfg=faulty_scenarios(crashes=False), seed=st.integers(0, 2**16))
+@example(
+    cfg={
+        "name": "partitions",
+        "horizon": 150.0,
+        "scenario": {
+            "nodes": [],
+            "agents": [{"group": "a", "count": 1}, {"group": "b", "count": 1}],
+            "network": {
+                "latency": {"dist": "constant", "value": 0.0},
+                "loss": 0.0,
+                "partitions": [
+                    {
+                        "up": {"dist": "exponential", "mean": 5.0},
+                        "down": {"dist": "exponential", "mean": 1.0},
+                        "size": 1,
+                    }
+                ],
+            },
+            "workload": {
+                "arrivals": {"process": "poisson", "rate": 0.5},
+                "tasks": [{"type": "job", "work": {"dist": "exponential", "mean": 1.0}}],
+            },
+            "failures": {
+                "agents": {
+                    "up": {"dist": "exponential", "mean": 1000000000000.0},
+                    "down": {"dist": "exponential", "mean": 3.0},
+                    "on_failure": "resume",
+                }
+            },
+            "timeline": None,
+        },
+        "policies": [
+            {
+                "name": "p",
+                "dispatch": "push",
+                "detector": {"id": "timeout", "interval": 0.25, "timeout": 0.75},
+            }
+        ],
+    },
+    seed=0,
+)  # a heartbeat and the silence timer at one instant, after a done was delivered
 def test_a_partitioned_live_agent_is_never_a_crash_detection(
     cfg: dict[str, Any], seed: int
 ) -> None:

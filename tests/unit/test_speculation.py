@@ -220,3 +220,29 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
     rows = pd.read_csv(tmp_path / "out" / "metrics.csv")
     backups = rows[(rows.metric == "backups") & (rows.policy == "backup")]["value"]
     assert len(backups) == 2 and (backups > 0).all()
+
+
+def test_an_agent_whose_watch_request_was_cut_off_is_asked_again() -> None:
+    """Every agent is cut off while the watcher subscribes at time 0 (healed at 0.2, before
+    the first arrival): every ``watch`` is dropped. Asked again ``RESUBSCRIBE`` intervals
+    later, the agents report and the slow one's stragglers are backed up as before."""
+    from policies.speculation import RESUBSCRIBE
+
+    cfg = speculating()
+    cfg["scenario"]["timeline"] = [
+        {"at": 0, "kind": "partition", "groups": [["w"]], "until": 0.2},
+    ]
+    result = simulate(RunSpec.make(cfg, "p", (), 1, trace=True))
+    assert result.status == "ok", result.error
+    events = result.events
+    assert events is not None
+    sent = [
+        (t, dst)
+        for t, k, dst in zip(events["time"], events["kind"], events["dst"], strict=True)
+        if k == "send:watch"
+    ]
+    first = {dst for t, dst in sent if t == 0.0}
+    again = {dst for t, dst in sent if t == pytest.approx(RESUBSCRIBE * 0.5)}
+    assert len(first) == 6 and again == first  # all six were cut off, all asked again
+    m = {(k, s): v for k, s, v in result.metrics}
+    assert m[("backups", "all")] > 5 and m[("lost", "all")] == 0
