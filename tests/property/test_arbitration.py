@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -225,3 +226,94 @@ def test_a_random_arbiter_on_lock_contention_loses_no_task(cfg: dict[str, Any], 
     done = sum(m[(k, "all")] for k in ("completed", "abandoned", "rejected", "dropped"))
     assert done + m[("in_flight", "all")] == m[("arrived", "all")]
     assert m[("lock_waiting", "all")] >= 0
+
+
+# Found by the test above after main's owner_unreachable merged: task 18, handed back
+# (``returned``) by a withdrawal while the coordinator sends a copy of it
+# (owner_unreachable), is dropped by a partition twice, original and copy; the scenario
+# actor's ``held`` (kossim/sim/timeline.py) skips each dropped member because the other
+# lives on, so the task is counted nowhere. Skipping only for a live member that is not
+# itself dropped counts it once (checked by patching); that file is another helper's.
+_DROPPED_TWICE: dict[str, Any] = {
+    "name": "conservation",
+    "tasks": 30,
+    "scenario": {
+        "agents": [
+            {"group": "g0", "count": 2, "capacity": 2, "speed": 0.5},
+            {
+                "group": "g1",
+                "count": 3,
+                "capacity": 3,
+                "speed": 0.5,
+                "skills": {"a": 0.5},
+                "pause": {
+                    "every": {"dist": "exponential", "mean": 8.0},
+                    "length": {"dist": "constant", "value": 4.0},
+                },
+            },
+            {"group": "g2", "count": 1, "capacity": 2, "speed": 1.0, "skills": {"a": 0.5}},
+        ],
+        "workload": {
+            "arrivals": {"process": "poisson", "rate": 14.733333333333334},
+            "tasks": [
+                {
+                    "type": "t0",
+                    "share": 2.0,
+                    "work": {"dist": "exponential", "mean": 0.5},
+                    "locks": ["r0"],
+                },
+                {"type": "t1", "work": {"dist": "exponential", "mean": 1.0}},
+                {
+                    "type": "t2",
+                    "work": {"dist": "exponential", "mean": 1.0},
+                    "deadline": {"dist": "constant", "value": 1.0},
+                },
+            ],
+        },
+        "network": {
+            "latency": {"dist": "exponential", "mean": 0.2},
+            "partitions": [
+                {
+                    "up": {"dist": "exponential", "mean": 3.0},
+                    "down": {"dist": "exponential", "mean": 4.0},
+                    "groups": [["g0"]],
+                }
+            ],
+        },
+        "failures": {
+            "agents": {
+                "up": {"dist": "constant", "value": 10.0},
+                "down": {"dist": "exponential", "mean": 0.5},
+                "on_failure": "resume",
+                "detect": {"dist": "exponential", "mean": 0.3},
+                "max_attempts": 1,
+            }
+        },
+        "resources": [{"name": "r0"}],
+    },
+    "policies": [
+        {
+            "name": "p",
+            "dispatch": "push",
+            "routing": "random",
+            "agent": {"id": "locking", "answer_timeout": 0.5},
+            "locks": {
+                "id": "lease",
+                "duration": 4.0,
+                "renew_every": 2.0,
+                "contended_after": 0.5,
+            },
+            "arbiter": {"id": "tests.property.random_arbiter:Coin", "risk_slack": None},
+        }
+    ],
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kossim/sim/timeline.py ScenarioEvents.held counts a task dropped with its copy "
+    "nowhere (each dropped member defers to the other); fixed there, this test passes",
+)
+def test_a_task_dropped_with_its_copy_is_counted_once() -> None:
+    world, cols = simulate_world(RunSpec.make(_DROPPED_TWICE, "p", (), 730))
+    assert cols["id"].tolist() == list(range(world.arrived)), "task 18 is counted nowhere"
