@@ -77,17 +77,21 @@ class ScenarioEvents(Behaviour):
             self.world.env.process(self._partition_clock(index, clock))
 
     def held(self) -> list[Any]:
-        """Dropped tasks not yet recovered (one whose copy lives on is that copy's)."""
+        """Dropped tasks not yet recovered, one per task: a dropped copy whose task lives on
+        in a copy not dropped is that copy's; a task whose live copies are all dropped is
+        counted once."""
         families = self.world.ledger.families
         out = []
         for t in self.kernel.dropped:
             if t.state != DROPPED or t.end >= 0 or t.cancelled:
                 continue  # re-sent since (it lives where it went), ended, or a lost copy
             family = families.get(t.id)
-            if family is not None and any(
-                m is not t and m.end < 0 and not m.cancelled for m in family.members
-            ):
-                continue
+            if family is not None:
+                others = [m for m in family.members if m is not t and m.end < 0 and not m.cancelled]
+                if any(m.state != DROPPED for m in others):
+                    continue  # it lives on in a copy that is not dropped
+                if any(m.copy < t.copy for m in others):
+                    continue  # every live copy is dropped: counted once, with the first
             out.append(t)
         return out
 

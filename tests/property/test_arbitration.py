@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -309,11 +308,8 @@ _DROPPED_TWICE: dict[str, Any] = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kossim/sim/timeline.py ScenarioEvents.held counts a task dropped with its copy "
-    "nowhere (each dropped member defers to the other); fixed there, this test passes",
-)
 def test_a_task_dropped_with_its_copy_is_counted_once() -> None:
+    """A task whose live copies are all dropped on the wire is counted once (each dropped
+    member used to defer to the other: counted nowhere)."""
     world, cols = simulate_world(RunSpec.make(_DROPPED_TWICE, "p", (), 730))
     assert cols["id"].tolist() == list(range(world.arrived)), "task 18 is counted nowhere"
