@@ -20,6 +20,8 @@ MARKS = {
     "repair": ("|", "#27ae60", "repair"),
     "suspect": ("v", "#e67e22", "suspected"),
     "trust": ("^", "#2e86c1", "trusted again"),
+    "restart": ("|", "#27ae60", "repair"),  # a coordinator's host restarts it (failover)
+    "takeover": ("*", "#8e44ad", "takes the lead"),  # a coordinator leads (failover)
 }
 
 
@@ -91,10 +93,12 @@ def timeline_figure(data: ResultsData, writer: PlotWriter) -> Figure | None:
         ax.set_xlabel("time (simulated)")
         ax.set_title(policy)
     seen = set(marked["kind"])
+    labels = {
+        label: (marker, colour) for kind, (marker, colour, label) in MARKS.items() if kind in seen
+    }  # a crash's repair and a coordinator's restart share one
     handles = [
         Line2D([], [], marker=marker, color=colour, linestyle="", label=label)
-        for kind, (marker, colour, label) in MARKS.items()
-        if kind in seen
+        for label, (marker, colour) in labels.items()
     ]
     fig.legend(handles=handles, loc="outside upper center", ncol=4, frameon=False)
     where = f", {point}" if point else ""
