@@ -66,6 +66,12 @@ class RetryParams(Params):
     window: float = Field(
         default=1.0, gt=0, description="width of the sliding window of retry_rate_peak"
     )
+    durable: bool = Field(
+        default=True,
+        description="the timed sends are written to a log the next coordinator reads (a "
+        "durable queue): after a failover it times them out again, so an attempt lost on "
+        "the wire while its coordinator crashed is re-sent; false: they die with it",
+    )
 
     @model_validator(mode="after")
     def _timeout_needs_retries(self) -> RetryParams:

@@ -84,6 +84,9 @@ class RetryBook:
         self.dead: list[float] = []  # arrivals of the tasks dead-lettered
         self.gave_up: list[float] = []  # arrivals of the tasks given up
         self.skipped: list[float] = []  # arrivals of tasks that ended before their retry
+        # The timed sends not yet reported or failed: task -> (agent index, when sent). With
+        # ``durable``, the log a successor reads after a failover to time them out again.
+        self.sent: dict[Task, tuple[int, float]] = {}
 
     @staticmethod
     def of(retry: Any, ctx: Any) -> RetryBook:
@@ -138,12 +141,17 @@ class RetryQueue:
             book.failures_seen,
         )
         self.dead, self.gave_up, self.skipped = book.dead, book.gave_up, book.skipped
+        self.durable = bool(getattr(params, "durable", True)) and self.timeout is not None
+        if self.durable and book.sent:  # a successor: what its predecessor sent, timed out
+            self._rearm(book)
 
     # -- the hook ------------------------------------------------------------------------
     def attempt_failed(self, task: Task, why: str, agent: Actor | None = None) -> None:
         """``task``'s attempt failed (``why``: one of :data:`REASONS`) on ``agent`` (when
         known), where it may still run after a suspicion or a timeout."""
         ctx = self.ctx
+        if self.durable:
+            self.book.sent.pop(task, None)  # this attempt is settled: out of the log
         if task.cancelled:  # a copy that lost its race on its way: nothing to retry
             return
         self.failures_seen.append((why, task.arrival))
@@ -246,7 +254,23 @@ class RetryQueue:
         if self.failures:
             self.failures.pop(task.id, None)
             self.last_delay.pop(task.id, None)
+        if self.durable:
+            self.book.sent.pop(task, None)
         self.done(sender, task)
+
+    def _rearm(self, book: RetryBook) -> None:
+        """A new coordinator (failover) reads the log of timed sends: each attempt still
+        unreported is timed out where its predecessor would have timed it out."""
+        ctx = self.ctx
+        now = ctx.now
+        for task, (index, at) in sorted(book.sent.items(), key=lambda kv: (kv[1][1], kv[0].id)):
+            if task.end >= 0 or task.cancelled:
+                del book.sent[task]
+                continue
+            assert self.timeout is not None
+            ctx.after(max(0.0, at + self.timeout - now), "attempt_timeout", (task, index, -1))
+        if ctx.tracing:
+            ctx.log("retry_log", f"{len(book.sent)} timed sends read from the retry log")
 
     # -- timeouts --------------------------------------------------------------------------
     def timed_send(self, view: Any, task: Task) -> None:
@@ -254,19 +278,32 @@ class RetryQueue:
         self.send(view, task)
         self.sent = n = self.sent + 1
         self.pending[task] = n
+        if self.durable:
+            self.book.sent[task] = (view.index, self.ctx.now)
         self.ctx.after(self.timeout, "attempt_timeout", (task, view.index, n))
 
     def on_attempt_timeout(self, sender: None, news: tuple[Task, int, int]) -> None:
         """No report of the attempt within ``timeout``: it has failed, whatever runs on."""
         task, index, n = news
-        if self.pending.get(task) != n:
-            return  # sent again since: that send has a timer of its own
-        del self.pending[task]
         coord = self.coord
         view = coord.views[index]
-        if task not in view.tasks:
-            return  # reported in time, or written off already
-        coord._forget(view, task)
+        if n < 0:  # a send of a predecessor, read from the log (durable)
+            if self.book.sent.get(task, (-1, 0.0))[0] != index or task.end >= 0:
+                return  # reported, failed or sent again since
+            del self.book.sent[task]
+            if task in view.tasks:
+                return  # its agent reported it in the view it rebuilt: it runs there
+            if any(task in v.tasks for v in coord.views):
+                return  # moved on to another agent (delegation)
+        else:
+            if self.pending.get(task) != n:
+                return  # sent again since: that send has a timer of its own
+            del self.pending[task]
+            if self.durable:
+                self.book.sent.pop(task, None)
+            if task not in view.tasks:
+                return  # reported in time, or written off already
+            coord._forget(view, task)
         agent = coord.agents[index]
         if self.ctx.tracing:
             self.ctx.log(

@@ -97,3 +97,57 @@ def test_trace_follows_a_task_across_retries_failover_and_partitions(tmp_path: P
         life = read_events(out, EventFilter(task=task))
         assert kind in set(life["kind"]) and "arrive" in set(life["kind"])
         assert life["time"].is_monotonic_increasing and life["reason"].str.len().min() > 0
+
+
+def _durable(durable: bool) -> dict[str, Any]:
+    """A task is sent at 10 while every link from the coordinator loses everything (the
+    timeline), and the coordinator crashes at 10.5, before that attempt times out (5);
+    a hot standby leads from 10 + 0.1 + 3 (the last beat, the latency, the timeout)."""
+    links = [
+        {"at": 9.95, "kind": "link", "a": "coordinator", "b": f"w-{i}", "loss": 1.0, "until": 10.05}
+        for i in range(3)
+    ]
+    return {
+        "name": "durable",
+        "horizon": 40.0,
+        "scenario": {
+            "agents": [{"group": "w", "count": 3}],
+            "network": {"latency": {"dist": "constant", "value": 0.1}},
+            "workload": {
+                "arrivals": {
+                    "process": "renewal",
+                    "interarrival": {"dist": "constant", "value": 1},
+                },
+                "tasks": [{"type": "job", "work": {"dist": "constant", "value": 0.5}}],
+            },
+            "timeline": [*links, {"at": 10.5, "kind": "kill_coordinator", "until": 30}],
+        },
+        "policies": [
+            {
+                "name": "p",
+                "dispatch": "central",
+                "standby": {"id": "hot", "heartbeat": 1.0, "timeout": 3.0},
+                "retry": {"id": "backoff", "base": 0.5, "cap": 1, "timeout": 5, "durable": durable},
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_durable_retry_log_recovers_an_attempt_its_crashed_coordinator_sent(
+    durable: bool,
+) -> None:
+    """Durable: the successor reads the timed sends and times out the one the network
+    dropped (at 10 + 5), so the task is re-sent and completes; not durable: it stays
+    dropped (the retry state died with the coordinator)."""
+    world, cols = simulate_world(RunSpec.make(_durable(durable), "p", (), 0, trace=True))
+    assert world.kernel.log is not None
+    state = dict(zip(cols["id"].tolist(), cols["state"].tolist(), strict=True))
+    from kossim.sim.task import DONE, DROPPED
+
+    task = 9  # the tenth arrival, at time 10
+    assert state[task] == (DONE if durable else DROPPED)
+    kinds = [r[1] for r in world.kernel.log.rows if r[2] == task]
+    assert "drop" in kinds and ("timeout" in kinds) == durable
+    timeouts = [r[0] for r in world.kernel.log.rows if r[2] == task and r[1] == "timeout"]
+    assert timeouts == ([pytest.approx(15.0)] if durable else [])
