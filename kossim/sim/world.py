@@ -32,16 +32,17 @@ from kossim.sim.eventlog import EventLog
 from kossim.sim.failover import Failover
 from kossim.sim.failures import start_failures
 from kossim.sim.faults import faulty_kernel
+from kossim.sim.fleet import build_fleet
 from kossim.sim.kernel import Actor, Kernel, TracingKernel
 from kossim.sim.ledger import Ledger
-from kossim.sim.locks import deferring, place_locks
+from kossim.sim.locks import place_locks
 from kossim.sim.network import Net
 from kossim.sim.patience import patient_arrivals
-from kossim.sim.pauses import pausing, watch_pauses
+from kossim.sim.pauses import watch_pauses
 from kossim.sim.recorder import Recorder
-from kossim.sim.results import Results, fallible
-from kossim.sim.roles import RoleAgent, RolePhysics, agent_skills, task_skills, uses_roles
-from kossim.sim.slowdown import is_slowable, slowable, start_slowdowns
+from kossim.sim.results import Results
+from kossim.sim.roles import RolePhysics, task_skills, uses_roles
+from kossim.sim.slowdown import start_slowdowns
 from kossim.sim.streams import stream
 from kossim.sim.task import ABANDONED, DONE, REJECTED, Task
 from kossim.sim.timeline import install as install_scenario_events
@@ -112,7 +113,7 @@ class World:
         self._nodes = set(nodes)
         self.net = Net(sc.network, nodes, seed)
         self.role_physics = RolePhysics(sc, self.net) if uses_roles(sc) else None
-        self._build_agents()
+        build_fleet(self)
         faults = needs_faulty_kernel(sc)  # a kernel that loses and cuts messages, if needed
         log = (log if log is not None else EventLog()) if trace else None
         self.kernel = (
@@ -221,39 +222,6 @@ class World:
         """Physics: ``agent`` went down; oracles learn of it at once."""
         for observer in self._crash_observers:
             observer.on_crash(self.agent_actors[agent.index], agent.epoch)
-
-    def _build_agents(self) -> None:
-        sc = self.exp.scenario
-        locked = any(t.locks for t in sc.workload.tasks)
-        for g in sc.agents:
-            skills = agent_skills(g, sc) if self.role_physics else dict(g.skills)
-            for i in range(g.count):
-                name = f"{g.group}-{i}"
-                profile = AgentState(
-                    len(self.agents),
-                    name,
-                    g.group,
-                    g.speed,
-                    g.capacity,
-                    dict(skills),
-                    g.trust,
-                    g.queue_limit,
-                )
-                self.profiles.append(profile)
-                node = g.node or name
-                # The plain agent unless the group needs more physics: roles, learning and
-                # data transfers; results that can be bad.
-                cls: type[Agent] = Agent if self.role_physics is None else RoleAgent
-                more: tuple[Any, ...] = () if self.role_physics is None else (g,)
-                if locked:  # tasks that end when their writes are accepted
-                    cls = deferring(cls)
-                if g.pause is not None:
-                    cls = pausing(cls)
-                if is_slowable(g, sc):
-                    cls = slowable(cls)
-                if g.bad_results > 0:
-                    cls, more = fallible(cls), (*more, g.bad_results)
-                self.agents.append(cls(self, profile, node, *more))
 
     def _setup_run_length(self) -> None:
         exp = self.exp
