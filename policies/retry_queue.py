@@ -141,7 +141,7 @@ class RetryQueue:
             book.failures_seen,
         )
         self.dead, self.gave_up, self.skipped = book.dead, book.gave_up, book.skipped
-        self.durable = bool(getattr(params, "durable", True)) and self.timeout is not None
+        self.durable = params.durable and self.timeout is not None
         if self.durable and book.sent:  # a successor: what its predecessor sent, timed out
             self._rearm(book)
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from simpy import Environment
 from simpy.events import Timeout
 
-from kossim.config.models import Network
+from kossim.config.models import COORDINATOR, Network
 from kossim.dists import Uniform, lean_sampler, sampler
 from kossim.sim.kernel import Actor, Kernel, TracingKernel
 from kossim.sim.network import Net
@@ -87,9 +87,9 @@ class FaultyKernel(Kernel):
         self._hopping: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.jitter = lean_sampler(spec.jitter, stream(seed, "net:jitter")) if spec.jitter else None
         self.instant = net.instant and self.jitter is None
-        #: Per (sender, receiver): was the last of the sender's messages to the receiver that
-        #: met its fate (delivered or dropped) cut by a partition? A detector's silence about
-        #: an agent is then a cut's.
+        #: Per (sender, receiver on the coordinator's node, where the detectors are): was the
+        #: last of the sender's messages to the receiver that met its fate (delivered or
+        #: dropped) cut by a partition? A detector's silence about an agent is then a cut's.
         self.cut_off: dict[tuple[str, str], bool] = {}
 
     # -- the path's links ----------------------------------------------------------------
@@ -146,7 +146,8 @@ class FaultyKernel(Kernel):
             task = None  # a report of an ending: the task is not on the wire
         if self.instant:
             dst.handlers[kind](src, payload)
-            self.cut_off[(src.name, dst.name)] = False  # after: a verdict it prompts
+            if dst.node == COORDINATOR:  # where detectors listen; after: a verdict it prompts
+                self.cut_off[(src.name, dst.name)] = False
             return
         delay = self.net.delay(src.node, dst.node)
         if self.jitter is not None:
@@ -167,13 +168,15 @@ class FaultyKernel(Kernel):
             self._drop(src, dst, kind, task, "partition: cut while on the wire")
             return
         dst.handlers[kind](src, payload)
-        self.cut_off[(src.name, dst.name)] = False  # after: a verdict it prompts judges the silence
+        if dst.node == COORDINATOR:  # where detectors listen; after: a verdict it prompts
+            self.cut_off[(src.name, dst.name)] = False
 
     def _drop(self, src: Actor, dst: Actor, kind: str, task: Task | None, why: str) -> None:
         """Count and log a lost message; a live task it carried is ``DROPPED`` (a report of
         a task that has ended is logged with the task, which stays as it ended)."""
         self.sent[DROP_MARK + kind] += 1
-        self.cut_off[(src.name, dst.name)] = why.startswith("partition")
+        if dst.node == COORDINATOR:
+            self.cut_off[(src.name, dst.name)] = why.startswith("partition")
         live = task is not None and task.end < 0 and not task.cancelled
         if live:
             assert task is not None

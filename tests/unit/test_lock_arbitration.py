@@ -16,6 +16,7 @@ from kossim.sim import simulate, simulate_world
 from kossim.sim.kernel import Actor
 from kossim.sim.task import ABANDONED, DONE, Task
 from policies.locks import HeldLocks, Leases
+from tests.unit.test_locks import _fencing_config
 
 KINDS = {"grant", "lock_contended", "arbitrate", "lock_withdraw", "lock_escalate", "abandon"}
 KINDS |= {"returned", "pause", "resume", "lock_request"}
@@ -24,47 +25,18 @@ HELD = {"id": "held", "contended_after": 1.0}
 
 
 def _paused_holder(arbiter: Any, locks: Any = None) -> dict[str, Any]:
-    """``slow-0`` takes the lock on ``db`` for task 0 at 1.0 and pauses from 1.2 to 6.2 (its
-    lease of 8 outlives the pause: nothing expires); task 1, sent to ``fast-0`` at 2.0, asks
-    at 2.0 and waits behind it until task 0's write at 6.5; a request waiting 1.0 is
-    contended (at 3.0)."""
-    return {
-        "name": "contention",
-        "seeds": 1,
-        "tasks": 2,
-        "scenario": {
-            "agents": [
-                {
-                    "group": "slow",
-                    "pause": {
-                        "every": {"dist": "constant", "value": 1.2},
-                        "length": {"dist": "constant", "value": 5.0},
-                    },
-                },
-                {"group": "fast"},
-            ],
-            "resources": [{"name": "db"}],
-            "workload": {
-                "arrivals": {
-                    "process": "renewal",
-                    "interarrival": {"dist": "constant", "value": 1.0},
-                },
-                "tasks": [
-                    {"type": "txn", "work": {"dist": "constant", "value": 0.5}, "locks": ["db"]}
-                ],
-            },
-        },
-        "policies": [
-            {
-                "name": "p",
-                "dispatch": "push",
-                "routing": "round_robin",
-                "agent": "locking",
-                "locks": locks or LEASE,
-                **({"arbiter": arbiter} if arbiter is not None else {}),
-            }
-        ],
-    }
+    """The fencing tests' scenario (:func:`tests.unit.test_locks._fencing_config`), with a
+    lease of 8 that can be contended: ``slow-0`` takes the lock on ``db`` for task 0 at 1.0
+    and pauses from 1.2 to 6.2 (its lease outlives the pause: nothing expires); task 1,
+    sent to ``fast-0`` at 2.0, asks at 2.0 and waits behind it until task 0's write at 6.5;
+    a request waiting 1.0 is contended (at 3.0)."""
+    cfg = _fencing_config(True)
+    cfg["name"] = "contention"
+    policy = cfg["policies"][0]
+    policy["locks"] = locks or LEASE
+    if arbiter is not None:
+        policy["arbiter"] = arbiter
+    return cfg
 
 
 def _run(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], float], list]:
