@@ -44,6 +44,14 @@ def _mixed(mixin: type, cls: type) -> type:
     return got
 
 
+_SUBMIT = {
+    "new": "resent after its submission was lost: accepted, acked",
+    "duplicate": "accepted before (its ack was lost): a duplicate, acked again, not enqueued",
+    "ended": "has ended: acked, not enqueued",
+    "pending": "resent while its submission is still on its way: ignored",
+}
+
+
 def _ahead(news: tuple[int, int], than: tuple[int, int]) -> bool:
     """Whether leader ``news`` ``(term, rank)`` supersedes ``than``: a higher term, then a
     lower rank."""
@@ -75,7 +83,7 @@ class Leading(Reserve):
         self.early: set[Task] = set()
         self.rebuilt = [not rebuilding] * len(self.views)
         self.pending = len(self.views) if rebuilding else 0
-        self.sends = (*self.sends, "leader", "leader_beat", "cover")
+        self.sends = (*self.sends, "leader", "leader_beat", "cover", "ack")
         self.hold_reserve(roles)
         if rebuilding:
             for view in self.views:
@@ -85,6 +93,28 @@ class Leading(Reserve):
         ctx.send(roles.entry, "leader", (term, rank))
         if roles.heartbeat is not None and len(roles.ring) > 1:
             self.on_lead_beat(None, self)
+
+    # -- acknowledged submission -----------------------------------------------------------
+    def on_arrival(self, sender: Any, task: Task) -> None:
+        """A submission from the entry: acked, and enqueued unless the ring has it."""
+        if sender is self.roles.entry and not self._admit(sender, task, False):
+            return
+        super().on_arrival(sender, task)  # type: ignore[misc]
+
+    def on_resend(self, sender: Actor, news: tuple[Task, int]) -> None:
+        """The entry heard no ack for ``task``: the submission or the ack was lost."""
+        task = news[0]
+        if self._admit(sender, task, True):
+            super().on_arrival(sender, task)  # type: ignore[misc]
+
+    def _admit(self, entry: Actor, task: Task, resent: bool) -> bool:
+        verdict = self.roles.admit(task, resent)
+        ctx = self.ctx
+        if verdict != "pending":
+            ctx.send(entry, "ack", (task, self.term))
+        if ctx.tracing and (resent or verdict != "new"):
+            ctx.log("submit", f"task {task.id} {_SUBMIT[verdict]} (term {self.term})", task)
+        return verdict == "new"
 
     def surrender(self) -> list[Task]:
         """The tasks waiting here, taken out: the coordinator stops leading."""
@@ -218,7 +248,16 @@ class Following(StandIn):
         return _mixed(cls, agent)
 
 
-class NoStandbyParams(ReserveParams):
+class SubmitParams(ReserveParams):
+    ack_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        description="time the entry waits for the leader's ack of an arrival before it "
+        "re-sends it (to the leader it knows then)",
+    )
+
+
+class NoStandbyParams(SubmitParams):
     pass
 
 
@@ -234,7 +273,7 @@ class NoStandby(Behaviour):
     following = staticmethod(Following.following)
 
 
-class HotParams(ReserveParams):
+class HotParams(SubmitParams):
     count: int = Field(default=1, ge=1, le=8, description="standby coordinators")
     heartbeat: float = Field(default=1.0, gt=0, description="time between the leader's beats")
     timeout: float = Field(
@@ -340,6 +379,9 @@ class HotStandby(Behaviour):
 
     def on_arrival(self, sender: Any, task: Task) -> None:
         self.roles.refuse(self.ctx.actor, "arrival", task)
+
+    def on_resend(self, sender: Any, news: tuple[Task, int]) -> None:
+        self.roles.refuse(self.ctx.actor, "resend", news)
 
     def on_done(self, sender: Actor, task: Task) -> None:
         self.roles.refuse(self.ctx.actor, "done", task)

@@ -249,6 +249,8 @@ FAILOVER_METRICS = (
     "failover_delay_mean",
     "standby_takeovers",
     "standby_tasks_taken",
+    "entry_resends",
+    "entry_duplicates",
 )
 """Metrics of coordinator failover (:mod:`kossim.sim.failover`), when the coordinator can
 fail or the policy keeps standbys."""

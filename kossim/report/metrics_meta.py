@@ -230,6 +230,8 @@ METRIC_DIRECTION.update(
         "failover_delay_mean": -1,
         "standby_takeovers": 0,
         "standby_tasks_taken": 0,
+        "entry_resends": -1,
+        "entry_duplicates": -1,
     }
 )
 METRIC_LABEL.update(
@@ -246,6 +248,8 @@ METRIC_LABEL.update(
         "failover_delay_mean": ("mean time a delayed task was held", TIME_UNIT),
         "standby_takeovers": ("standby agents standing in for a failed agent", "take-overs"),
         "standby_tasks_taken": ("waiting tasks taken over by standby agents", "tasks"),
+        "entry_resends": ("arrivals re-sent by the entry, unacknowledged", "messages"),
+        "entry_duplicates": ("re-sent arrivals the leader had already", "messages"),
     }
 )
 

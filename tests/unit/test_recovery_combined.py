@@ -4,6 +4,7 @@ holds tasks, agents that crash, a partition from the timeline, a lossy network; 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from kossim.config.experiment import load_experiment
 from kossim.lab import run_experiment
 from kossim.runspec import RunSpec
 from kossim.sim import simulate, simulate_world
+from kossim.sim.task import DROPPED
 from kossim.trace import EventFilter, read_events
 
 HOT = {"id": "hot", "heartbeat": 1.0, "timeout": 3.0}
@@ -77,8 +79,6 @@ def test_trace_follows_a_task_across_retries_failover_and_partitions(tmp_path: P
     (read_events with a task filter) shows each such task's steps with their reasons."""
     cfg = _config(HOT, BACKOFF, 0.01)
     path = tmp_path / "combined.yaml"
-    import json
-
     path.write_text(json.dumps({**cfg, "seeds": [1]}))
     loaded = load_experiment(path)
     out = tmp_path / "out"
@@ -143,7 +143,7 @@ def test_a_durable_retry_log_recovers_an_attempt_its_crashed_coordinator_sent(
     world, cols = simulate_world(RunSpec.make(_durable(durable), "p", (), 0, trace=True))
     assert world.kernel.log is not None
     state = dict(zip(cols["id"].tolist(), cols["state"].tolist(), strict=True))
-    from kossim.sim.task import DONE, DROPPED
+    from kossim.sim.task import DONE
 
     task = 9  # the tenth arrival, at time 10
     assert state[task] == (DONE if durable else DROPPED)
@@ -151,3 +151,60 @@ def test_a_durable_retry_log_recovers_an_attempt_its_crashed_coordinator_sent(
     assert "drop" in kinds and ("timeout" in kinds) == durable
     timeouts = [r[0] for r in world.kernel.log.rows if r[2] == task and r[1] == "timeout"]
     assert timeouts == ([pytest.approx(15.0)] if durable else [])
+
+
+def test_the_entry_leaves_no_arrival_dropped() -> None:
+    """Acknowledged submission: arrivals the lossy network drops between the entry and a
+    standby leader are re-sent until acked. A task still dropped at the end was lost on a
+    dispatch whose attempt had not yet timed out (retry timeout 5), or on an entry's
+    message whose resend was still due (ack_timeout 1, default); none otherwise."""
+    entry_losses = 0
+    for seed in range(3):
+        cfg = _config(HOT, BACKOFF, 0.01)
+        world, cols = simulate_world(RunSpec.make(cfg, "p", (), seed, trace=True))
+        assert world.kernel.log is not None and world.failover is not None
+        end = world.recorder.end_time
+        assert sorted(cols["id"].tolist()) == list(range(world.arrived))
+        last: dict[int, tuple[float, str]] = {}
+        for row in world.kernel.log.rows:
+            if row[1] == "drop" and row[3] == "network" and row[2] >= 0:
+                src = json.loads(row[7])["src"]
+                last[row[2]] = (row[0], src)
+                entry_losses += src == "entry"
+        unacked = {t.id for t in world.failover.door.unacked}
+        for task in cols["id"][cols["state"] == DROPPED].tolist():
+            when, src = last[task]
+            if src == "entry":
+                assert task in unacked and when > end - 1.0, (seed, task, when)
+            else:
+                assert when > end - BACKOFF["timeout"], (seed, task, when, src)
+        m = {
+            (name, scope): v
+            for name, scope, v in simulate(RunSpec.make(cfg, "p", (), seed)).metrics
+        }
+        assert m[("entry_resends", "all")] > 0 and m[("lost", "all")] == 0
+    assert entry_losses > 0
+
+
+def test_a_drained_run_leaves_no_arrival_dropped() -> None:
+    """The only lossy link is between the entry's node and the standby's (loss 0.05; the
+    agents reach the standby directly): once the run drains, every arrival has completed
+    and none is left dropped, though many submissions were lost on the way."""
+    cfg = _config(HOT, None, 0.0)
+    del cfg["horizon"], cfg["scenario"]["timeline"], cfg["scenario"]["failures"]["agents"]
+    cfg["tasks"] = 1500
+    standby = "coordinator-standby-1"
+    cfg["scenario"]["nodes"] = [{"name": standby}]
+    latency = {"dist": "exponential", "mean": 0.05}
+    cfg["scenario"]["network"]["links"] = [
+        {"a": "coordinator", "b": standby, "latency": latency, "loss": 0.05},
+        *({"a": f"w-{i}", "b": standby, "latency": latency} for i in range(6)),
+    ]
+    for seed in range(3):
+        result = simulate(RunSpec.make(cfg, "p", (), seed))
+        assert result.status == "ok", result.error
+        m = {(name, scope): v for name, scope, v in result.metrics}
+        assert m[("coordinator_failures", "all")] > 0
+        assert m[("messages_dropped", "kind=arrival")] > 0 and m[("entry_resends", "all")] > 0
+        assert m[("dropped", "all")] == 0 and m[("in_flight", "all")] == 0
+        assert m[("lost", "all")] == 0
