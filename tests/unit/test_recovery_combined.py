@@ -75,8 +75,9 @@ def test_retries_survive_a_coordinator_failover(standby: Any, loss: float) -> No
 
 def test_trace_follows_a_task_across_retries_failover_and_partitions(tmp_path: Path) -> None:
     """The execution log of one traced run has, for some tasks, a retry, a hold at the entry
-    during a failover and a drop on the lossy, partitioned network; `kossim trace --task`
-    (read_events with a task filter) shows each such task's steps with their reasons."""
+    during a failover, a drop on the lossy, partitioned network and the entry's resend of
+    an unacknowledged arrival; `kossim trace --task` (read_events with a task filter) shows
+    each such task's steps with their reasons."""
     cfg = _config(HOT, BACKOFF, 0.01)
     path = tmp_path / "combined.yaml"
     path.write_text(json.dumps({**cfg, "seeds": [1]}))
@@ -86,13 +87,13 @@ def test_trace_follows_a_task_across_retries_failover_and_partitions(tmp_path: P
     events = read_events(out)
     by_kind = {
         kind: set(events.loc[events["kind"] == kind, "task"]) - {-1}
-        for kind in ("retry", "hold", "drop", "timeout")
+        for kind in ("retry", "hold", "drop", "timeout", "resend")
     }
-    assert all(by_kind[k] for k in ("retry", "hold", "drop")), {
+    assert all(by_kind[k] for k in ("retry", "hold", "drop", "resend")), {
         k: len(v) for k, v in by_kind.items()
     }
     assert {"crash", "takeover", "timeline:partition"} <= set(events["kind"])
-    for kind in ("retry", "hold", "drop"):
+    for kind in ("retry", "hold", "drop", "resend"):
         task = min(by_kind[kind])
         life = read_events(out, EventFilter(task=task))
         assert kind in set(life["kind"]) and "arrive" in set(life["kind"])
