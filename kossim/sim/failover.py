@@ -1,4 +1,4 @@
-"""Coordinator failover: the physics of coordinator processes and the front door.
+"""Coordinator failover: the physics of coordinator processes.
 
 Physics only; the protocol (beats, suspicion, take-over, the view rebuilt from
 the agents' reports) is the ``standby`` component's (:mod:`policies.failover`).
@@ -9,13 +9,13 @@ the agents' reports) is the ``standby`` component's (:mod:`policies.failover`).
   a message to it is refused. Its host restarts it after the down time, as a
   standby when the policy has any, else as the leader again (rebuilding its
   view). Only the term is durable, as a leader's term is kept on disk.
-* **The entry** (the front door, on the coordinator's node) takes every
-  arrival and passes it to the leader it knows. Tasks never vanish with a
-  coordinator: the tasks waiting in a crashed coordinator's queue, and a task
-  carried by a message a coordinator refuses (an arrival, a bounced or
-  preempted task), go back to the entry, which holds them until a leader
-  announces itself (``leader``) and then passes them on. The time a task
-  spends held there is its delay by failover.
+* **The entry** (the front door, :mod:`kossim.sim.entry`) takes every
+  arrival and passes it to the leader it knows, re-sending it until acked.
+  Tasks never vanish with a coordinator: the tasks waiting in a crashed
+  coordinator's queue, and a task carried by a message a coordinator refuses
+  (an arrival, a bounced or preempted task), go back to the entry (and leave
+  the ring's log of accepted submissions), which holds them until a leader
+  announces itself.
 * **The coordinator's address.** A failure detector's verdicts go to the
   coordinator's address, which a take-over re-points at the new leader (a
   verdict sent while no coordinator leads is lost; the leader learns of the
@@ -29,7 +29,8 @@ the agents' reports) is the ``standby`` component's (:mod:`policies.failover`).
   (take-over to the last agent's report), ``failover_delayed`` (measured tasks
   held at the entry) and ``failover_delay_mean`` (their mean time held);
   ``standby_takeovers`` (a reserve agent standing in for a failed one) and
-  ``standby_tasks_taken`` (the waiting tasks it took over).
+  ``standby_tasks_taken`` (the waiting tasks it took over); ``entry_resends``
+  and ``entry_duplicates`` (:mod:`kossim.sim.entry`).
 * **Standby agents.** The waiting tasks of a failed agent are kept where a
   standby agent can take them over (:meth:`Failover.hand_over`); the tasks on
   its slots follow the scenario's ``on_failure``.
@@ -40,7 +41,6 @@ The timeline hooks are :meth:`Failover.fail_coordinator` and
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -49,14 +49,15 @@ from kossim.config.failover import standby_nodes
 from kossim.dists import lean_sampler
 from kossim.registry import resolve
 from kossim.sim.context import CoordinatorContext
+from kossim.sim.entry import Accepted, Entry
 from kossim.sim.kernel import Actor, Handlers
 from kossim.sim.streams import stream
-from kossim.sim.task import DROPPED, WAITING, Task
+from kossim.sim.task import Task
 
 if TYPE_CHECKING:
     from kossim.sim.world import World
 
-__all__ = ["Entry", "Failover"]
+__all__ = ["Failover"]
 
 
 class _Crashed:
@@ -89,140 +90,6 @@ def _carried(payload: Any) -> Task | None:
     if isinstance(payload, tuple) and payload and payload[0].__class__ is Task:
         return payload[0]
     return None
-
-
-class Entry:
-    """The front door: arrivals go to the leader it knows; held while none answers.
-
-    A submission is acknowledged: the entry keeps each arrival it sent until the leader
-    it went to acks it (``ack``), and re-sends the unacknowledged ones (``resend``) to
-    the leader it knows ``ack_timeout`` after it sent them (postponed while no
-    coordinator answers). An ack from another coordinator than the one the task was
-    last sent to is stale and ignored.
-    """
-
-    sends: tuple[str, ...] = ("arrival", "resend")
-
-    def __init__(self, failover: Failover, leader: Actor, ack_timeout: float) -> None:
-        self.failover = failover
-        self.leader = leader
-        self.news = (1, 0)  # the leader's (term, rank)
-        self.open = True  # the leader answers, as far as the entry knows
-        self.waiting: list[Task] = []
-        self.since: dict[Task, float] = {}
-        self.delay: dict[Task, float] = {}  # measured tasks held here: total time held
-        self.ack_timeout = ack_timeout
-        # sent, not acknowledged: task -> (resend deadline, the coordinator it went to,
-        # resends so far), in deadline order (every deadline is a send time + ack_timeout)
-        self.unacked: OrderedDict[Task, tuple[float, Actor, int]] = OrderedDict()
-        self.armed = False  # a resend timer is set (for the oldest deadline)
-        self.resends: list[float] = []  # when each resend was sent
-
-    def on_start(self, ctx: Any) -> None:
-        self.ctx = ctx
-
-    def held(self) -> list[Task]:
-        return list(self.waiting)
-
-    def arrive(self, sender: Any, task: Task) -> None:
-        """A new task (the world's arrivals enter here)."""
-        if self.open:
-            self._submit(task, self.leader)
-        else:
-            self.hold(task, None, "no coordinator answers")
-
-    def _submit(self, task: Task, to: Actor, resends: int = 0) -> None:
-        """Send ``task`` to coordinator ``to`` and keep it until ``to`` acks it."""
-        unacked = self.unacked
-        unacked[task] = (self.ctx.now + self.ack_timeout, to, resends)
-        if resends:
-            self.resends.append(self.ctx.now)
-            self.ctx.send(to, "resend", (task, resends))
-        else:
-            self.ctx.send(to, "arrival", task)
-        if not self.armed and unacked:  # (an ack on the same node came back at once)
-            self._arm()
-
-    def _arm(self) -> None:
-        deadline = next(iter(self.unacked.values()))[0]
-        self.armed = True
-        self.ctx.after(max(0.0, deadline - self.ctx.now), "ack_timeout", deadline)
-
-    def on_ack(self, sender: Actor, news: tuple[Task, int]) -> None:
-        """Coordinator ``sender`` acknowledges ``task`` (in its ``term``)."""
-        task = news[0]
-        got = self.unacked.get(task)
-        if got is not None and got[1] is sender:
-            del self.unacked[task]
-
-    def on_ack_timeout(self, sender: None, deadline: float) -> None:
-        """Re-send every submission unacknowledged by ``deadline``, to the leader known."""
-        self.armed = False
-        unacked = self.unacked
-        ctx = self.ctx
-        due: list[tuple[Task, Actor, int]] = []
-        while unacked:
-            task, (when, to, n) = next(iter(unacked.items()))
-            if when > deadline:
-                break
-            del unacked[task]
-            if task.end < 0 and not task.cancelled:
-                due.append((task, to, n))
-        for task, to, n in due:
-            if not self.open:  # no coordinator answers: try again when one leads
-                unacked[task] = (ctx.now + self.ack_timeout, to, n)
-                continue
-            if ctx.tracing:
-                ctx.log(
-                    "resend",
-                    f"task {task.id} not acknowledged by {to.name} within "
-                    f"{self.ack_timeout:g}: re-sent to {self.leader.name} (resend {n + 1})",
-                    task,
-                )
-            self._submit(task, self.leader, n + 1)
-        if unacked and not self.armed:
-            self._arm()
-
-    def hold(self, task: Task, at: Actor | None, why: str) -> None:
-        """``task`` came back from coordinator ``at`` (or found the door shut)."""
-        self.unacked.pop(task, None)  # here now: released, it is sent afresh
-        if task.end >= 0:
-            return  # ended already (reneged while it waited)
-        if at is self.leader:
-            self.open = False
-        elif at is not None and self.open:  # from a coordinator that no longer leads
-            self._submit(task, self.leader)
-            return
-        self.waiting.append(task)
-        self.since[task] = self.ctx.now
-        ctx = self.ctx
-        if ctx.tracing:
-            ctx.log("hold", f"task {task.id} held at the entry: {why}", task)
-
-    def on_leader(self, sender: Actor, news: tuple[int, int]) -> None:
-        """A coordinator announces it leads: the held tasks go to it, in arrival order."""
-        if news[0] < self.news[0] or (news[0] == self.news[0] and news[1] > self.news[1]):
-            return  # an announcement older than the leader known
-        self.leader, self.news, self.open = sender, news, True
-        waiting, self.waiting = sorted(self.waiting, key=_lineage), []
-        ctx = self.ctx
-        now = ctx.now
-        for task in waiting:
-            held = now - self.since.pop(task)
-            if task.measured:
-                self.delay[task] = self.delay.get(task, 0.0) + held
-            if task.end >= 0:
-                continue
-            if ctx.tracing:
-                ctx.log("release", f"task {task.id} to {sender.name} after {held:.6g}", task)
-            self._submit(task, sender)
-
-    def metric_rows(self, start: float, end: float) -> list[tuple[str, str, float]]:
-        return self.failover.rows(start, end)
-
-
-def _lineage(t: Task) -> tuple[int, int]:
-    return (t.id, t.copy)
 
 
 class Failover:
@@ -262,12 +129,7 @@ class Failover:
         self.took_at: dict[str, float] = {}
         self.rebuilds: list[tuple[float, float]] = []  # (rebuilt at, take-over to rebuilt)
 
-        # The ring's log of accepted submissions (durable, like the term): a resend of a
-        # task some leader accepted is a duplicate; a task a coordinator gives back to the
-        # entry leaves it. Ended tasks are pruned (a resend of one is recognised as ended).
-        self.accepted: set[Task] = set()
-        self._prune_at = 4096
-        self.duplicates: list[float] = []  # when a leader recognised a duplicate
+        self.accepted = Accepted(world)  # the ring's log of accepted submissions
         self.door = Entry(self, primary, float(getattr(params, "ack_timeout", 1.0)))
         self.entry = world.spawn("entry", "entry", COORDINATOR, self.door)
         for rank, node in enumerate(standby_nodes(policy), start=1):
@@ -362,7 +224,7 @@ class Failover:
         if not self.leading and self.outage_from is None:
             self.outage_from, self.cause, self.detected = now, actor, False
         for task in tasks:
-            self.accepted.discard(task)
+            self.accepted.give_back(task)
             self.door.hold(task, actor, f"waited at {actor.name}, which crashed")
 
     def promote(self, actor: Actor, term: int) -> None:
@@ -393,7 +255,7 @@ class Failover:
         self._become(actor, self._watcher(self._rank(actor), news[0], news[1]))
         self.world.coordinator_actor = self.ring[news[1]]
         for task in tasks:
-            self.accepted.discard(task)
+            self.accepted.give_back(task)
             self.door.hold(task, actor, f"waited at {actor.name}, which stepped down")
 
     # -- what the protocol reports --------------------------------------------------------
@@ -441,35 +303,14 @@ class Failover:
             self._log("drop", at.name, f"resend to {at.name} lost: it does not lead", task)
         elif task is not None and task.end < 0 and not task.cancelled:
             if kind != "arrival":  # a task of the ring's comes back: the entry resubmits it
-                self.accepted.discard(task)
+                self.accepted.give_back(task)
             self.door.hold(task, at, f"{kind} refused by {at.name}")
         else:
             self._log("drop", at.name, f"{kind} to {at.name} lost: it does not lead", task)
 
     def admit(self, task: Task, resent: bool) -> str:
-        """A leader received submission ``task`` (an ``arrival`` or a ``resend``): is it
-        ``new`` (to enqueue: accepted into the ring's log), a ``duplicate`` (accepted
-        before: its ack was lost), ``ended``, or, for a resend, ``pending`` (the first
-        submission is still on the wire, or the task is back at the entry)?
-
-        Physics: a resend carries no task; it takes the task back from the network only
-        if the submission was lost (``DROPPED``)."""
-        if task.end >= 0 or task.cancelled:
-            return "ended"
-        accepted = self.accepted
-        if task in accepted:
-            self.duplicates.append(self.world.env._now)
-            return "duplicate"
-        if resent:
-            if task.state != DROPPED:
-                return "pending"
-            self.world.kernel.dropped.discard(task)
-            task.state = WAITING
-        accepted.add(task)
-        if len(accepted) > self._prune_at:
-            self.accepted = {t for t in accepted if t.end < 0 and not t.cancelled}
-            self._prune_at = max(4096, 2 * len(self.accepted))
-        return "new"
+        """A leader received submission ``task``: :meth:`Accepted.admit`."""
+        return self.accepted.admit(task, resent)
 
     def _log(self, kind: str, who: str, reason: str, task: Task | None = None) -> None:
         log = self.world.kernel.log
@@ -509,7 +350,11 @@ class Failover:
             ("standby_takeovers", "all", float(len(moved))),
             ("standby_tasks_taken", "all", float(sum(n for _, n in moved))),
             ("entry_resends", "all", float(sum(start <= t <= end for t in self.door.resends))),
-            ("entry_duplicates", "all", float(sum(start <= t <= end for t in self.duplicates))),
+            (
+                "entry_duplicates",
+                "all",
+                float(sum(start <= t <= end for t in self.accepted.duplicates)),
+            ),
         ]
 
 
