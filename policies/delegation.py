@@ -17,7 +17,9 @@ The protocol, one handler per message:
   or gossiped every ``gossip`` time units to one peer in turn, message
   ``load``), and keeps the task when no known peer is lighter than itself;
   ``random`` picks a peer uniformly; ``coordinator`` hands the task back up.
-  Peers are those with the task's skills (a static directory).
+  Peers are those with the task's skills (a static directory). Passing a task on
+  (the decision delay, the hand-off, the choice, the hop limit, the load news)
+  is :mod:`policies.passing`'s.
 * Each pass is a hop (``task.hops``), up to ``max_hops``. An agent that
   should pass on a task at its limit applies ``on_max_hops``: ``keep`` it,
   hand it back to the ``coordinator`` (only if it came from a peer: a task
@@ -51,7 +53,7 @@ from kossim.sim.kernel import Actor, Timer
 from kossim.sim.task import QUEUED, RENEGED, Task
 from policies.agent import Worker
 from policies.backpressure import held, refuse
-from policies.peer_loads import PeerLoads
+from policies.passing import Handoff, PassingOn
 
 __all__ = ["Delegating", "DelegatingParams", "Handoff"]
 
@@ -84,21 +86,7 @@ class DelegatingParams(Params):
     )
 
 
-class Handoff:
-    """What travels with a delegated task: where the coordinator sent it, how many
-    ``moved`` notices it caused, the last agent that passed it and that agent's load."""
-
-    __slots__ = ("first", "last", "load", "moves", "task")
-
-    def __init__(self, task: Task, first: Actor) -> None:
-        self.task = task
-        self.first = first
-        self.moves = 0
-        self.last = first
-        self.load = 0.0
-
-
-class Delegating(Worker):
+class Delegating(PassingOn, Worker):
     """A worker that passes on the tasks it should not keep, along a chain of peers."""
 
     kind = "agent"
@@ -120,28 +108,13 @@ class Delegating(Worker):
         super().on_start(ctx)
         p: DelegatingParams = self.params
         self.max_hops = p.max_hops  # read by the metrics: the hop distribution's rows
-        self.me: Actor = ctx.actor
-        self.peers: list[Actor] = ctx.peers
-        n = len(self.peers) + 1
-        self.capacity_of = [1] * n
-        for peer in self.peers:
-            self.capacity_of[peer.index] = ctx.profile_of(peer).capacity
-        self._eligible: dict[tuple[str, ...], list[Actor]] = {}
-        self._eligible_index: dict[tuple[str, ...], list[int]] = {}
-        self.loads = PeerLoads(self.me.index, n, self._peer_indices)
+        self.know_peers(ctx)
         self.chain: dict[Task, Handoff] = {}  # tasks held here that came from a peer
         self.deciding: dict[Task, tuple[Timer, Handoff | None]] = {}
         self.recalls: dict[Task, Timer] = {}
-        self._gossip_next = 0
-        if p.gossip is not None and self.peers:
-            ctx.after(p.gossip, "gossip")
 
     def held(self) -> list[Task]:
         return [*self.local, *self.deciding]
-
-    def load(self) -> float:
-        ctx = self.ctx
-        return (len(ctx.running) + len(self.local)) / ctx.capacity
 
     # -- messages ---------------------------------------------------------------------
     def on_task(self, sender: Any, task: Task) -> None:
@@ -179,18 +152,6 @@ class Delegating(Worker):
             self._keep(task, handoff)
         else:
             self._pass(task, handoff, why)
-
-    def on_load(self, sender: Actor, load: float) -> None:
-        self.loads.learned(sender.index, load)
-
-    def on_gossip(self, sender: Any, payload: Any) -> None:
-        """Timer: tell the next peer in turn this agent's load."""
-        ctx = self.ctx
-        if ctx.up:
-            peer = self.peers[self._gossip_next]
-            self._gossip_next = (self._gossip_next + 1) % len(self.peers)
-            ctx.send(peer, "load", self.load())
-        ctx.after(self.params.gossip, "gossip")
 
     # -- deciding -----------------------------------------------------------------------
     def _why_pass(self, task: Task) -> str | None:
@@ -232,111 +193,6 @@ class Delegating(Worker):
             self.send(self.coordinator, "done", task)
         else:
             self._notify("finished", task, handoff)
-
-    def _pass(self, task: Task, handoff: Handoff | None, why: str) -> None:
-        """Hold ``task`` for the decision delay, then send it on (or apply the hop limit)."""
-        ctx = self.ctx
-        if task.hops >= self.params.max_hops:
-            self._at_limit(task, handoff, why)
-            return
-        task.state = QUEUED
-        task.handoff -= ctx.now
-        timer = ctx.after(self.params.decision_delay, "decided", (task, why))
-        self.deciding[task] = (timer, handoff)
-
-    def on_decided(self, sender: Any, decision: tuple[Task, str]) -> None:
-        """Timer: the decision delay is over; send the task to the chosen holder."""
-        task, why = decision
-        _, handoff = self.deciding.pop(task)
-        ctx = self.ctx
-        if not ctx.up:  # failed meanwhile (resume or restart): it waits here for the repair
-            task.handoff += ctx.now
-            if self._full():
-                self._refuse(task, handoff)
-                return
-            self._adopt(task, handoff)
-            self.local.push(task)
-            return
-        target = self._choose(task, handoff, why)
-        if target is None:
-            task.handoff += ctx.now
-            if ctx.tracing:
-                ctx.log("keep", f"task {task.id} kept: {why}, no lighter peer known", task)
-            self._keep(task, handoff)
-            return
-        self._hand_off(task, handoff or Handoff(task, self.me), target, why)
-
-    def _hand_off(self, task: Task, handoff: Handoff, target: Actor, why: str) -> None:
-        """One hop: ``task`` leaves this agent for ``target`` (a peer or the coordinator)."""
-        ctx = self.ctx
-        self.chain.pop(task, None)
-        task.hops += 1
-        if ctx.tracing:
-            ctx.log(
-                "delegate",
-                f"task {task.id} {self.me.name} -> {target.name}: {self._reason(why, task)}",
-                task,
-                to=target.name,
-                hops=task.hops,
-            )
-        if target is self.coordinator:
-            self._notify("handback", task, handoff)
-            return
-        i = target.index
-        loads = self.loads
-        loads.learned(i, loads.known[i] + 1.0 / self.capacity_of[i])  # one task busier
-        handoff.last = self.me
-        handoff.load = self.load()
-        ctx.send(target, "delegate", handoff, carries=task)
-
-    def _choose(self, task: Task, handoff: Handoff | None, why: str) -> Actor | None:
-        """The next holder by the rule; ``None`` keeps the task here."""
-        rule = self.params.rule
-        if rule == "coordinator":
-            return self.coordinator
-        cands = self._peers_for(task.skills)
-        if not cands:
-            return None
-        last = handoff.last.index if handoff is not None else -1
-        if rule == "random":
-            if len(cands) == 1:
-                return cands[0]
-            rng = self.ctx.rng
-            j = int(rng.integers(len(cands)))
-            if cands[j].index == last:  # never straight back, when there is another peer
-                j = (j + 1 + int(rng.integers(len(cands) - 1))) % len(cands)
-            return cands[j]
-        best = self.loads.lightest(task.skills, last)
-        if why != "unskilled" and self.loads.known[best] >= self.load():
-            return None  # nobody known is lighter than this agent
-        return self.peers[best if best < self.me.index else best - 1]
-
-    def _at_limit(self, task: Task, handoff: Handoff | None, why: str) -> None:
-        """``task`` should move but has made ``max_hops`` hops: ``on_max_hops`` decides."""
-        ctx = self.ctx
-        mode = self.params.on_max_hops
-        if mode == "coordinator" and handoff is None:
-            mode = "keep"  # the coordinator sent it here at its limit: it had the last word
-        if ctx.tracing:
-            ctx.log(
-                "max_hops",
-                f"task {task.id} at {task.hops} hops ({self._reason(why, task)}): {mode}",
-                task,
-            )
-        if mode == "keep":
-            self._keep(task, handoff)
-        elif mode == "coordinator":
-            assert handoff is not None
-            self.chain.pop(task, None)
-            task.handoff -= ctx.now
-            self._notify("handback", task, handoff)
-        else:
-            self.chain.pop(task, None)
-            ctx.abandon(task)
-            if handoff is None:
-                ctx.send(self.coordinator, "done", task)
-            else:
-                self._notify("finished", task, handoff)
 
     # -- keeping -------------------------------------------------------------------------
     def _adopt(self, task: Task, handoff: Handoff | None) -> None:
@@ -456,22 +312,3 @@ class Delegating(Worker):
                 ctx.abandon(t)
                 self._notify("finished", t, self.chain.pop(t))
         super().on_repair(suspended)
-
-    # -- peers -----------------------------------------------------------------------------
-    def _peers_for(self, skills: tuple[str, ...]) -> list[Actor]:
-        """Peers able to serve ``skills`` at this agent's bar (static profiles, cached)."""
-        got = self._eligible.get(skills)
-        if got is None:
-            bar = self.params.min_proficiency
-            got = self._eligible[skills] = [
-                peer
-                for peer in self.peers
-                if (prof := self.ctx.profile_of(peer).proficiency(skills)) > 0 and prof >= bar
-            ]
-        return got
-
-    def _peer_indices(self, skills: tuple[str, ...]) -> list[int]:
-        got = self._eligible_index.get(skills)
-        if got is None:
-            got = self._eligible_index[skills] = [p.index for p in self._peers_for(skills)]
-        return got
