@@ -11,14 +11,9 @@ every ``report_interval`` (``load``: tasks held and service rate, summed over
 a subtree) plus the tasks sent to each child since its last report: a view
 as stale as the report period plus the latency, compounding level by level.
 
-Failures (``manager_failures``): a manager that goes down stops deciding and
-reporting; the tasks in its hands stay in its queue (durable storage on its
-node). Its parent suspects it after ``suspect_after`` without a report,
-asks for its tasks (``takeover``; they come back as ``released`` messages,
-each a task *rerouted*) and adopts its children: they report to the parent
-(``subscribe``) and are delegated to directly until the manager is heard
-from again. A repaired manager takes its children back (``subscribe``); its
-parent drops what it adopted through it when its first report arrives.
+Failures (``manager_failures``): a manager goes down and is taken over by its
+parent, which adopts its children until it is back
+(:mod:`policies.tree_failures`).
 """
 
 from __future__ import annotations
@@ -34,6 +29,7 @@ from kossim.dists import sampler
 from kossim.policy import Behaviour
 from kossim.sim.kernel import Actor, Timer
 from kossim.sim.task import WAITING, Task
+from policies.tree_failures import ManagerFailures
 
 __all__ = ["Directory", "Manager"]
 
@@ -71,7 +67,7 @@ class _Child:
         self.taken = False  # a manager child taken over after its failure
 
 
-class Manager(Behaviour):
+class Manager(ManagerFailures, Behaviour):
     """One manager of a delegation tree (see the module's docstring)."""
 
     kind = "manager"
@@ -124,14 +120,18 @@ class Manager(Behaviour):
 
     def _take_back(self) -> None:
         """Own children only, each asked to report here."""
-        ctx, d, now = self.ctx, self.directory, self.ctx.now
-        self.children = {
-            c: _Child(ctx.actor_named(c), c not in d.children, d.covers[c], d.rate[c], now)
-            for c in self.own
-        }
+        ctx, now = self.ctx, self.ctx.now
+        self.children = {c: self._child(c, now) for c in self.own}
         self.adopted = {}
         for c in self.own:
             ctx.send(self.children[c].actor, "subscribe", self.interval)
+
+    def _child(self, name: str, now: float) -> _Child:
+        """A fresh belief about tree member ``name`` (an agent, or a manager)."""
+        d = self.directory
+        return _Child(
+            self.ctx.actor_named(name), name not in d.children, d.covers[name], d.rate[name], now
+        )
 
     def held(self) -> list[Task]:
         return [*self.queue, *self.deciding, *self.waiting]
@@ -281,105 +281,6 @@ class Manager(Behaviour):
 
     def on_subscribe(self, sender: Actor, interval: float) -> None:
         self.parent = sender
-
-    def on_check(self, sender: None, payload: None) -> None:
-        """Every ``report_interval``: suspect children silent for ``suspect_after``."""
-        ctx = self.ctx
-        if self.up:
-            now = ctx.now
-            for c in list(self.children.values()):
-                if now - c.heard > self.suspect_after and (c.up or c.name in self.own):
-                    self._silent(c)
-        ctx.after(self.interval, "check")
-
-    def _silent(self, c: _Child) -> None:
-        ctx = self.ctx
-        if c.name in self.own and not c.up:
-            ctx.send(c.actor, "subscribe", self.interval)  # ask again: it may report elsewhere
-            return
-        self._suspect(c, f"silent for {ctx.now - c.heard:.3g}")
-
-    def _suspect(self, c: _Child, why: str) -> None:
-        """Believe child ``c`` down; a manager is taken over, its children adopted."""
-        ctx = self.ctx
-        c.up = False
-        if ctx.tracing:
-            ctx.log("suspect", f"{c.name} {why}", to=c.name)
-        if c.agent or c.taken:
-            return
-        c.taken = True
-        ctx.send(c.actor, "takeover")
-        adopted = self.adopted[c.name] = []
-        d = self.directory
-        share = c.load / max(len(d.children[c.name]), 1)
-        for g in d.children[c.name]:
-            if g not in self.children:
-                child = self.children[g] = _Child(
-                    ctx.actor_named(g), g not in d.children, d.covers[g], d.rate[g], ctx.now
-                )
-                child.load = share
-                adopted.append(g)
-                ctx.send(child.actor, "subscribe", self.interval)
-        if ctx.tracing:
-            ctx.log("fallback", f"{c.name} taken over: adopts {', '.join(adopted)}", to=c.name)
-
-    def _give_back(self, child: _Child) -> None:
-        """A taken-over child reports again: forget what was adopted for it."""
-        child.taken = False
-        todo = self.adopted.pop(child.name, [])
-        while todo:
-            g = todo.pop()
-            self.children.pop(g, None)
-            todo.extend(self.adopted.pop(g, []))
-        if self.ctx.tracing:
-            self.ctx.log(
-                "restore", f"{child.name} back: its subtree is its own again", to=child.name
-            )
-
-    def on_takeover(self, sender: Actor, payload: None) -> None:
-        """The parent believes this manager failed: every task in its hands goes up."""
-        ctx = self.ctx
-        for timer, _ in self.deciding.values():
-            timer.cancel()
-        tasks = [*self.deciding, *self.queue, *self.waiting]
-        self.deciding.clear()
-        self.queue.clear()
-        self.waiting = []
-        if ctx.tracing:
-            ctx.log("release", f"taken over by {sender.name}: {len(tasks)} tasks released")
-        for task in tasks:
-            ctx.send(sender, "released", task)
-        if self.up:  # a false suspicion: take the children back at once
-            self._take_back()
-        else:
-            self.taken_by = sender
-
-    # -- the failure clock -----------------------------------------------------------------
-    def on_crash(self, sender: None, payload: None) -> None:
-        ctx = self.ctx
-        self.up = False
-        self.down.append([ctx.now, -1.0])
-        for timer, began in self.deciding.values():
-            timer.cancel()
-            self.cut.append((began, ctx.now))
-        held = [*self.deciding, *self.queue, *self.waiting]
-        self.deciding.clear()
-        self.waiting = []
-        self.queue = deque(held)
-        if ctx.tracing:
-            ctx.log("crash", f"{ctx.name} down holding {len(held)} tasks", held=len(held))
-        ctx.after(self._down_for(), "repair")
-
-    def on_repair(self, sender: None, payload: None) -> None:
-        ctx = self.ctx
-        self.up = True
-        self.down[-1][1] = ctx.now
-        self.taken_by = None
-        if ctx.tracing:
-            ctx.log("repair", f"{ctx.name} up: takes its children back")
-        self._take_back()
-        self.pump()
-        ctx.after(self._up_for(), "crash")
 
     # -- measurements -----------------------------------------------------------------------
     def measured(self, start: float, end: float) -> tuple[float, float, float]:
