@@ -105,8 +105,15 @@ class Leading(Reserve):
         return verdict == "new"
 
     def surrender(self) -> list[Task]:
-        """The tasks waiting here, taken out: the coordinator stops leading."""
-        return list(self.queue.drain())
+        """The tasks waiting here, taken out: the coordinator stops leading. With a retry
+        queue, the tasks waiting for their retry too (their timers cancelled). (The
+        primary's first incarnation became a leader after it started, so its retry queue
+        is reached from here rather than hooked at its start.)"""
+        tasks = list(self.queue.drain())
+        retry_queue = getattr(self, "retry_queue", None)
+        if retry_queue is not None:
+            tasks.extend(retry_queue.surrender())
+        return tasks
 
     # -- beats ---------------------------------------------------------------------------
     def on_lead_beat(self, sender: None, token: Any) -> None:

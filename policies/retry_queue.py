@@ -59,9 +59,6 @@ def hook_retry(coord: Any, ctx: Any) -> None:
     coord.on_done = rq.on_done  # after RetryQueue kept the coordinator's own
     base_held = coord.held
     coord.held = lambda: [*base_held(), *rq.waiting]
-    if hasattr(coord, "surrender"):  # a coordinator that can crash (failover)
-        base_surrender = coord.surrender
-        coord.surrender = lambda: [*base_surrender(), *rq.surrender()]
     if retry.params.timeout is not None:
         coord.track = True  # the timeout asks whether the attempt was reported
         coord._send = rq.timed_send  # after RetryQueue kept the coordinator's own

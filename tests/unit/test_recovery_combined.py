@@ -209,3 +209,27 @@ def test_a_drained_run_leaves_no_arrival_dropped() -> None:
         assert m[("messages_dropped", "kind=arrival")] > 0 and m[("entry_resends", "all")] > 0
         assert m[("dropped", "all")] == 0 and m[("in_flight", "all")] == 0
         assert m[("lost", "all")] == 0
+
+
+def test_the_first_leader_surrenders_its_retry_queue_when_it_crashes() -> None:
+    """Task 9's dispatch (at 10) is lost; it times out at 15 and waits for its retry (due
+    at 17); the coordinator, the first incarnation of the primary, crashes at 16. The task
+    goes back to the entry with the crashed coordinator's queue and completes after the
+    restart at 18 (it used to vanish: the retry queue of the primary's first incarnation,
+    which became a leader after it started, was not surrendered)."""
+    cfg = _durable(True)
+    policy = cfg["policies"][0]
+    policy["standby"] = "none"
+    policy["retry"] = {"id": "backoff", "base": 2, "cap": 4, "jitter": "none", "timeout": 5}
+    cfg["scenario"]["timeline"][-1] = {"at": 16, "kind": "kill_coordinator", "until": 18}
+    world, cols = simulate_world(RunSpec.make(cfg, "p", (), 0, trace=True))
+    assert world.kernel.log is not None
+    from kossim.sim.task import DONE
+
+    state = dict(zip(cols["id"].tolist(), cols["state"].tolist(), strict=True))
+    assert sorted(state) == list(range(world.arrived)) and state[9] == DONE
+    life = [(r[0], r[1]) for r in world.kernel.log.rows if r[2] == 9]
+    assert (pytest.approx(15.0), "retry") in life
+    assert (pytest.approx(16.0), "hold") in life and (pytest.approx(18.0), "release") in life
+    crash = [r[6] for r in world.kernel.log.rows if r[1] == "crash"]
+    assert crash == ["coordinator crashes (timeline kill): 1 waiting tasks"]
