@@ -13,6 +13,7 @@ events (an idiomatic SimPy model with a process per customer costs about six).
 from __future__ import annotations
 
 import bisect
+from heapq import heappush
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from kossim.sim.failover import Failover
 from kossim.sim.failures import start_failures
 from kossim.sim.faults import faulty_kernel
 from kossim.sim.fleet import build_fleet
-from kossim.sim.kernel import Actor, Kernel, TracingKernel
+from kossim.sim.kernel import NORMAL, Actor, Call, Kernel, TracingKernel, call_after
 from kossim.sim.ledger import Ledger
 from kossim.sim.locks import place_locks
 from kossim.sim.network import Net
@@ -240,10 +241,11 @@ class World:
 
     # -- arrivals ---------------------------------------------------------------
     def _schedule_arrival(self) -> None:
-        ev = Timeout(self.env, self._iat(), None)
-        ev.callbacks.append(self._on_arrival)
+        self._arrival_cbs = (self._on_arrival,)
+        self._heap: list[Any] = self.env._queue  # typed for Events: a Call walks like one
+        call_after(self.env, self._iat(), self._arrival_cbs, None)
 
-    def _on_arrival(self, ev: Timeout) -> None:
+    def _on_arrival(self, ev: Call) -> None:
         now = self.env._now
         if self.horizon is not None and now >= self.horizon:
             self.arrivals_over = True
@@ -263,8 +265,10 @@ class World:
         self.in_system += 1
         if self.limit is not None and n + 1 >= self.limit:
             self.arrivals_over = True
-        else:  # inlined _schedule_arrival()
-            Timeout(self.env, self._iat(), None).callbacks.append(self._on_arrival)
+        else:  # call_after() inlined: this runs once per task
+            nxt = Call()
+            nxt.callbacks = self._arrival_cbs
+            heappush(self._heap, (now + self._iat(), NORMAL, next(self.env._eid), nxt))
         self._arrive(None, task)
 
     def _start_measuring(self) -> None:
