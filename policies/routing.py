@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from kossim.dists import Sampler, Uniform
+from kossim.dists import Uniform, draws
 from kossim.policy import AgentView, Component, Params, TaskView
 
 __all__ = ["Fastest", "Jsq", "LeastWork", "PowerOfD", "Random", "RoundRobin"]
@@ -29,7 +29,7 @@ __all__ = ["Fastest", "Jsq", "LeastWork", "PowerOfD", "Random", "RoundRobin"]
 class _Randomised(Component):
     def __init__(self, params: Params, rng: np.random.Generator) -> None:
         super().__init__(params, rng)
-        self._u = Sampler(Uniform(dist="uniform", low=0.0, high=1.0), rng)
+        self._u = draws(Uniform(dist="uniform", low=0.0, high=1.0), rng)  # a Sampler's draws
 
     def _pick(self, n: int) -> int:
         """A uniform index below ``n``; a lone candidate needs no draw."""

@@ -23,7 +23,7 @@ from simpy.events import Timeout
 from kossim.config.failover import failover_wanted, standby_nodes
 from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpec, TaskType
 from kossim.config.netfaults import needs_faulty_kernel
-from kossim.dists import Uniform, sampler
+from kossim.dists import Uniform, draws, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
 from kossim.sim.arbitration import Arbitration
@@ -62,7 +62,7 @@ class _TypeSpec:
         self.name = t.type
         self.priority = t.priority
         self.skills = task_skills(t)
-        self.work = sampler(t.work, stream(seed, f"work:{t.type}"))
+        self.work = draws(t.work, stream(seed, f"work:{t.type}"))
         self.deadline = (
             sampler(t.deadline, stream(seed, f"deadline:{t.type}")) if t.deadline else None
         )
@@ -93,7 +93,7 @@ class World:
         self._cum_shares = (np.cumsum(shares) / shares.sum()).tolist()
         self._type_u = sampler(Uniform(dist="uniform", low=0, high=1), stream(seed, "types"))
         arr = sc.workload.arrivals
-        self._iat = sampler(arr.interarrival_dist(), stream(seed, "arrivals"))
+        self._iat = draws(arr.interarrival_dist(), stream(seed, "arrivals"))
         self.mean_iat = arr.mean_interarrival()
 
         # One failure semantics per run: the agents' spec, else the nodes', else the
