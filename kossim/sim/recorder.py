@@ -48,6 +48,7 @@ class Recorder:
         self._buf: list[tuple[Any, ...]] = []
 
     def add(self, task: Task) -> None:
+        # World.finish() does this inline (once per task): a subclass changes ``flush``, not this.
         buf = self._buf
         buf.append(_ROW(task))
         if len(buf) >= FLUSH:
