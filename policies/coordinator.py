@@ -364,3 +364,33 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
             self.n_down += -1 if up else 1
             self._relist(view)
             self._pools_mark(view, up)
+
+
+class InstantQueueing(Queueing):
+    """:class:`Queueing` whose task sends inline the instant kernel's delivery.
+
+    The engine swaps it in at build time (``kossim.sim.world``) when the run's
+    kernel is the plain :class:`~kossim.sim.kernel.Kernel` on an instant network,
+    untraced and without network faults: there ``send`` is
+    ``Kernel._send_instant`` (count the message if it crosses nodes, then call
+    the receiver's handler), and this class does the same inline, saving a call
+    per task. Same decisions, same counts, same order of calls.
+    """
+
+    def on_start(self, ctx: Any) -> None:
+        super().on_start(ctx)
+        self._actor: Actor = ctx.actor
+        self._sent = ctx.kernel.sent
+
+    def _send(self, view: AgentState, task: Task) -> None:
+        view.queue_length += 1
+        svc = task.svc = task.work / view.speed if not task.skills else view.service_time(task)
+        view.work_outstanding += svc
+        if self.track:
+            view.tasks.add(task)
+        if view.listed and view.queue_length >= view.capacity:
+            self._relist(view)
+        dst, src = self.agents[view.index], self._actor  # Kernel._send_instant, inlined
+        if src.node != dst.node:
+            self._sent["task"] += 1
+        dst.handlers["task"](src, task)

@@ -72,6 +72,15 @@ class _TypeSpec:
         )
 
 
+def _instant_classes() -> dict[type, type]:
+    """Built-in behaviours and their variants that inline the instant kernel's delivery
+    (imported here: the policies import the engine)."""
+    from policies.agent import InstantWorker, Worker
+    from policies.coordinator import InstantQueueing, Queueing
+
+    return {Queueing: InstantQueueing, Worker: InstantWorker}
+
+
 class World:
     """Everything one run needs; :meth:`run` simulates it and returns the recorder."""
 
@@ -154,6 +163,8 @@ class World:
         spec = resolve(kind, getattr(self.policy, kind))
         name = getattr(spec.cls, "stream_name", None) or f"policy:{self.policy.name}:{actor.name}"
         behaviour = build(spec, stream(self.seed, name))
+        if self.kernel.send == self.kernel._send_instant:  # the plain kernel, instant network
+            behaviour.__class__ = _instant_classes().get(type(behaviour), type(behaviour))
         actor.behaviour = behaviour
         return behaviour
 
