@@ -65,6 +65,8 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)
         self.router = ctx.component("routing")
+        # Only the router's own class can vouch for it (a subclass may count its decisions).
+        self._ask_lone = not vars(type(self.router)).get("lone_is_chosen", False)
         discipline = self.discipline = ctx.component("queue")
         pull = self.pull = self.pulls(ctx)
         self.agents: list[Actor] = ctx.agents
@@ -315,11 +317,13 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
             if self.ctx.tracing:
                 self._send(self._select(head, [view]), head)
                 return
-            # _select() inlined (untraced: it logs nothing): the router still chooses, from the
-            # one candidate, so that a router with state or draws sees every decision.
-            chosen = self.router.select(head, [view], self.ctx.now)
-            if chosen is not view:  # no view is listed (no free slot): none else is a candidate
-                self._not_offered(chosen, head, 1)
+            # _select() inlined (untraced: it logs nothing). The router still chooses from the
+            # one candidate, so that one with state or draws sees every decision, unless it
+            # declares that a lone candidate is its choice with no draw (``lone_is_chosen``).
+            if self._ask_lone:
+                chosen = self.router.select(head, [view], self.ctx.now)
+                if chosen is not view:  # no view is listed (no free slot): none else is offered
+                    self._not_offered(chosen, head, 1)
             self._send(view, head)
             return
         self._forget(view, task)
