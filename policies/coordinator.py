@@ -118,7 +118,7 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
                 self._relist(v)
         # Pull with listed free slots, no preemption and this class's own pump: an arrival
         # that finds no free slot only joins the queue (the pump would stop at once).
-        own_pump = type(self).pump is Queueing.pump
+        own_pump = self._own_pump = type(self).pump is Queueing.pump
         self._queue_only = self.listing and not discipline.preemptive and own_pump
         bounded(self)
         hook_roles(self, ctx, tiers)
@@ -327,7 +327,7 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
             self._send(view, head)
             return
         self._forget(view, task)
-        if self.pull:
+        if self.pull and (self.queue or not self._own_pump):  # this pump sends from the queue
             self.pump()
 
     def on_returned(self, sender: Actor, task: Task) -> None:

@@ -98,6 +98,7 @@ class World:
         self.env = simpy.Environment()
         sc = exp.scenario
         self.task_types = [_TypeSpec(t, seed) for t in sc.workload.tasks]
+        self._mixed = len(self.task_types) > 1  # a draw per arrival picks its type
         shares = np.array([t.share for t in sc.workload.tasks], dtype=float)
         self._cum_shares = (np.cumsum(shares) / shares.sum()).tolist()
         self._type_u = sampler(Uniform(dist="uniform", low=0, high=1), stream(seed, "types"))
@@ -254,6 +255,7 @@ class World:
     def _schedule_arrival(self) -> None:
         self._arrival_cbs = (self._on_arrival,)
         self._heap: list[Any] = self.env._queue  # typed for Events: a Call walks like one
+        self._eid = self.env._eid
         call_after(self.env, self._iat(), self._arrival_cbs, None)
 
     def _on_arrival(self, ev: Call) -> None:
@@ -263,9 +265,8 @@ class World:
             return
         n = self.arrived
         self.arrived = n + 1
-        types = self.task_types
-        tidx = bisect.bisect_right(self._cum_shares, self._type_u()) if len(types) > 1 else 0
-        tt = types[tidx]
+        tidx = bisect.bisect_right(self._cum_shares, self._type_u()) if self._mixed else 0
+        tt = self.task_types[tidx]
         measured = n >= self._warmup_tasks and now >= self._warmup
         if measured:
             if self.measure_start is None:
@@ -276,10 +277,9 @@ class World:
         self.in_system += 1
         if self.limit is not None and n + 1 >= self.limit:
             self.arrivals_over = True
-        else:  # call_after() inlined: this runs once per task
-            nxt = Call()
-            nxt.callbacks = self._arrival_cbs
-            heappush(self._heap, (now + self._iat(), NORMAL, next(self.env._eid), nxt))
+        else:  # call_after() inlined, reusing this Call: SimPy's loop is done with it
+            ev.callbacks = self._arrival_cbs
+            heappush(self._heap, (now + self._iat(), NORMAL, next(self._eid), ev))
         self._arrive(None, task)
 
     def _start_measuring(self) -> None:
