@@ -398,3 +398,35 @@ class InstantQueueing(Queueing):
         if src.node != dst.node:
             self._sent["task"] += 1
         dst.handlers["task"](src, task)
+
+    def on_done(self, sender: Actor, task: Task) -> None:
+        """:meth:`Queueing.on_done` with the hand-off's :meth:`_send` inlined (this class
+        runs untraced only: no route is logged)."""
+        view = self.views[sender.index]
+        if self.track and task not in view.tasks:
+            return  # written off when the agent was suspected: the view forgot it then
+        if self.listing and self.queue and view.up and not self.free and not self._pumping:
+            view.queue_length -= 1
+            view.work_outstanding = view.work_outstanding - task.svc if view.queue_length else 0.0
+            if self.track:
+                view.tasks.discard(task)
+            head = self.queue.pop()
+            if self._ask_lone:
+                chosen = self.router.select(head, [view], self.ctx.now)
+                if chosen is not view:
+                    self._not_offered(chosen, head, 1)
+            view.queue_length += 1  # from here: _send(view, head)
+            svc = head.svc = head.work / view.speed if not head.skills else view.service_time(head)
+            view.work_outstanding += svc
+            if self.track:
+                view.tasks.add(head)
+            if view.listed and view.queue_length >= view.capacity:
+                self._relist(view)
+            dst, src = self.agents[view.index], self._actor
+            if src.node != dst.node:
+                self._sent["task"] += 1
+            dst.handlers["task"](src, head)
+            return
+        self._forget(view, task)
+        if self.pull and (self.queue or not self._own_pump):
+            self.pump()
