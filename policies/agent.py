@@ -279,22 +279,3 @@ class Worker(ProgressReports, Behaviour):
             for t in ahead:
                 heapq.heapreplace(free, free[0] + service(t))
         return free[0], service(task)
-
-
-class InstantWorker(Worker):
-    """:class:`Worker` whose completion report inlines the instant kernel's delivery
-    (swapped in as :class:`~policies.coordinator.InstantQueueing` is, on the same
-    condition): the same count and the same call, one call fewer per task."""
-
-    def on_start(self, ctx: Any) -> None:
-        super().on_start(ctx)
-        self._actor = ctx.actor
-        self._sent = ctx.kernel.sent
-
-    def on_complete(self, task: Task) -> None:
-        if self.local:
-            self._fill()
-        dst, src = self.coordinator, self._actor  # Kernel._send_instant, inlined
-        if src.node != dst.node:
-            self._sent["done"] += 1
-        dst.handlers["done"](src, task)

@@ -75,8 +75,9 @@ class _TypeSpec:
 def _instant_classes() -> dict[type, type]:
     """Built-in behaviours and their variants that inline the instant kernel's delivery
     (imported here: the policies import the engine)."""
-    from policies.agent import InstantWorker, Worker
-    from policies.coordinator import InstantQueueing, Queueing
+    from policies.agent import Worker
+    from policies.coordinator import Queueing
+    from policies.instant import InstantQueueing, InstantWorker
 
     return {Queueing: InstantQueueing, Worker: InstantWorker}
 

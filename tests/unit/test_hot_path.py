@@ -13,8 +13,9 @@ from kossim.dists import Empirical, Exponential, Lognormal, Normal, draws, sampl
 from kossim.runspec import RunSpec
 from kossim.sim import simulate, simulate_world
 from kossim.sim.streams import stream
-from policies.agent import InstantWorker, Worker
-from policies.coordinator import InstantQueueing, Queueing
+from policies.agent import Worker
+from policies.coordinator import Queueing
+from policies.instant import InstantQueueing, InstantWorker
 from tests.unit.test_engine import config, constant
 
 
