@@ -25,7 +25,7 @@ from kossim.sim.task import Task
 from policies.agent import Worker
 from policies.coordinator import Queueing
 
-__all__ = ["InstantQueueing", "InstantWorker"]
+__all__ = ["INSTANT", "InstantQueueing", "InstantWorker"]
 
 
 class InstantQueueing(Queueing):
@@ -128,3 +128,7 @@ class InstantWorker(Worker):
         if src.node != dst.node:
             self._sent["done"] += 1
         dst.handlers["done"](src, task)
+
+
+INSTANT: dict[type, type] = {Queueing: InstantQueueing, Worker: InstantWorker}
+"""The built-in behaviours (exactly these classes, not subclasses) and their variants."""

@@ -5,9 +5,11 @@ decides: the coordinator and a failure detector on the coordinator's node,
 and one actor per agent on the agent's node, each with the behaviour its
 policy names. The world itself only keeps physics and invariants.
 
-The hot path uses SimPy callbacks on timeouts rather than one process per
-task: an arrival and a completion are one event each, so a task costs two
-events (an idiomatic SimPy model with a process per customer costs about six).
+The hot path uses callbacks on light events in SimPy's heap (kernel.Call)
+rather than one process per task: an arrival and a completion are one event
+each, so a task costs two events (an idiomatic SimPy model with a process per
+customer costs about six). On the plain kernel of an instant network the
+built-in coordinator and worker run as the variants of ``policies.instant``.
 """
 
 from __future__ import annotations
@@ -70,16 +72,6 @@ class _TypeSpec:
         self.patience = (
             sampler(t.patience, stream(seed, f"patience:{t.type}")) if t.patience else None
         )
-
-
-def _instant_classes() -> dict[type, type]:
-    """Built-in behaviours and their variants that inline the instant kernel's delivery
-    (imported here: the policies import the engine)."""
-    from policies.agent import Worker
-    from policies.coordinator import Queueing
-    from policies.instant import InstantQueueing, InstantWorker
-
-    return {Queueing: InstantQueueing, Worker: InstantWorker}
 
 
 class World:
@@ -166,7 +158,9 @@ class World:
         name = getattr(spec.cls, "stream_name", None) or f"policy:{self.policy.name}:{actor.name}"
         behaviour = build(spec, stream(self.seed, name))
         if self.kernel.send == self.kernel._send_instant:  # the plain kernel, instant network
-            behaviour.__class__ = _instant_classes().get(type(behaviour), type(behaviour))
+            from policies.instant import INSTANT  # here: the policies import the engine
+
+            behaviour.__class__ = INSTANT.get(type(behaviour), type(behaviour))
         actor.behaviour = behaviour
         return behaviour
 

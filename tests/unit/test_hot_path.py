@@ -70,7 +70,7 @@ def test_instant_variants_run_the_same_model(
     spec = RunSpec.make(_mmc(_CASES[case], on_failure), "p", (), 3)
     fast_world, fast = simulate_world(spec)
     fast_metrics = repr(simulate(spec).metrics)  # repr: NaN equals NaN
-    monkeypatch.setattr("kossim.sim.world._instant_classes", lambda: {})
+    monkeypatch.setattr("policies.instant.INSTANT", {})
     slow_world, slow = simulate_world(spec)
     assert type(fast_world.coordinator) is not type(slow_world.coordinator)
     assert sorted(fast) == sorted(slow)
