@@ -65,6 +65,8 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
     def on_start(self, ctx: Any) -> None:
         super().on_start(ctx)
         self.router = ctx.component("routing")
+        # Only the router's own class can vouch for it (a subclass may count its decisions).
+        self._ask_lone = not vars(type(self.router)).get("lone_is_chosen", False)
         discipline = self.discipline = ctx.component("queue")
         pull = self.pull = self.pulls(ctx)
         self.agents: list[Actor] = ctx.agents
@@ -114,6 +116,10 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
         if self.listing:
             for v in self._skilled_for(next(iter(kinds))):
                 self._relist(v)
+        # Pull with listed free slots, no preemption and this class's own pump: an arrival
+        # that finds no free slot only joins the queue (the pump would stop at once).
+        own_pump = self._own_pump = type(self).pump is Queueing.pump
+        self._queue_only = self.listing and not discipline.preemptive and own_pump
         bounded(self)
         hook_roles(self, ctx, tiers)
         hook_retry(self, ctx)
@@ -162,6 +168,8 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
             self.route(task)
         elif self.listing and self.free and not self.queue:
             self._send(self._select(task, self.free), task)  # a free slot and nobody waiting
+        elif self._queue_only and not self.free:
+            self.queue.push(task)  # no free slot: pump() would send nothing
         else:
             self.queue.push(task)
             self.pump()
@@ -184,10 +192,7 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
         """
         chosen = self.router.select(task, cands, self.ctx.now)
         if chosen is not cands[0] and not self._is_candidate(chosen, task):
-            raise RuntimeError(
-                f"routing component {type(self.router).id!r} chose {chosen!r} for task "
-                f"{task.id}, which is not among the {len(cands)} candidates it was offered"
-            )
+            self._not_offered(chosen, task, len(cands))
         if self.ctx.tracing:
             queues = [c.queue_length for c in cands[:12]]
             why = getattr(self.router, "reason", "")  # a router's own account, if it keeps one
@@ -200,6 +205,12 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
                 agent=chosen.name,
             )
         return chosen
+
+    def _not_offered(self, chosen: Any, task: Task, offered: int) -> None:
+        raise RuntimeError(
+            f"routing component {type(self.router).id!r} chose {chosen!r} for task "
+            f"{task.id}, which is not among the {offered} candidates it was offered"
+        )
 
     def _is_candidate(self, v: Any, task: Task) -> bool:
         index = getattr(v, "index", None)
@@ -303,10 +314,20 @@ class Queueing(CandidatePools, DelegationNotices, FailureViews, Speculating, Beh
             if self.track:
                 view.tasks.discard(task)
             head = self.queue.pop()
-            self._send(self._select(head, [view]), head)
+            if self.ctx.tracing:
+                self._send(self._select(head, [view]), head)
+                return
+            # _select() inlined (untraced: it logs nothing). The router still chooses from the
+            # one candidate, so that one with state or draws sees every decision, unless it
+            # declares that a lone candidate is its choice with no draw (``lone_is_chosen``).
+            if self._ask_lone:
+                chosen = self.router.select(head, [view], self.ctx.now)
+                if chosen is not view:  # no view is listed (no free slot): none else is offered
+                    self._not_offered(chosen, head, 1)
+            self._send(view, head)
             return
         self._forget(view, task)
-        if self.pull:
+        if self.pull and (self.queue or not self._own_pump):  # this pump sends from the queue
             self.pump()
 
     def on_returned(self, sender: Actor, task: Task) -> None:

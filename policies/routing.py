@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field
 
-from kossim.dists import Sampler, Uniform
+from kossim.dists import Uniform, draws
 from kossim.policy import AgentView, Component, Params, TaskView
 
 __all__ = ["Fastest", "Jsq", "LeastWork", "PowerOfD", "Random", "RoundRobin"]
@@ -29,7 +29,7 @@ __all__ = ["Fastest", "Jsq", "LeastWork", "PowerOfD", "Random", "RoundRobin"]
 class _Randomised(Component):
     def __init__(self, params: Params, rng: np.random.Generator) -> None:
         super().__init__(params, rng)
-        self._u = Sampler(Uniform(dist="uniform", low=0.0, high=1.0), rng)
+        self._u = draws(Uniform(dist="uniform", low=0.0, high=1.0), rng)  # a Sampler's draws
 
     def _pick(self, n: int) -> int:
         """A uniform index below ``n``; a lone candidate needs no draw."""
@@ -51,6 +51,10 @@ class Random(_Randomised):
     kind = "routing"
     id = "random"
     description = "uniformly random agent"
+    #: Offered one candidate, ``select`` returns it without a draw or any change of state:
+    #: a coordinator may then skip the call (the default pull hand-off does). Read from the
+    #: class that sets it only: a subclass (which may count its decisions) is always asked.
+    lone_is_chosen = True
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
         n = len(candidates)  # _pick inlined: this runs on every dispatch of the default policy
@@ -81,6 +85,7 @@ class Jsq(_Randomised):
     kind = "routing"
     id = "jsq"
     description = "join the shortest queue (ties at random)"
+    lone_is_chosen = True  # see Random
     indexes: ClassVar[tuple[str, ...]] = ("queue_length",)
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
@@ -100,6 +105,7 @@ class PowerOfD(_Randomised):
     kind = "routing"
     id = "power_of_d"
     description = "sample d agents, join the shortest queue among them"
+    lone_is_chosen = True  # see Random
     Params = PowerOfDParams
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
@@ -121,6 +127,7 @@ class LeastWork(_Randomised):
     kind = "routing"
     id = "least_work"
     description = "least outstanding work (service time sent, plus this task's) first"
+    lone_is_chosen = True  # see Random
     indexes: ClassVar[tuple[str, ...]] = ("work_outstanding",)
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
@@ -148,6 +155,7 @@ class Fastest(_Randomised):
     description = (
         "the agent with the highest service rate for the task (fastest free, under central)"
     )
+    lone_is_chosen = True  # see Random
     indexes: ClassVar[tuple[str, ...]] = ("rate",)
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:

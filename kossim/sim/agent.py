@@ -9,10 +9,10 @@ unschedule an event.
 
 from __future__ import annotations
 
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
-from simpy.events import Timeout
-
+from kossim.sim.kernel import NORMAL, Call
 from kossim.sim.task import ORPHANED, RUNNING, SUSPENDED, Task
 
 if TYPE_CHECKING:
@@ -105,6 +105,9 @@ class Agent:
     """
 
     __slots__ = (
+        "_done_cbs",
+        "_eid",
+        "_queue",
         "area",
         "area0",
         "behaviour",
@@ -146,6 +149,11 @@ class Agent:
         self.down_time = 0.0  # time spent down
         self.down0 = 0.0
         self.last = 0.0
+        # Completions are scheduled as kossim.sim.kernel.Call events, straight onto the
+        # environment's heap (both fixed for the run): see start().
+        self._done_cbs = (self._done,)
+        self._queue: list[Any] = world.env._queue  # typed for Events: a Call walks like one
+        self._eid = world.env._eid
 
     # -- accounting -------------------------------------------------------
     def account(self, now: float) -> None:
@@ -176,10 +184,12 @@ class Agent:
         task.seg = now
         p = self.profile
         rate = task.rate = p.speed * p.proficiency(task.skills) if task.skills else p.speed
-        ev = task.ev = Timeout(w.env, task.remaining / rate, task)
-        ev.callbacks.append(self._done)
+        ev = task.ev = Call()  # kernel.call_after() inlined: this runs once per task
+        ev.callbacks = self._done_cbs
+        ev._value = task
+        heappush(self._queue, (now + task.remaining / rate, NORMAL, next(self._eid), ev))
 
-    def _done(self, ev: Timeout) -> None:
+    def _done(self, ev: Any) -> None:  # a Call, or a Timeout (kossim.sim.slowdown, pauses)
         task: Task = ev._value
         if task.ev is not ev:
             return  # superseded by a preemption or a failure

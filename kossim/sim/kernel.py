@@ -8,7 +8,7 @@ delay, to the receiver's handler ``on_<kind>(sender, payload)``. Messages
 between actors on one node, and every message on an instant network (all
 latencies the constant 0), are delivered by a direct call: no SimPy event.
 
-The hot path is callbacks on :class:`simpy.events.Timeout`: a message with
+The hot path is callbacks on light events (:class:`Call`) in SimPy's heap: a message with
 latency is one event, a timer is one event, and nothing here starts a SimPy
 process.
 """
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from heapq import heappush
 from typing import TYPE_CHECKING, Any
 
 from simpy import Environment
-from simpy.events import Timeout
 
 from kossim.sim.network import Net
 from kossim.sim.task import TRANSIT, Task
@@ -28,7 +28,43 @@ from kossim.sim.task import TRANSIT, Task
 if TYPE_CHECKING:
     from kossim.sim.eventlog import EventLog
 
-__all__ = ["Actor", "Handlers", "Kernel", "Timer", "TracingKernel"]
+__all__ = ["Actor", "Call", "Handlers", "Kernel", "Timer", "TracingKernel", "call_after"]
+
+NORMAL = 1
+"""SimPy's priority of an ordinary event (``simpy.events.NORMAL``): a :class:`Call` sorts
+among timeouts exactly as a :class:`~simpy.events.Timeout` scheduled at the same moment."""
+
+
+class Call:
+    """The least an event needs to ride SimPy's loop: ``Environment.step`` pops it from
+    the heap, calls its ``callbacks`` with it and reads ``_ok``.
+
+    The hot path's timeouts (arrivals, completions, messages with latency, timers)
+    are these rather than :class:`~simpy.events.Timeout`: no ``__dict__``, no
+    per-event callback list (``callbacks`` is a tuple shared by every event of one
+    kind and owner) and no Python-level ``__init__`` or ``schedule``. They are
+    pushed onto the environment's own heap with its own sequence counter and
+    priority, so they run in exactly the order equal Timeouts would.
+    """
+
+    __slots__ = ("_value", "callbacks")
+    _ok = True  # it never fails: step() raises nothing for it
+
+    _value: Any
+    callbacks: Any
+
+
+def call_after(
+    env: Environment, delay: float, callbacks: tuple[Callable[[Any], None], ...], value: Any
+) -> Call:
+    """Schedule ``callbacks`` to be called with a :class:`Call` carrying ``value`` after
+    ``delay`` (non-negative), in SimPy's heap: the same moment and order as a Timeout."""
+    ev = Call()
+    ev.callbacks = callbacks
+    ev._value = value
+    queue: list[Any] = env._queue  # its type names Event: a Call walks like one
+    heappush(queue, (env._now + delay, NORMAL, next(env._eid), ev))
+    return ev
 
 
 class Handlers(dict[str, Callable[[Any, Any], None]]):
@@ -105,6 +141,8 @@ class Kernel:
         self.transit: set[Task] = set()  # tasks inside messages on the wire
         self.dropped: set[Task] = set()  # live tasks lost with a message (network faults)
         self.actors: dict[str, Actor] = {}
+        self._deliver_cbs = (self._deliver,)
+        self._fire_cbs = (self._fire,)
         if self.instant and type(self) is Kernel:
             self.send = self._send_instant  # type: ignore[method-assign]
 
@@ -145,8 +183,7 @@ class Kernel:
         delay = self.net.delay(src.node, dst.node)
         if delay == 0.0:
             self._no_time_passes(src, kind)
-        ev = Timeout(env, delay, (src, dst, kind, payload, task))
-        ev.callbacks.append(self._deliver)
+        call_after(env, delay, self._deliver_cbs, (src, dst, kind, payload, task))
 
     def _send_instant(
         self, src: Actor, dst: Actor, kind: str, payload: Any = None, carries: Task | None = None
@@ -156,7 +193,7 @@ class Kernel:
             self.sent[kind] += 1
         dst.handlers[kind](src, payload)
 
-    def _deliver(self, ev: Timeout) -> None:
+    def _deliver(self, ev: Any) -> None:  # a Call (a FaultyKernel's: a Timeout)
         src, dst, kind, payload, task = ev._value
         if task is not None:
             self.transit.discard(task)
@@ -170,8 +207,7 @@ class Kernel:
                 raise ValueError(f"negative timer delay {delay} from {actor.name!r}")
             self._no_time_passes(actor, kind)
         timer = Timer(self.env._now + delay)
-        ev = Timeout(self.env, delay, (actor, kind, payload, timer, actor.behaviour))
-        ev.callbacks.append(self._fire)
+        call_after(self.env, delay, self._fire_cbs, (actor, kind, payload, timer, actor.behaviour))
         return timer
 
     def _no_time_passes(self, actor: Actor, kind: str) -> None:
@@ -187,7 +223,7 @@ class Kernel:
                 "that answers itself without time passing never ends"
             )
 
-    def _fire(self, ev: Timeout) -> None:
+    def _fire(self, ev: Call) -> None:
         actor, kind, payload, timer, behaviour = ev._value
         # A timer belongs to the behaviour that set it: one that crashed, or that the actor
         # no longer runs (a coordinator restarted as a standby), never hears of it.

@@ -24,7 +24,7 @@ import numpy as np
 from kossim.analysis.metrics import in_system_area
 from kossim.analysis.sketch import Sketch
 from kossim.analysis.tally import Tally
-from kossim.sim.recorder import COLUMNS, Recorder
+from kossim.sim.recorder import COLUMNS, Recorder, flat_columns
 from kossim.sim.task import Task
 from kossim.states import DONE, STATE_NAMES
 
@@ -132,7 +132,7 @@ class StreamRecorder(Recorder):
         buf = self._buf
         if not buf:
             return
-        cols = _columns(buf)
+        cols = flat_columns(buf)
         buf.clear()
         self.reduce(cols, self._window_start())
 

@@ -249,7 +249,7 @@ def warp_arrivals(world: World, surges: list[Surge]) -> None:
             t = stop
         return t - now  # unreachable: the last segment is open
 
-    world._iat = iat  # type: ignore[assignment]
+    world._iat = iat
 
 
 # -- installation -------------------------------------------------------------------------------

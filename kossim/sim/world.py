@@ -5,14 +5,17 @@ decides: the coordinator and a failure detector on the coordinator's node,
 and one actor per agent on the agent's node, each with the behaviour its
 policy names. The world itself only keeps physics and invariants.
 
-The hot path uses SimPy callbacks on timeouts rather than one process per
-task: an arrival and a completion are one event each, so a task costs two
-events (an idiomatic SimPy model with a process per customer costs about six).
+The hot path uses callbacks on light events in SimPy's heap (kernel.Call)
+rather than one process per task: an arrival and a completion are one event
+each, so a task costs two events (an idiomatic SimPy model with a process per
+customer costs about six). On the plain kernel of an instant network the
+built-in coordinator and worker run as the variants of ``policies.instant``.
 """
 
 from __future__ import annotations
 
 import bisect
+from heapq import heappush
 from typing import Any
 
 import numpy as np
@@ -22,7 +25,7 @@ from simpy.events import Timeout
 from kossim.config.failover import failover_wanted, standby_nodes
 from kossim.config.models import COORDINATOR, Experiment, FailureSpec, PolicySpec, TaskType
 from kossim.config.netfaults import needs_faulty_kernel
-from kossim.dists import Uniform, sampler
+from kossim.dists import Uniform, draws, sampler
 from kossim.registry import build, resolve
 from kossim.sim.agent import Agent, AgentState
 from kossim.sim.arbitration import Arbitration
@@ -33,7 +36,7 @@ from kossim.sim.failover import Failover
 from kossim.sim.failures import start_failures
 from kossim.sim.faults import faulty_kernel
 from kossim.sim.fleet import build_fleet
-from kossim.sim.kernel import Actor, Kernel, TracingKernel
+from kossim.sim.kernel import NORMAL, Actor, Call, Kernel, TracingKernel, call_after
 from kossim.sim.ledger import Ledger
 from kossim.sim.locks import place_locks
 from kossim.sim.network import Net
@@ -61,7 +64,7 @@ class _TypeSpec:
         self.name = t.type
         self.priority = t.priority
         self.skills = task_skills(t)
-        self.work = sampler(t.work, stream(seed, f"work:{t.type}"))
+        self.work = draws(t.work, stream(seed, f"work:{t.type}"))
         self.deadline = (
             sampler(t.deadline, stream(seed, f"deadline:{t.type}")) if t.deadline else None
         )
@@ -88,11 +91,12 @@ class World:
         self.env = simpy.Environment()
         sc = exp.scenario
         self.task_types = [_TypeSpec(t, seed) for t in sc.workload.tasks]
+        self._mixed = len(self.task_types) > 1  # a draw per arrival picks its type
         shares = np.array([t.share for t in sc.workload.tasks], dtype=float)
         self._cum_shares = (np.cumsum(shares) / shares.sum()).tolist()
         self._type_u = sampler(Uniform(dist="uniform", low=0, high=1), stream(seed, "types"))
         arr = sc.workload.arrivals
-        self._iat = sampler(arr.interarrival_dist(), stream(seed, "arrivals"))
+        self._iat = draws(arr.interarrival_dist(), stream(seed, "arrivals"))
         self.mean_iat = arr.mean_interarrival()
 
         # One failure semantics per run: the agents' spec, else the nodes', else the
@@ -153,6 +157,10 @@ class World:
         spec = resolve(kind, getattr(self.policy, kind))
         name = getattr(spec.cls, "stream_name", None) or f"policy:{self.policy.name}:{actor.name}"
         behaviour = build(spec, stream(self.seed, name))
+        if self.kernel.send == self.kernel._send_instant:  # the plain kernel, instant network
+            from policies.instant import INSTANT  # here: the policies import the engine
+
+            behaviour.__class__ = INSTANT.get(type(behaviour), type(behaviour))
         actor.behaviour = behaviour
         return behaviour
 
@@ -240,19 +248,20 @@ class World:
 
     # -- arrivals ---------------------------------------------------------------
     def _schedule_arrival(self) -> None:
-        ev = Timeout(self.env, self._iat(), None)
-        ev.callbacks.append(self._on_arrival)
+        self._arrival_cbs = (self._on_arrival,)
+        self._heap: list[Any] = self.env._queue  # typed for Events: a Call walks like one
+        self._eid = self.env._eid
+        call_after(self.env, self._iat(), self._arrival_cbs, None)
 
-    def _on_arrival(self, ev: Timeout) -> None:
+    def _on_arrival(self, ev: Call) -> None:
         now = self.env._now
         if self.horizon is not None and now >= self.horizon:
             self.arrivals_over = True
             return
         n = self.arrived
         self.arrived = n + 1
-        types = self.task_types
-        tidx = bisect.bisect_right(self._cum_shares, self._type_u()) if len(types) > 1 else 0
-        tt = types[tidx]
+        tidx = bisect.bisect_right(self._cum_shares, self._type_u()) if self._mixed else 0
+        tt = self.task_types[tidx]
         measured = n >= self._warmup_tasks and now >= self._warmup
         if measured:
             if self.measure_start is None:
@@ -263,8 +272,9 @@ class World:
         self.in_system += 1
         if self.limit is not None and n + 1 >= self.limit:
             self.arrivals_over = True
-        else:  # inlined _schedule_arrival()
-            Timeout(self.env, self._iat(), None).callbacks.append(self._on_arrival)
+        else:  # call_after() inlined, reusing this Call: SimPy's loop is done with it
+            ev.callbacks = self._arrival_cbs
+            heappush(self._heap, (now + self._iat(), NORMAL, next(self._eid), ev))
         self._arrive(None, task)
 
     def _start_measuring(self) -> None:
@@ -307,7 +317,7 @@ class World:
         if task.state < DONE:  # not an ending set by the caller
             task.state = DONE
         task.end = self.env._now
-        self.recorder.add(task)
+        self.recorder.add(task)  # a call, not inlined: checks count the tasks recorded by it
         self.in_system -= 1
         if (
             self.in_system == 0
