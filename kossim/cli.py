@@ -252,13 +252,10 @@ def _render(folder: Path, baseline: str | None = None, ecdf_axis: str = "auto") 
 def _print_results(folder: Path, report_path: Path | None, fail: bool = False) -> None:
     """The summary table, a line per failed run, then where the report is; exit 1 on
     failed runs (or when ``fail``)."""
-    import pandas as pd
-
-    from kossim.console import failure_lines, summary_table
+    from kossim.console import failure_lines, read_summary, summary_table
 
     manifest = json.loads((folder / "manifest.json").read_text())
-    summary = pd.read_csv(folder / "summary.csv")
-    out.print(summary_table(folder.name, summary, manifest))
+    out.print(summary_table(folder.name, read_summary(folder / "summary.csv"), manifest))
     for line in failure_lines(manifest):
         err.print(line, style="red", markup=False, highlight=False)
     if report_path is not None:
