@@ -157,7 +157,10 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Simulate every policy x sweep point x seed and write results, summary and report."""
-    with _stoppable(), ExitStack() as held:
+    from kossim.lab.tables import pandas_for_pyarrow, pyarrow_without_pandas
+
+    # pandas is loaded for expectations and the report only
+    with _stoppable(), ExitStack() as held, pyarrow_without_pandas():
         outcome = _run(
             experiment,
             out_dir,
@@ -176,6 +179,7 @@ def run(
         if outcome.plan.experiment.expect:
             from kossim.analysis.check import check_folder
 
+            pandas_for_pyarrow()
             check_folder(outcome.out_dir, outcome.plan.experiment.expect, experiment.parent)
         report_path = _render(outcome.out_dir) if report else None
         _print_load(outcome.out_dir)
@@ -244,8 +248,10 @@ def _run(
 
 
 def _render(folder: Path, baseline: str | None = None, ecdf_axis: str = "auto") -> Path:
+    from kossim.lab.tables import pandas_for_pyarrow
     from kossim.report import render_report
 
+    pandas_for_pyarrow()
     return render_report(folder, baseline=baseline, ecdf_axis=ecdf_axis)
 
 

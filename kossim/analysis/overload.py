@@ -252,12 +252,17 @@ def _at_points(found: list[tuple[Any, str]], plan: Plan, message: str) -> list[s
 
 def _read(path: Path, columns: list[str], **filters: str) -> dict[str, list[Any]]:
     """Columns of a results table as lists, rows where each ``filters`` column equals its
-    value (pyarrow alone: ``kossim run`` does not load pandas)."""
-    table = pq.read_table(path, columns=columns + [c for c in filters if c not in columns])
-    for column, wanted in filters.items():
-        keep = np.asarray(table.column(column).to_numpy(zero_copy_only=False) == wanted, dtype=bool)
-        table = table.filter(keep)
-    return {c: table.column(c).to_pylist() for c in columns}
+    value (pyarrow alone, which ``kossim run`` keeps from loading pandas: see
+    :mod:`kossim.lab.tables`)."""
+    wanted = columns + [c for c in filters if c not in columns]
+    table = pq.ParquetFile(path).read(columns=wanted)
+    data = {c: table.column(c).to_pylist() for c in wanted}
+    keep = [
+        i for i in range(table.num_rows) if all(data[c][i] == value for c, value in filters.items())
+    ]
+    if len(keep) == table.num_rows:
+        return {c: data[c] for c in columns}
+    return {c: [data[c][i] for i in keep] for c in columns}
 
 
 def _symptoms(out_dir: Path, plan: Plan) -> list[str]:

@@ -82,7 +82,7 @@ def parse_target(text: str, max_seeds: int = 100) -> PrecisionTarget:
 def _check_round(metrics: Path, target: PrecisionTarget) -> tuple[bool, int, list[dict[str, Any]]]:
     """Whether every group of the ``metrics`` file meets the target, the seeds the worst one
     needs, per-group detail (groups in first-seen order)."""
-    table = pq.read_table(metrics)
+    table = pq.ParquetFile(metrics).read()  # not read_table: see kossim.lab.tables
     fixed = {*METRIC_COLUMNS, *SUMMARY_COLUMNS}
     keys = ["policy", *(c for c in table.column_names if c not in fixed)]
     columns = {c: table.column(c).to_pylist() for c in [*keys, "metric", "scope", "value"]}

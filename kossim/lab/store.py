@@ -47,6 +47,7 @@ from kossim.lab.tables import (
     json_text,
     parquet_bytes,
     repeat_rows,
+    scalar_column,
     summary_table,
     tidy,
     typed_column,
@@ -248,12 +249,13 @@ class RunStore:
         self._write_csv_parquet(metrics, "metrics")
         atomic_write(self.root / "summary.csv", csv_bytes(_summary(metrics, plan.swept)))
         dist = self._gather(ok, tables[DIST], ["kind", "variable", "x", "value"], keys)
-        kinds = dist.column("kind").to_numpy(zero_copy_only=False)
+        kinds = dist.column("kind").to_pylist()
         for kind, name, x_name in (
             ("quantile", "distributions", "quantile"),
             ("time", "timeseries", "time"),
         ):
-            part = dist.filter(pa.array(kinds == kind, pa.bool_())).drop_columns(["kind"])
+            keep = pa.array([k == kind for k in kinds], pa.bool_())
+            part = dist.filter(keep).drop_columns(["kind"])
             part = part.rename_columns([x_name if c == "x" else c for c in part.column_names])
             atomic_write(self.root / f"{name}.parquet", parquet_bytes(part))
         for suffix, name in TRACES.items():
@@ -295,7 +297,8 @@ class RunStore:
                         tables[suffix][spec.run_id] = cached[suffix]
                         continue
                     path = self.path(spec.run_id, suffix)
-                    tables[suffix][spec.run_id] = pq.read_table(path, columns=columns.get(suffix))
+                    parquet = pq.ParquetFile(path)  # not read_table: see kossim.lab.tables
+                    tables[suffix][spec.run_id] = parquet.read(columns=columns.get(suffix))
             except (OSError, pa.ArrowException) as exc:
                 damaged[spec.run_id] = (
                     f"{type(exc).__name__} reading its files; run again with --resume"
@@ -370,9 +373,12 @@ def _metric_rows(result: RunResult, swept: Sequence[str]) -> pa.Table:
     """The run's tidy rows, self-describing (its key columns repeated on each row)."""
     n = len(result.metrics)
     point = dict(result.point)
-    cols: dict[str, Any] = {"policy": [result.policy] * n, "seed": [result.seed] * n}
+    cols: dict[str, Any] = {
+        "policy": scalar_column(result.policy, n),
+        "seed": scalar_column(result.seed, n),
+    }
     for path in swept:
-        cols[path] = [json_text(point.get(path))] * n
+        cols[path] = scalar_column(json_text(point.get(path)), n)
     cols["metric"] = pa.array([m for m, _, _ in result.metrics], pa.string())
     cols["scope"] = pa.array([s for _, s, _ in result.metrics], pa.string())
     cols["value"] = pa.array([float(v) for _, _, v in result.metrics], pa.float64())

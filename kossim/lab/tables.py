@@ -15,6 +15,14 @@ byte for byte:
 - ``summary.csv`` groups and orders as ``summarize`` did, with the arithmetic
   of pandas' grouped mean (compensated sum) and standard deviation
   (Welford's update), so its figures keep every bit (:func:`summary_table`).
+
+pyarrow imports pandas on its own, to recognise pandas objects, the first
+time it converts anything: ``kossim run`` answers that first look with "no
+pandas" (:func:`pyarrow_without_pandas`). Code on that path then builds
+arrays with explicit types (type inference asks pandas too), reads Parquet
+with ``ParquetFile`` (``pq.read_table`` loads the dataset module, which
+imports pandas) and takes values out with ``to_pylist`` (``to_numpy`` of a
+column converts through pandas' machinery).
 """
 
 from __future__ import annotations
@@ -23,18 +31,24 @@ import csv
 import io
 import json
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.lib
 import pyarrow.parquet as pq
 
 __all__ = [
     "csv_bytes",
     "json_text",
+    "pandas_for_pyarrow",
     "parquet_bytes",
+    "pyarrow_without_pandas",
     "repeat_rows",
     "summary_table",
     "tidy",
@@ -50,6 +64,50 @@ _PANDAS_TYPES = {
     pa.float64(): ("float64", "float64"),
     pa.bool_(): ("bool", "bool"),
 }
+
+
+class _NoPandas:
+    """A meta path finder that refuses to import pandas."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is not loaded while kossim run stores results")
+
+
+@contextmanager
+def pyarrow_without_pandas() -> Iterator[None]:
+    """pyarrow's first look for pandas, answered "not installed" (when pandas is not
+    loaded yet), so its conversions inside do not import it.
+
+    pyarrow asks once, quietly; a conversion that needs pandas (``to_pandas``,
+    ``from_pandas``) asks again and then loads it. On the way out, if pandas
+    was loaded meanwhile, pyarrow is told, so it recognises pandas objects
+    again. Only the first look is refused: code inside may import pandas.
+    """
+    shim = getattr(pyarrow.lib, "_pandas_api", None)
+    if "pandas" in sys.modules or shim is None:
+        yield
+        return
+    finder = _NoPandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        shim.have_pandas  # noqa: B018 - the quiet first look, refused
+    finally:
+        sys.meta_path.remove(finder)
+    try:
+        yield
+    finally:
+        if "pandas" in sys.modules:
+            pandas_for_pyarrow()
+
+
+def pandas_for_pyarrow() -> None:
+    """Load pandas and have pyarrow take it up (after :func:`pyarrow_without_pandas`,
+    pyarrow would otherwise not recognise pandas objects until it next converts to or
+    from pandas)."""
+    shim = getattr(pyarrow.lib, "_pandas_api", None)
+    if shim is not None:
+        shim.compat  # noqa: B018 - pyarrow's loud look: it imports pandas and keeps it
 
 
 def json_text(value: Any) -> Any:
@@ -100,13 +158,31 @@ def tidy(table: pa.Table) -> pa.Table:
             column = column.cast(pa.large_string())
         elif pa.types.is_floating(column.type):
             chunks = [_nan_as_null(chunk) for chunk in column.chunks]
-            column = pa.chunked_array(chunks, pa.float64())
+            column = pa.chunked_array(chunks, column.type)
         columns.append(column)
     return pa.Table.from_arrays(columns, names=table.column_names)
 
 
 def _nan_as_null(chunk: pa.Array) -> pa.Array:
-    return pa.array(chunk.to_numpy(zero_copy_only=False), pa.float64(), from_pandas=True)
+    return pc.if_else(pc.is_nan(chunk), pa.scalar(None, chunk.type), chunk)
+
+
+def scalar_column(value: Any, n: int) -> pa.Array:
+    """``value`` repeated ``n`` times, typed as pyarrow infers it (no inference: see above)."""
+    kind = (
+        pa.null()
+        if value is None or n == 0
+        else pa.bool_()
+        if isinstance(value, bool)
+        else pa.int64()
+        if isinstance(value, int) and -(2**63) <= value < 2**63
+        else pa.float64()
+        if isinstance(value, float)
+        else pa.string()
+        if isinstance(value, str)
+        else None
+    )
+    return pa.array([value] * n, kind)
 
 
 def repeat_rows(keys: pa.Table, counts: Sequence[int], body: pa.Table) -> pa.Table:
