@@ -50,6 +50,7 @@ __all__ = [
     "parquet_bytes",
     "pyarrow_without_pandas",
     "repeat_rows",
+    "scalar_column",
     "summary_table",
     "tidy",
     "typed_column",
