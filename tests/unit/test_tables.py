@@ -61,7 +61,7 @@ def _pandas_parquet(frame: pd.DataFrame) -> bytes:
 
 
 def _pandas_csv(frame: pd.DataFrame) -> bytes:
-    text = frame.to_csv(index=False, lineterminator="\n", float_format=lambda v: repr(float(v)))
+    text = frame.to_csv(index=False, lineterminator="\n", float_format=lambda v: repr(float(v)))  # type: ignore[arg-type]
     return text.encode()
 
 
@@ -102,7 +102,9 @@ def _metrics(seed: int) -> pd.DataFrame:
                 for scope in ("all", "type=b", "type=a"):
                     seeds = 1 if metric == "big" and scope == "type=a" else 7
                     for s in range(seeds):
-                        value = 1.0 + scale * rng.standard_normal() * 10.0 ** rng.integers(-3, 4)
+                        value = float(
+                            1.0 + scale * rng.standard_normal() * 10.0 ** rng.integers(-3, 4)
+                        )
                         if rng.random() < 0.1:
                             value = math.nan
                         if metric == "lost" and scope == "type=b" and s == 3:
