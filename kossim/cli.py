@@ -157,9 +157,9 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Simulate every policy x sweep point x seed and write results, summary and report."""
-    from kossim.lab.tables import pandas_for_pyarrow, pyarrow_without_pandas
+    from kossim.lab.tables import pyarrow_without_pandas
 
-    # pandas is loaded for expectations and the report only
+    # pandas is loaded for the report only
     with _stoppable(), ExitStack() as held, pyarrow_without_pandas():
         outcome = _run(
             experiment,
@@ -179,7 +179,6 @@ def run(
         if outcome.plan.experiment.expect:
             from kossim.analysis.check import check_folder
 
-            pandas_for_pyarrow()
             check_folder(outcome.out_dir, outcome.plan.experiment.expect, experiment.parent)
         report_path = _render(outcome.out_dir) if report else None
         _print_load(outcome.out_dir)
