@@ -57,9 +57,9 @@ def run_lengths(
 
     report = RunLengthReport(lengths)
     for n in lengths:
-        job = {"kind": "run", "policy": "central", "config": bench_config(n, 0)}
-        report.kossim.append(measure_rss(job))
-        command = {**job["config"], "seeds": 1}  # one run, as the simulate job
+        config = bench_config(n, 0)
+        report.kossim.append(measure_rss({"kind": "run", "policy": "central", "config": config}))
+        command = {**config, "seeds": 1}  # one run, as the simulate job
         report.command.append(measure_rss({"kind": "command", "config": command}))
         if simpy:
             args = [SERVERS, RATE, MEAN_SERVICE, n, 0, 1]
