@@ -157,7 +157,10 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Simulate every policy x sweep point x seed and write results, summary and report."""
-    with _stoppable(), ExitStack() as held:
+    from kossim.lab.tables import pyarrow_without_pandas
+
+    # pandas is loaded for the report only
+    with _stoppable(), ExitStack() as held, pyarrow_without_pandas():
         outcome = _run(
             experiment,
             out_dir,
@@ -244,21 +247,20 @@ def _run(
 
 
 def _render(folder: Path, baseline: str | None = None, ecdf_axis: str = "auto") -> Path:
+    from kossim.lab.tables import pandas_for_pyarrow
     from kossim.report import render_report
 
+    pandas_for_pyarrow()
     return render_report(folder, baseline=baseline, ecdf_axis=ecdf_axis)
 
 
 def _print_results(folder: Path, report_path: Path | None, fail: bool = False) -> None:
     """The summary table, a line per failed run, then where the report is; exit 1 on
     failed runs (or when ``fail``)."""
-    import pandas as pd
-
-    from kossim.console import failure_lines, summary_table
+    from kossim.console import failure_lines, read_summary, summary_table
 
     manifest = json.loads((folder / "manifest.json").read_text())
-    summary = pd.read_csv(folder / "summary.csv")
-    out.print(summary_table(folder.name, summary, manifest))
+    out.print(summary_table(folder.name, read_summary(folder / "summary.csv"), manifest))
     for line in failure_lines(manifest):
         err.print(line, style="red", markup=False, highlight=False)
     if report_path is not None:

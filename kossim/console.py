@@ -10,19 +10,26 @@ line with its policy, point, seed and the exception that ended it.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from rich import box
 from rich.table import Table
 
-if TYPE_CHECKING:  # pandas costs a third of a second to import; the CLI's help needs none
-    import pandas as pd
-
-__all__ = ["KEY_METRICS", "failure_lines", "plural", "short_paths", "summary_table"]
+__all__ = [
+    "KEY_METRICS",
+    "failure_lines",
+    "plural",
+    "read_summary",
+    "short_paths",
+    "summary_table",
+]
 
 KEY_METRICS = ("sojourn_mean", "wait_mean", "throughput", "utilization")
 _NOT_SWEPT = {"policy", "metric", "scope", "mean", "std", "ci_low", "ci_high", "n"}
@@ -74,11 +81,68 @@ def _point_key(point: Mapping[Any, Any], swept: list[str]) -> tuple[str, ...]:
 Key = tuple[str, tuple[str, ...]]
 """(policy, normalised sweep point)."""
 
+Rows = tuple[list[str], list[dict[str, Any]]]
+"""A table as its column names and its rows."""
 
-def summary_table(title: str, summary: pd.DataFrame, manifest: dict[str, Any]) -> Table:
-    """Key metrics per policy and sweep point, with failed runs counted."""
-    swept = [c for c in summary.columns if c not in _NOT_SWEPT]
-    cells, shown = _cells(summary, swept)
+_NA = frozenset(
+    {
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
+"""Cells ``pandas.read_csv`` reads as missing."""
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|Inf|INF|infinity|Infinity)")
+_BOOL = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False, "false": False}
+
+
+def read_summary(path: Path) -> Rows:
+    """``summary.csv`` as its columns and rows, each column typed as ``pandas.read_csv``
+    types it (integers, floats, booleans or text; missing cells NaN), without pandas."""
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        names = next(reader, [])
+        body = list(reader)
+    columns = [_typed([row[i] if i < len(row) else "" for row in body]) for i in range(len(names))]
+    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    return names, rows
+
+
+def _typed(cells: list[str]) -> list[Any]:
+    """One CSV column's values, typed by what every present cell spells."""
+    present = [c for c in cells if c not in _NA]
+    missing = len(present) < len(cells)
+    if all(_INT.fullmatch(c) for c in present) and not missing:
+        return [int(c) for c in cells]
+    if all(_INT.fullmatch(c) or _FLOAT.fullmatch(c) for c in present):
+        return [math.nan if c in _NA else float(c) for c in cells]
+    if all(c in _BOOL for c in present):
+        return [math.nan if c in _NA else _BOOL[c] for c in cells]
+    return [math.nan if c in _NA else c for c in cells]
+
+
+def summary_table(title: str, summary: Rows, manifest: dict[str, Any]) -> Table:
+    """Key metrics per policy and sweep point, with failed runs counted; ``summary`` is
+    :func:`read_summary` of ``summary.csv``."""
+    swept = [c for c in summary[0] if c not in _NOT_SWEPT]
+    cells, shown = _cells(summary[1], swept)
     runs = manifest.get("runs") or []
     keys: list[Key] = []
     for r in runs:
@@ -100,13 +164,14 @@ def summary_table(title: str, summary: pd.DataFrame, manifest: dict[str, Any]) -
 
 
 def _cells(
-    summary: pd.DataFrame, swept: list[str]
+    summary: list[dict[str, Any]], swept: list[str]
 ) -> tuple[dict[Key, dict[str, Any]], dict[tuple[str, ...], list[str]]]:
     """Summary rows of the key metrics by (policy, point) and metric; each point as shown."""
-    rows = summary[(summary["scope"] == "all") & summary["metric"].isin(KEY_METRICS)]
     cells: dict[Key, dict[str, Any]] = {}
     shown: dict[tuple[str, ...], list[str]] = {}
-    for d in rows.to_dict("records"):
+    for d in summary:
+        if d["scope"] != "all" or d["metric"] not in KEY_METRICS:
+            continue
         point = _point_key(d, swept)
         shown.setdefault(point, [str(d[c]) for c in swept])
         cells.setdefault((str(d["policy"]), point), {})[str(d["metric"])] = d

@@ -9,7 +9,8 @@ results folder's tables and never raises for missing data, so one broken
 expectation cannot hide the others.
 
 The models live in :mod:`kossim.analysis.expectations` (pydantic only, so the config
-models embed them without importing pandas); this module judges them.
+models embed them without importing pandas); this module judges them, on the tables as
+rows (:mod:`kossim.analysis.rows`), so ``kossim run`` checks without loading pandas.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from pydantic import BaseModel
 
 from kossim.analysis.expectations import (
@@ -36,13 +36,18 @@ from kossim.analysis.expectations import (
     WithinExpectation,
     _at_text,
 )
-from kossim.analysis.stats import (
-    canonical,
-    compare_summaries,
-    paired_difference,
-    summarize,
-    swept_columns,
+from kossim.analysis.rows import (
+    Rows,
+    column,
+    compare_rows,
+    group_rows,
+    nan_mean,
+    paired_rows,
+    read_metrics,
+    rows_of,
+    swept_of,
 )
+from kossim.analysis.stats import canonical
 from kossim.lab.atomic import atomic_write
 
 __all__ = [
@@ -79,31 +84,34 @@ class CheckResult:
 
 def evaluate(
     expectations: Iterable[BaseModel],
-    metrics_df: pd.DataFrame,
-    summary_df: pd.DataFrame | None = None,
+    metrics_df: Any,
+    summary_df: Any | None = None,
     base_dir: Path | str = ".",
 ) -> list[CheckResult]:
     """Judge each expectation against tidy metrics and their summary.
 
+    The tables are DataFrames or :data:`~kossim.analysis.rows.Rows`.
     ``summary_df`` defaults to :func:`kossim.analysis.stats.summarize` of
     ``metrics_df``. Missing metrics, policies, scopes or sweep points give a
     failed result that says what is missing; no expectation raises.
     """
-    summary = summarize(metrics_df) if summary_df is None else summary_df
+    if summary_df is None:
+        from kossim.analysis.stats import summarize
+
+        summary_df = summarize(metrics_df)
+    metrics, summary = rows_of(metrics_df), rows_of(summary_df)
     results = []
     for exp in expectations:
         text = exp.describe() if hasattr(exp, "describe") else repr(exp)
         try:
-            passed, detail = _judge(exp, metrics_df, summary, Path(base_dir))
+            passed, detail = _judge(exp, metrics, summary, Path(base_dir))
         except Exception as exc:  # a bug in one check must not hide the rest
             passed, detail = False, f"could not evaluate: {type(exc).__name__}: {exc}"
         results.append(CheckResult(text, passed, detail))
     return results
 
 
-def _judge(
-    exp: BaseModel, metrics: pd.DataFrame, summary: pd.DataFrame, base_dir: Path
-) -> tuple[bool, str]:
+def _judge(exp: BaseModel, metrics: Rows, summary: Rows, base_dir: Path) -> tuple[bool, str]:
     if isinstance(exp, BetterExpectation):
         return _judge_better(exp, metrics)
     if isinstance(exp, BoundsExpectation):
@@ -132,26 +140,32 @@ def _where(row: Any, swept: Sequence[str], *extra: str) -> str:
 
 
 def _select(
-    frame: pd.DataFrame, metric: str, scope: str, policies: Sequence[str], at: dict[str, Any] | None
-) -> tuple[pd.DataFrame, str]:
+    frame: Rows, metric: str, scope: str, policies: Sequence[str], at: dict[str, Any] | None
+) -> tuple[Rows, str]:
     """Rows of one metric and scope for some policies at some points, or why there are none."""
-    none, swept = frame.iloc[:0], swept_columns(frame)
-    rows = frame[(frame["metric"] == metric) & (frame["scope"] == scope)]
-    missing = [p for p in policies if p not in set(frame["policy"])]
-    if metric not in set(frame["metric"]):
-        return none, f"metric {metric!r} not in results (metrics: {_listing(frame['metric'])})"
-    if rows.empty:
-        scopes = _listing(frame.loc[frame["metric"] == metric, "scope"])
+    names, all_rows = frame
+    none: Rows = (names, [])
+    swept = swept_of(frame)
+    rows = [r for r in all_rows if r["metric"] == metric and r["scope"] == scope]
+    missing = [p for p in policies if p not in set(column(frame, "policy"))]
+    if metric not in set(column(frame, "metric")):
+        return (
+            none,
+            f"metric {metric!r} not in results (metrics: {_listing(column(frame, 'metric'))})",
+        )
+    if not rows:
+        scopes = _listing(r["scope"] for r in all_rows if r["metric"] == metric)
         return none, f"no {metric} rows for scope {scope!r} (scopes: {scopes})"
     if missing:
-        return none, f"policy {missing[0]!r} not in results (policies: {_listing(frame['policy'])})"
+        policies_text = _listing(column(frame, "policy"))
+        return none, f"policy {missing[0]!r} not in results (policies: {policies_text})"
     if policies:
-        rows = rows[rows["policy"].isin(policies)]
+        rows = [r for r in rows if r["policy"] in policies]
     for path, value in (at or {}).items():
         if path not in swept:
             return none, f"at: {path!r} is not a swept path (swept: {_listing(swept)})"
-        rows = rows[rows[path].map(canonical) == canonical(value)]
-    return rows, "" if len(rows) else f"no sweep point matches{_at_text(at)}"
+        rows = [r for r in rows if canonical(r[path]) == canonical(value)]
+    return (names, rows), "" if rows else f"no sweep point matches{_at_text(at)}"
 
 
 def _verdict(items: list[tuple[bool, str]], unit: str = "points") -> tuple[bool, str]:
@@ -163,14 +177,15 @@ def _verdict(items: list[tuple[bool, str]], unit: str = "points") -> tuple[bool,
     return not failed, head + "; ".join(shown[:_SHOWN]) + tail
 
 
-def _judge_better(exp: BetterExpectation, metrics: pd.DataFrame) -> tuple[bool, str]:
-    rows, why = _select(metrics, exp.metric, exp.scope, [exp.better, exp.than], exp.at)
+def _judge_better(exp: BetterExpectation, metrics: Rows) -> tuple[bool, str]:
+    selected, why = _select(metrics, exp.metric, exp.scope, [exp.better, exp.than], exp.at)
     if why:
         return False, why
-    swept = swept_columns(metrics)
-    means = {key: g["value"].mean() for key, g in rows.groupby([*swept, "policy"], sort=False)}
-    diffs = paired_difference(
-        rows,
+    swept = swept_of(metrics)
+    groups = group_rows(selected[1], [*swept, "policy"], dropna=True)
+    means = {key: nan_mean([r["value"] for r in part]) for key, part in groups}
+    diffs = paired_rows(
+        selected[1],
         exp.metric,
         exp.scope,
         exp.better,
@@ -206,56 +221,53 @@ def _in_bounds(value: float, low: float | None, high: float | None) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
 
 
-def _judge_bounds(
-    exp: BoundsExpectation, metrics: pd.DataFrame, summary: pd.DataFrame
-) -> tuple[bool, str]:
+def _judge_bounds(exp: BoundsExpectation, metrics: Rows, summary: Rows) -> tuple[bool, str]:
     per_seed = exp.on == "every_seed"
     frame = metrics if per_seed else summary
     rows, why = _select(frame, exp.metric, exp.scope, [exp.policy] if exp.policy else [], exp.at)
     if why:
         return False, why
-    swept, column = swept_columns(frame), "value" if per_seed else exp.on
+    swept, column_name = swept_of(frame), "value" if per_seed else exp.on
     items = []
-    for _, row in rows.iterrows():
-        value = float(row[column])
+    for row in rows[1]:
+        value = float(row[column_name])
         if per_seed:
             text = f"{_where(row, swept, 'seed ' + str(row['seed']))}: value {value:.4g}"
         else:
             text = (
-                f"{_where(row, swept)}: {column} {value:.4g} (mean {row['mean']:.4g} "
+                f"{_where(row, swept)}: {column_name} {value:.4g} (mean {row['mean']:.4g} "
                 f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}], n={row['n']})"
             )
         items.append((_in_bounds(value, exp.min, exp.max), text))
     return _verdict(items, "seeds" if per_seed else "points")
 
 
-def _judge_growth(exp: GrowthExpectation, summary: pd.DataFrame) -> tuple[bool, str]:
+def _judge_growth(exp: GrowthExpectation, summary: Rows) -> tuple[bool, str]:
     path = exp.path
     a, b = exp.growth[path]
     rows, why = _select(summary, exp.metric, exp.scope, [exp.policy] if exp.policy else [], exp.at)
     if why:
         return False, why
-    if path not in swept_columns(summary):
-        return (
-            False,
-            f"growth: {path!r} is not a swept path (swept: {_listing(swept_columns(summary))})",
-        )
+    swept = swept_of(summary)
+    if path not in swept:
+        return False, f"growth: {path!r} is not a swept path (swept: {_listing(swept)})"
     # The other dimensions of the sweep: swept paths that vary at one value of ``path``
     # (paths zipped with it change with it, so they are not dimensions of their own).
+    at_path = group_rows(rows[1], [path], dropna=False)
     others = [
         c
-        for c in swept_columns(summary)
-        if c != path and rows.groupby(path, dropna=False)[c].nunique(dropna=False).max() > 1
+        for c in swept
+        if c != path and max(len({canonical(r[c]) for r in part}) for _, part in at_path) > 1
     ]
     items = []
-    for _, group in rows.groupby(["policy", *others], sort=False, dropna=False):
-        ends = [group[group[path].map(canonical) == canonical(v)] for v in (a, b)]
-        head = _where(group.iloc[0], others)
-        if any(e.empty for e in ends):
-            missing = a if ends[0].empty else b
+    for _, group in group_rows(rows[1], ["policy", *others], dropna=False):
+        ends = [[r for r in group if canonical(r[path]) == canonical(v)] for v in (a, b)]
+        head = _where(group[0], others)
+        if any(not e for e in ends):
+            missing = a if not ends[0] else b
             items.append((False, f"{head}: no results at {path}={missing}"))
             continue
-        first, last = (e.iloc[0] for e in ends)
+        first, last = (e[0] for e in ends)
         ratio = float(last["mean"]) / float(first["mean"]) if first["mean"] else math.nan
         text = (
             f"{head}: {first['mean']:.4g} [{first['ci_low']:.4g}, {first['ci_high']:.4g}] at "
@@ -266,14 +278,14 @@ def _judge_growth(exp: GrowthExpectation, summary: pd.DataFrame) -> tuple[bool, 
     return _verdict(items)
 
 
-def _judge_within(exp: WithinExpectation, summary: pd.DataFrame) -> tuple[bool, str]:
+def _judge_within(exp: WithinExpectation, summary: Rows) -> tuple[bool, str]:
     policies = [exp.policy] if exp.policy else []
     rows, why = _select(summary, exp.metric, exp.scope, policies, exp.at)
     if why:
         return False, why
-    swept, tol = swept_columns(summary), exp.tolerance
+    swept, tol = swept_of(summary), exp.tolerance
     items = []
-    for _, row in rows.iterrows():
+    for row in rows[1]:
         mean, low, high = float(row["mean"]), float(row["ci_low"]), float(row["ci_high"])
         off = math.fabs(mean - exp.value)
         in_ci = "inside" if low <= exp.value <= high else "outside"
@@ -285,24 +297,24 @@ def _judge_within(exp: WithinExpectation, summary: pd.DataFrame) -> tuple[bool, 
     return _verdict(items)
 
 
-def _judge_baseline(
-    exp: BaselineExpectation, summary: pd.DataFrame, base_dir: Path
-) -> tuple[bool, str]:
+def _judge_baseline(exp: BaselineExpectation, summary: Rows, base_dir: Path) -> tuple[bool, str]:
+    from kossim.console import read_summary
+
     path = Path(exp.baseline)
     path = path if path.is_absolute() else base_dir / path
     if not path.is_file():
         return False, f"baseline file not found: {path}"
-    stored = pd.read_csv(path)
-    old_swept, new_swept = swept_columns(stored), swept_columns(summary)
+    stored = read_summary(path)
+    old_swept, new_swept = swept_of(stored), swept_of(summary)
     if set(old_swept) != set(new_swept):
         return False, f"swept paths differ: stored {old_swept}, new {new_swept}"
-    absent = [m for m in exp.metrics or [] if m not in set(stored["metric"])]
+    absent = [m for m in exp.metrics or [] if m not in set(column(stored, "metric"))]
     if absent:
         return False, f"metric {absent[0]!r} not in baseline {path.name}"
     if exp.metrics:
-        stored = stored[stored["metric"].isin(exp.metrics)]
+        stored = (stored[0], [r for r in stored[1] if r["metric"] in exp.metrics])
     items = []
-    for _, row in compare_summaries(stored, summary, exp.rel).iterrows():
+    for row in compare_rows(stored, summary, exp.rel):
         where = _where(row, old_swept, f"{row['metric']}[{row['scope']}]")
         text = (
             f"{where}: missing from new results"
@@ -357,9 +369,10 @@ def check_folder(
     finds them; relative baseline files are read from ``base_dir`` (the
     experiment file's folder).
     """
+    from kossim.console import read_summary
     from kossim.lab.folders import read_tables
 
-    metrics, summary = read_tables(folder, pd.read_parquet, pd.read_csv)
+    metrics, summary = read_tables(folder, read_metrics, read_summary)
     results = evaluate(expectations, metrics, summary, base_dir=base_dir)
     atomic_write(folder / RESULTS_FILE, results_json(results, folder.name).encode())
     return results

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow.parquet as pq
 
 from kossim.config.models import AgentGroup, Scenario
 from kossim.lab.atomic import atomic_write
 from kossim.lab.plan import Plan
-from kossim.report.load import point_label
+from kossim.report.fmt import point_label
 
 __all__ = [
     "LoadReport",
@@ -131,15 +131,21 @@ class LoadReport:
         return {"points": self.points, "warnings": self.warnings}
 
 
-def _growth(series: pd.DataFrame, start: float) -> tuple[float, float]:
+Key = tuple[Any, ...]
+"""(policy, swept values...) of a row."""
+
+
+def _growth(runs: dict[Any, tuple[list[float], list[float]]], start: float) -> tuple[float, float]:
     """Mean over seeds of the fitted rise of tasks in system after ``start`` (relative to its
-    mean level), and the one-sided p-value that it is positive."""
+    mean level), and the one-sided p-value that it is positive. ``runs``: times and values
+    of each seed's series."""
     rises = []
-    for _, run in series.groupby("seed"):
-        window = run[run["time"] >= start]
-        if len(window) < 3:
+    for seed in sorted(runs):
+        times, values = (np.asarray(c, dtype=float) for c in runs[seed])
+        window = times >= start
+        if np.count_nonzero(window) < 3:
             continue
-        times, values = window["time"].to_numpy(float), window["value"].to_numpy(float)
+        times, values = times[window], values[window]
         slope = np.polyfit(times, values, 1)[0]
         rises.append(slope * (times[-1] - times[0]) / max(float(values.mean()), 1.0))
     if not rises:
@@ -168,17 +174,38 @@ def _at(label: str, text: str) -> str:
     return f"at {label}: {text}" if label else text
 
 
-def _in_flight_warnings(metrics: pd.DataFrame, keys: list[str], plan: Plan) -> list[str]:
-    rows = metrics[(metrics["scope"] == "all") & metrics["metric"].isin(["arrived", "in_flight"])]
-    if rows.empty:
-        return []
-    wide = rows.pivot_table(index=keys, columns="metric", values="value", aggfunc="sum")
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _sort_key(key: Key) -> tuple[Any, ...]:
+    """Keys in ascending order, missing values last (as a sorted pandas index has them)."""
+    return tuple((_missing(v), 0 if _missing(v) else v) for v in key)
+
+
+def _found_key(key: Key) -> Any:
+    """A one-column key as its value alone (as pandas gives the labels of one column)."""
+    return key if len(key) > 1 else key[0]
+
+
+def _in_flight_warnings(metrics: dict[str, list[Any]], keys: list[str], plan: Plan) -> list[str]:
+    """Per policy and point: the share of measured tasks still in flight, summed over seeds."""
+    sums: dict[Key, dict[str, float]] = {}
+    rows = zip(metrics["metric"], metrics["scope"], metrics["value"], strict=True)
+    for i, (metric, scope, value) in enumerate(rows):
+        if scope != "all" or metric not in ("arrived", "in_flight"):
+            continue
+        key = tuple(metrics[k][i] for k in keys)
+        if any(_missing(v) for v in key):
+            continue  # pandas' pivot table leaves out rows with a missing key
+        cell = sums.setdefault(key, {})
+        cell[metric] = cell.get(metric, 0.0) + (0.0 if _missing(value) else value)
     found = []
-    for key, row in wide.iterrows():
-        arrived, in_flight = row.get("arrived", 0.0), row.get("in_flight", 0.0)
+    for key in sorted(sums, key=_sort_key):
+        arrived, in_flight = sums[key].get("arrived", 0.0), sums[key].get("in_flight", 0.0)
         share = in_flight / arrived if arrived else 0.0
         if share > IN_FLIGHT_SHARE:
-            found.append((key, f"{share:.0%}"))
+            found.append((_found_key(key), f"{share:.0%}"))
     return _at_points(
         found,
         plan,
@@ -187,12 +214,25 @@ def _in_flight_warnings(metrics: pd.DataFrame, keys: list[str], plan: Plan) -> l
     )
 
 
-def _growth_warnings(series: pd.DataFrame, keys: list[str], plan: Plan, start: float) -> list[str]:
+def _growth_warnings(
+    series: dict[str, list[Any]], keys: list[str], plan: Plan, start: float
+) -> list[str]:
+    """Per policy and point (first-seen order): tasks in system growing through the runs."""
+    groups: dict[Key, dict[Any, tuple[list[float], list[float]]]] = {}
+    for i, (seed, time, value) in enumerate(
+        zip(series["seed"], series["time"], series["value"], strict=True)
+    ):
+        key = tuple(series[k][i] for k in keys)
+        if any(_missing(v) for v in key):
+            continue  # pandas' groupby leaves out rows with a missing key
+        times, values = groups.setdefault(key, {}).setdefault(seed, ([], []))
+        times.append(math.nan if time is None else time)
+        values.append(math.nan if value is None else value)
     found = []
-    for key, part in series.groupby(keys, sort=False):
-        rise, p_value = _growth(part, start)
+    for key, runs in groups.items():
+        rise, p_value = _growth(runs, start)
         if rise > GROWTH and p_value < 0.05:
-            found.append((key, f"+{rise:.0%}"))
+            found.append((_found_key(key), f"+{rise:.0%}"))
     return _at_points(
         found,
         plan,
@@ -210,21 +250,40 @@ def _at_points(found: list[tuple[Any, str]], plan: Plan, message: str) -> list[s
     ]
 
 
+def _read(path: Path, columns: list[str], **filters: str) -> dict[str, list[Any]]:
+    """Columns of a results table as lists, rows where each ``filters`` column equals its
+    value (pyarrow alone, which ``kossim run`` keeps from loading pandas: see
+    :mod:`kossim.lab.tables`)."""
+    wanted = columns + [c for c in filters if c not in columns]
+    table = pq.ParquetFile(path).read(columns=wanted)
+    data = {c: table.column(c).to_pylist() for c in wanted}
+    keep = [
+        i for i in range(table.num_rows) if all(data[c][i] == value for c, value in filters.items())
+    ]
+    if len(keep) == table.num_rows:
+        return {c: data[c] for c in columns}
+    return {c: [data[c][i] for i in keep] for c in columns}
+
+
 def _symptoms(out_dir: Path, plan: Plan) -> list[str]:
     """Warnings from the results: in-flight share and growth of tasks in system."""
     if not (out_dir / "metrics.parquet").exists():
         return []
     keys = ["policy", *plan.swept]
-    warnings = _in_flight_warnings(pd.read_parquet(out_dir / "metrics.parquet"), keys, plan)
+    metrics = _read(out_dir / "metrics.parquet", [*keys, "metric", "scope", "value"])
+    warnings = _in_flight_warnings(metrics, keys, plan)
     series_file = out_dir / "timeseries.parquet"
     if not series_file.exists():
         return warnings
-    series = pd.read_parquet(series_file)
-    series = series[series["variable"] == "in_system"]
-    if series.empty:
+    series = _read(series_file, [*keys, "seed", "time", "value"], variable="in_system")
+    if not series["time"]:
         return warnings
     warmup = plan.experiment.warmup
-    start = float(warmup) if isinstance(warmup, int | float) else 0.25 * series["time"].max()
+    start = (
+        float(warmup)
+        if isinstance(warmup, int | float)
+        else 0.25 * max((t for t in series["time"] if not _missing(t)), default=math.nan)
+    )
     return warnings + _growth_warnings(series, keys, plan, start)
 
 

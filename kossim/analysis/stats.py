@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import bisect
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is loaded by the functions of frames that need it, not by
+    import pandas as pd  # kossim run, which summarises without it (kossim.lab.tables)
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -35,6 +38,7 @@ __all__ = [
     "required_seeds",
     "summarize",
     "swept_columns",
+    "t_halfwidth",
     "t_interval",
 ]
 
@@ -77,7 +81,7 @@ def _t_ppf(q: float, df: Any) -> Any:
     return stdtrit(df, q)
 
 
-def _t_halfwidth(std: np.ndarray, n: np.ndarray, level: float) -> np.ndarray:
+def t_halfwidth(std: np.ndarray, n: np.ndarray, level: float) -> np.ndarray:
     """Student-t half-width; NaN where fewer than two observations exist."""
     n = np.asarray(n, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -101,7 +105,7 @@ def t_interval(
     mean = float(arr.mean())
     if arr.size == 1:
         return (mean, math.nan, math.nan)
-    half = float(_t_halfwidth(np.array([arr.std(ddof=1)]), np.array([arr.size]), level)[0])
+    half = float(t_halfwidth(np.array([arr.std(ddof=1)]), np.array([arr.size]), level)[0])
     return (mean, mean - half, mean + half)
 
 
@@ -117,6 +121,8 @@ def summarize(
     deterministic for a given input order. ``std`` is the sample standard
     deviation; ``n`` counts non-NaN seeds.
     """
+    import pandas as pd
+
     _check_level(level)
     if by is None:
         by = ["policy", *swept_columns(metrics), "metric", "scope"]
@@ -129,7 +135,7 @@ def summarize(
     agg = keyed.groupby(by, sort=True)["value"].agg(["mean", "std", "count"]).reset_index()
     out = pd.DataFrame({col: pd.Index(codes[col][1]).take(agg[col]) for col in by})
     n = agg["count"].to_numpy(dtype=int)
-    half = _t_halfwidth(agg["std"].to_numpy(dtype=float), n, level)
+    half = t_halfwidth(agg["std"].to_numpy(dtype=float), n, level)
     out["mean"] = agg["mean"].to_numpy(dtype=float)
     out["std"] = agg["std"].to_numpy(dtype=float)
     out["ci_low"] = out["mean"] - half
@@ -218,6 +224,8 @@ def paired_difference(
     one result per point, in first-seen order. Seeds missing or NaN for either
     policy are left out of the pairing.
     """
+    import pandas as pd
+
     _check_level(level)
     if method not in ("t", "bootstrap"):
         raise ValueError(f"method must be 't' or 'bootstrap' (got {method!r})")
@@ -378,7 +386,8 @@ def _seeds_for(std: float, target: float, level: float, n_now: int, cap: int) ->
 def canonical(value: Any) -> str:
     """Canonical text of a key cell, so YAML, Parquet and CSV spellings of one
     sweep value (``6``, ``6.0``, ``"6"``) or policy name compare equal."""
-    if value is None or value is pd.NA:
+    pandas = sys.modules.get("pandas")  # pd.NA exists only once pandas is loaded
+    if value is None or (pandas is not None and value is pandas.NA):
         return "nan"
     if isinstance(value, bool | np.bool_):
         return str(bool(value))

@@ -12,7 +12,10 @@ measured (``"VmHWM"`` or ``"ru_maxrss"``).
 
 Jobs: ``world`` (``simulate_world`` of a config: the engine and its task
 columns), ``run`` (``simulate``, metrics included, after importing
-``kossim.cli`` and ``kossim.lab`` as ``kossim run`` does) and ``simpy`` (the
+``kossim.cli`` and ``kossim.lab`` as ``kossim run`` does), ``command`` (the
+whole ``kossim run --no-report --executor serial`` command on the config,
+written to a temporary folder: its imports happen inside the job, so the peak
+is the command's from interpreter start to the printed summary) and ``simpy`` (the
 hand-written SimPy model of :mod:`kossim.bench.simpy_model`, loaded from its
 file). The child runs this file as a script, so its baseline holds only what
 the job imports, not the ``kossim.bench`` package (numpy, scipy, rich).
@@ -72,6 +75,8 @@ def _prepare(job: dict[str, Any]) -> Any:
         found.loader.exec_module(module)
         args = job["args"]
         return lambda: module.simulate_mmc(*args)
+    if kind == "command":
+        return lambda: _command(job["config"])
     from kossim.runspec import RunSpec
 
     spec = RunSpec(run_id="bench", policy=job["policy"], point=(), seed=0, config=job["config"])
@@ -92,6 +97,27 @@ def _prepare(job: dict[str, Any]) -> Any:
 
         return run
     raise ValueError(f"unknown rss job kind {kind!r}")
+
+
+def _command(config: dict[str, Any]) -> None:
+    """``kossim run EXP --no-report --executor serial`` on ``config`` (its output dropped)."""
+    import contextlib
+    import io
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        experiment = Path(folder) / "experiment.yaml"
+        experiment.write_text(json.dumps(config))  # JSON is YAML
+        argv = ["run", str(experiment), "--out", str(Path(folder) / "out"), "--no-report"]
+        argv += ["--executor", "serial", "--no-progress"]
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            from kossim.cli import app
+
+            try:
+                app(argv)
+            except SystemExit as exc:
+                if exc.code:
+                    raise RuntimeError(f"kossim run exited with {exc.code}") from None
 
 
 def rss_child(text: str) -> None:

@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import numpy as np
+import pyarrow.parquet as pq
 from rich.console import Console
 
 from kossim.analysis.metrics import CORE_METRICS
-from kossim.analysis.stats import required_seeds, swept_columns
+from kossim.analysis.stats import METRIC_COLUMNS, SUMMARY_COLUMNS, required_seeds
 from kossim.config.experiment import LoadedExperiment
 from kossim.errors import KossimInputError
 from kossim.lab.atomic import atomic_write
@@ -78,25 +79,36 @@ def parse_target(text: str, max_seeds: int = 100) -> PrecisionTarget:
     return PrecisionTarget(metric, value, scope, max_seeds)
 
 
-def _check_round(
-    metrics: pd.DataFrame, target: PrecisionTarget
-) -> tuple[bool, int, list[dict[str, Any]]]:
-    """Whether every group meets the target, the seeds the worst one needs, per-group detail."""
-    rows = metrics[(metrics["metric"] == target.metric) & (metrics["scope"] == target.scope)]
-    if rows.empty:
+def _check_round(metrics: Path, target: PrecisionTarget) -> tuple[bool, int, list[dict[str, Any]]]:
+    """Whether every group of the ``metrics`` file meets the target, the seeds the worst one
+    needs, per-group detail (groups in first-seen order)."""
+    table = pq.ParquetFile(metrics).read()  # not read_table: see kossim.lab.tables
+    fixed = {*METRIC_COLUMNS, *SUMMARY_COLUMNS}
+    keys = ["policy", *(c for c in table.column_names if c not in fixed)]
+    columns = {c: table.column(c).to_pylist() for c in [*keys, "metric", "scope", "value"]}
+    groups: dict[tuple[Any, ...], list[float]] = {}
+    for i, (metric, scope) in enumerate(zip(columns["metric"], columns["scope"], strict=True)):
+        if metric == target.metric and scope == target.scope:
+            key = tuple(_label(columns[k][i]) for k in keys)
+            value = columns["value"][i]
+            groups.setdefault(key, []).append(float("nan") if value is None else value)
+    if not groups:
         raise KossimInputError.single(
             f"no metric {target.metric!r} in scope {target.scope!r} to reach a precision on",
             path="--precision",
         )
-    keys = ["policy", *swept_columns(metrics)]
     met, need, detail = True, 0, []
-    for group, part in rows.groupby(keys, sort=False, dropna=False):
-        check = required_seeds(part["value"].to_numpy(), target.rel, target.level)
+    for key, values in groups.items():
+        check = required_seeds(np.asarray(values, dtype=float), target.rel, target.level)
         met &= check.met
         need = max(need, check.required)
-        label = dict(zip(keys, group if isinstance(group, tuple) else (group,), strict=True))
-        detail.append({**{k: str(v) for k, v in label.items()}, **_plain(asdict(check))})
+        detail.append({**dict(zip(keys, key, strict=True)), **_plain(asdict(check))})
     return met, need, detail
+
+
+def _label(value: Any) -> str:
+    """A key cell as text (a missing one as ``nan``, as pandas shows it)."""
+    return "nan" if value is None else str(value)
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:
@@ -126,8 +138,7 @@ def run_to_precision(
         outcome = run(loaded, seeds=seeds, resume=resume, announce=not rounds, **options)
         first = first or outcome
         n_ok, n_failed = n_ok + outcome.n_ok, n_failed + outcome.n_failed
-        metrics = pd.read_parquet(outcome.out_dir / "metrics.parquet")
-        met, need, detail = _check_round(metrics, target)
+        met, need, detail = _check_round(outcome.out_dir / "metrics.parquet", target)
         widths = [g["rel_halfwidth"] for g in detail if g["rel_halfwidth"] == g["rel_halfwidth"]]
         worst = max(widths, default=float("nan"))
         rounds.append(

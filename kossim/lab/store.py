@@ -33,16 +33,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 import kossim
-from kossim.analysis.stats import summarize
 from kossim.errors import KossimInputError
 from kossim.lab.atomic import TMP_SUFFIX, atomic_write, write_in_place
 from kossim.lab.durable import SyncBatch
 from kossim.lab.plan import Plan
+from kossim.lab.tables import (
+    SUMMARY_STATS,
+    csv_bytes,
+    json_text,
+    parquet_bytes,
+    repeat_rows,
+    scalar_column,
+    summary_table,
+    tidy,
+    typed_column,
+)
 from kossim.runspec import RunResult, RunSpec, engine_fingerprint
 from kossim.sim.tracefile import Trace
 
@@ -80,39 +89,6 @@ def _file_sha256(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
-
-
-def _parquet_bytes(table: pa.Table | pd.DataFrame) -> bytes:
-    if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def _float_text(value: Any) -> str:
-    """Shortest text that reads back as the same float: reproducible and exact."""
-    return repr(float(value))
-
-
-def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    text = frame.to_csv(index=False, lineterminator="\n", float_format=_float_text)
-    return text.encode()
-
-
-def _json_text(value: Any) -> Any:
-    """Non-scalar swept values (a distribution, a list) become compact JSON text."""
-    if isinstance(value, dict | list | tuple):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return value
-
-
-def _typed_column(values: list[Any]) -> pd.Series:
-    """One swept column with its YAML type (int, float, bool, str); mixed kinds become text."""
-    series = pd.Series([_json_text(v) for v in values])
-    if series.dtype == object and len(series):
-        series = series.map(lambda v: "null" if v is None else str(v))
-    return series
 
 
 class RunStore:
@@ -161,7 +137,7 @@ class RunStore:
         self._retract(result.run_id)
         if result.status == "ok":
             metric, dist = _metric_rows(result, swept), _dist_rows(result)
-            contents = {METRIC: _parquet_bytes(metric), DIST: _parquet_bytes(dist)}
+            contents = {METRIC: parquet_bytes(metric, False), DIST: parquet_bytes(dist, False)}
             for suffix, trace in ((TASKS, result.tasks), (EVENTS, result.events)):
                 if isinstance(trace, Trace) and trace.path is not None:
                     # A spill file the run streamed its trace into: renamed into place (no
@@ -173,7 +149,7 @@ class RunStore:
                 elif isinstance(trace, Trace):
                     contents[suffix] = trace.data or b""
                 elif trace is not None:
-                    contents[suffix] = _parquet_bytes(pa.table(dict(trace)))
+                    contents[suffix] = parquet_bytes(pa.table(dict(trace)), False)
             for suffix, data in contents.items():
                 # Written in place, not renamed: the record, written last and whole, vouches
                 # for them by checksum, so a cut file only makes the run incomplete.
@@ -268,17 +244,20 @@ class RunStore:
         for run_id, reason in damaged.items():
             records[run_id] = {**records[run_id], "status": "damaged", "error": reason}
         ok = [s for s in ok if s.run_id not in damaged]
-        keys = _key_frame(plan, ok)
+        keys = _key_table(plan, ok)
         metrics = self._gather(ok, tables[METRIC], ["metric", "scope", "value"], keys)
         self._write_csv_parquet(metrics, "metrics")
-        atomic_write(self.root / "summary.csv", _csv_bytes(_summary(metrics)))
+        atomic_write(self.root / "summary.csv", csv_bytes(_summary(metrics, plan.swept)))
         dist = self._gather(ok, tables[DIST], ["kind", "variable", "x", "value"], keys)
+        kinds = dist.column("kind").to_pylist()
         for kind, name, x_name in (
             ("quantile", "distributions", "quantile"),
             ("time", "timeseries", "time"),
         ):
-            part = dist[dist["kind"] == kind].drop(columns="kind").rename(columns={"x": x_name})
-            atomic_write(self.root / f"{name}.parquet", _parquet_bytes(part))
+            keep = pa.array([k == kind for k in kinds], pa.bool_())
+            part = dist.filter(keep).drop_columns(["kind"])
+            part = part.rename_columns([x_name if c == "x" else c for c in part.column_names])
+            atomic_write(self.root / f"{name}.parquet", parquet_bytes(part))
         for suffix, name in TRACES.items():
             if traced:
                 self._write_trace(ok, suffix, keys, self.root / f"{name}.parquet")
@@ -290,9 +269,9 @@ class RunStore:
         )
         return manifest
 
-    def _write_csv_parquet(self, frame: pd.DataFrame, name: str) -> None:
-        atomic_write(self.root / f"{name}.parquet", _parquet_bytes(frame))
-        atomic_write(self.root / f"{name}.csv", _csv_bytes(frame))
+    def _write_csv_parquet(self, table: pa.Table, name: str) -> None:
+        atomic_write(self.root / f"{name}.parquet", parquet_bytes(table))
+        atomic_write(self.root / f"{name}.csv", csv_bytes(table))
 
     def _read_runs(
         self, specs: list[RunSpec], records: dict[str, dict[str, Any]], traced: bool
@@ -318,27 +297,26 @@ class RunStore:
                         tables[suffix][spec.run_id] = cached[suffix]
                         continue
                     path = self.path(spec.run_id, suffix)
-                    tables[suffix][spec.run_id] = pq.read_table(path, columns=columns.get(suffix))
+                    parquet = pq.ParquetFile(path)  # not read_table: see kossim.lab.tables
+                    tables[suffix][spec.run_id] = parquet.read(columns=columns.get(suffix))
             except (OSError, pa.ArrowException) as exc:
                 damaged[spec.run_id] = (
                     f"{type(exc).__name__} reading its files; run again with --resume"
                 )
         return tables, damaged
 
-    def _write_trace(
-        self, specs: list[RunSpec], suffix: str, keys: pd.DataFrame, path: Path
-    ) -> None:
+    def _write_trace(self, specs: list[RunSpec], suffix: str, keys: pa.Table, path: Path) -> None:
         """The sweep's trace of one kind: every run's rows, prefixed with its key columns,
         streamed a row group at a time (a traced sweep's memory stays flat however many
         tasks its runs traced) into a temporary file renamed over ``path``."""
         paths = [self.path(spec.run_id, suffix) for spec in specs]
         schemas = [pq.read_schema(p) for p in paths]
-        key_table = pa.Table.from_pandas(keys, preserve_index=False)
+        key_table = keys
         if not paths or any(schema != schemas[0] for schema in schemas):
             # Files that disagree on columns (written by hand, say): gathered in memory,
             # missing columns as nulls.
             tables = {spec.run_id: pq.read_table(p) for spec, p in zip(specs, paths, strict=True)}
-            atomic_write(path, _parquet_bytes(self._gather(specs, tables, None, keys)))
+            atomic_write(path, _gathered_in_pandas(specs, tables, keys))
             return
         schema = pa.schema([*key_table.schema, *schemas[0]])
         tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
@@ -362,27 +340,45 @@ class RunStore:
         self,
         specs: list[RunSpec],
         by_run: dict[str, pa.Table],
-        columns: list[str] | None,
-        keys: pd.DataFrame,
-    ) -> pd.DataFrame:
+        columns: list[str],
+        keys: pa.Table,
+    ) -> pa.Table:
         """Concatenate one file kind over runs, each row prefixed with its run's key columns."""
         tables = [by_run[spec.run_id] for spec in specs]
-        counts = [table.num_rows for table in tables]
         if tables:
-            body = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+            body = tidy(pa.concat_tables(tables, promote_options="permissive"))
         else:
-            body = pd.DataFrame({c: pd.Series(dtype=float) for c in columns or []})
-        rows = keys.iloc[np.repeat(np.arange(len(specs)), counts)].reset_index(drop=True)
-        return pd.concat([rows, body.reset_index(drop=True)], axis=1)
+            body = pa.table({c: pa.array([], pa.float64()) for c in columns})
+        return repeat_rows(keys, [table.num_rows for table in tables], body)
+
+
+def _gathered_in_pandas(specs: list[RunSpec], by_run: dict[str, pa.Table], keys: pa.Table) -> bytes:
+    """Traces whose files disagree on columns (written by hand, say), gathered in memory
+    with pandas, missing columns as nulls: the Parquet bytes of the sweep's trace."""
+    import pandas as pd
+
+    tables = [by_run[spec.run_id] for spec in specs]
+    counts = [table.num_rows for table in tables]
+    if tables:
+        body = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    else:
+        body = pd.DataFrame()
+    frame = keys.to_pandas().iloc[np.repeat(np.arange(len(specs)), counts)]
+    frame = pd.concat([frame.reset_index(drop=True), body.reset_index(drop=True)], axis=1)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return parquet_bytes(table, pandas_meta=False)  # from_pandas wrote its own metadata
 
 
 def _metric_rows(result: RunResult, swept: Sequence[str]) -> pa.Table:
     """The run's tidy rows, self-describing (its key columns repeated on each row)."""
     n = len(result.metrics)
     point = dict(result.point)
-    cols: dict[str, Any] = {"policy": [result.policy] * n, "seed": [result.seed] * n}
+    cols: dict[str, Any] = {
+        "policy": scalar_column(result.policy, n),
+        "seed": scalar_column(result.seed, n),
+    }
     for path in swept:
-        cols[path] = [_json_text(point.get(path))] * n
+        cols[path] = scalar_column(json_text(point.get(path)), n)
     cols["metric"] = pa.array([m for m, _, _ in result.metrics], pa.string())
     cols["scope"] = pa.array([s for _, s, _ in result.metrics], pa.string())
     cols["value"] = pa.array([float(v) for _, _, v in result.metrics], pa.float64())
@@ -430,29 +426,29 @@ def _ordered(plan: Plan) -> list[RunSpec]:
     )
 
 
-def _key_frame(plan: Plan, specs: list[RunSpec]) -> pd.DataFrame:
+def _key_table(plan: Plan, specs: list[RunSpec]) -> pa.Table:
     """One row per run: policy, seed and the swept values typed as in the YAML file."""
-    frame = pd.DataFrame(
-        {
-            "policy": pd.Series([s.policy for s in specs], dtype="str"),
-            "seed": pd.Series([s.seed for s in specs], dtype="int64"),
-        }
-    )
+    columns: dict[str, pa.Array] = {
+        "policy": pa.array([s.policy for s in specs], pa.large_string()),
+        "seed": pa.array([s.seed for s in specs], pa.int64()),
+    }
     for path in plan.swept:
         # Type each column over the whole plan, not the runs that happen to be done,
         # so a resumed or partial sweep gives the same column types.
         every = {_point_key(p): dict(p).get(path) for p in plan.points}
-        typed = _typed_column(list(every.values()))
-        by_key = dict(zip(every, typed.tolist(), strict=True))
-        frame[path] = pd.Series([by_key[_point_key(s.point)] for s in specs], dtype=typed.dtype)
-    return frame
+        typed = typed_column(list(every.values()))
+        by_key = dict(zip(every, range(len(every)), strict=True))
+        which = pa.array([by_key[_point_key(s.point)] for s in specs], pa.int64())
+        columns[path] = typed.take(which)
+    return pa.table(columns)
 
 
-def _summary(metrics: pd.DataFrame) -> pd.DataFrame:
-    if len(metrics):
-        return summarize(metrics)
-    columns = [c for c in metrics.columns if c not in ("seed", "value")]
-    return pd.DataFrame(columns=[*columns, "mean", "std", "ci_low", "ci_high", "n"])
+def _summary(metrics: pa.Table, swept: Sequence[str]) -> pa.Table:
+    by = ["policy", *swept, "metric", "scope"]
+    if metrics.num_rows:
+        return summary_table(metrics, by)
+    empty = pa.array([], pa.float64())
+    return pa.table({c: empty for c in [*by, *SUMMARY_STATS]})
 
 
 def _git_commit() -> str | None:

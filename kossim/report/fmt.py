@@ -9,9 +9,19 @@ and rounding counts to four digits would hide the differences that matter.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MINUS", "MISSING", "fmt_ci", "fmt_num", "fmt_p", "fmt_value"]
+__all__ = [
+    "MINUS",
+    "MISSING",
+    "fmt_ci",
+    "fmt_num",
+    "fmt_p",
+    "fmt_value",
+    "point_label",
+    "short_names",
+]
 
 MISSING = "\u2013"
 """En dash shown where a value does not exist (no run, no interval with n = 1)."""
@@ -66,3 +76,21 @@ def fmt_p(p: float) -> str:
     if math.isnan(p):
         return MISSING
     return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def short_names(swept: list[str]) -> dict[str, str]:
+    """Last component of each dotted path, or the whole path when that is ambiguous."""
+    last = [p.rsplit(".", 1)[-1] for p in swept]
+    return {p: (s if last.count(s) == 1 else p) for p, s in zip(swept, last, strict=True)}
+
+
+def point_label(values: Mapping[Any, Any], swept: list[str]) -> str:
+    """``rate=7.2, d=2`` for the swept values present (missing or NaN values skipped)."""
+    names = short_names(swept)
+    parts = []
+    for path in swept:
+        value = values.get(path)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        parts.append(f"{names[path]}={fmt_value(value)}")
+    return ", ".join(parts)

@@ -10,7 +10,6 @@ merged for ``kossim compare`` by prefixing policy labels with the folder name.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from kossim.report.fmt import fmt_value
+from kossim.report.fmt import point_label, short_names
 from kossim.report.inference import summarise
 
 __all__ = [
@@ -348,24 +347,6 @@ def _policy_names(folder: _Folder) -> list[str]:
         if frame is not None and "policy" in frame.columns:
             names += [p for p in pd.unique(frame["policy"]) if p not in names]
     return names
-
-
-def short_names(swept: list[str]) -> dict[str, str]:
-    """Last component of each dotted path, or the whole path when that is ambiguous."""
-    last = [p.rsplit(".", 1)[-1] for p in swept]
-    return {p: (s if last.count(s) == 1 else p) for p, s in zip(swept, last, strict=True)}
-
-
-def point_label(values: Mapping[Any, Any], swept: list[str]) -> str:
-    """``rate=7.2, d=2`` for the swept values present (missing or NaN values skipped)."""
-    names = short_names(swept)
-    parts = []
-    for path in swept:
-        value = values.get(path)
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            continue
-        parts.append(f"{names[path]}={fmt_value(value)}")
-    return ", ".join(parts)
 
 
 def _failed_runs(manifest: dict[str, Any], prefix: str | None, swept: list[str]) -> list[FailedRun]:

@@ -45,8 +45,10 @@ def test_run_length_table_has_a_row_per_length() -> None:
     assert lengths_for() == LENGTHS == (50_000, 200_000, 1_000_000)
     assert lengths_for(long=True)[-1] == 10_000_000
     report = run_lengths((500, 1_000))
-    assert len(report.kossim) == len(report.simpy) == 2
+    assert len(report.kossim) == len(report.simpy) == len(report.command) == 2
     assert all(0 < r.base_mib <= r.peak_mib for r in report.kossim + report.simpy)
+    # the whole command loads more than simulate's imports (pyarrow, scipy.special, ...)
+    assert all(c.peak_mib > k.base_mib for c, k in zip(report.command, report.kossim, strict=True))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         print_run_lengths(report)
