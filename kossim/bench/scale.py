@@ -39,6 +39,7 @@ from kossim.bench.rss import Rss, measure_rss
 
 __all__ = [
     "CASES",
+    "EXTRAS",
     "QUICK_SIZES",
     "SIMPY",
     "SIZES",
@@ -70,20 +71,49 @@ CASES: tuple[tuple[str, str, Any], ...] = (
     ("power_of_d", "push", {"id": "power_of_d", "d": 2}),
     ("least_work", "push", "least_work"),
     ("fastest", "push", "fastest"),
+    ("role_based", "push", "role_based"),
+    ("queue_limit", "push", "jsq"),
+    ("trust_gated", "push", "jsq"),
 )
+#: What a case adds to the M/M/c system: ``queue_limit``, every agent holds at most 3
+#: tasks (push offers only agents with room); ``trust_gated``, a quarter of the fleet on
+#: probation takes only the low-criticality half of the tasks.
+EXTRAS: dict[str, dict[str, Any]] = {
+    "queue_limit": {"agent": {"queue_limit": 3}},
+    "trust_gated": {
+        "probation": 0.75,
+        "low": True,
+        "policy": {"coordinator": {"id": "trust_gated", "mode": "low_criticality"}},
+    },
+}
 
 #: label of the reference row: the hand-written SimPy model at the same fleet sizes
 SIMPY = "simpy_model"
 
 
-def scale_config(agents: int, dispatch: str, routing: Any, variant: str, tasks: int) -> dict:
-    """The M/M/c-style experiment of one measurement, as a config dictionary."""
+def scale_config(
+    agents: int, dispatch: str, routing: Any, variant: str, tasks: int, case: str = ""
+) -> dict:
+    """The M/M/c-style experiment of one measurement, as a config dictionary (``case``:
+    a label of :data:`EXTRAS` adds its settings)."""
+    extra = EXTRAS.get(case, {})
+    job = {"dist": "exponential", "mean": 1}
+    groups: list[dict[str, Any]] = [{"group": "a", "count": agents, **extra.get("agent", {})}]
+    if "probation" in extra:
+        new = agents // 4
+        groups = [
+            {"group": "a", "count": agents - new},
+            {"group": "new", "count": new, "trust": extra["probation"]},
+        ]
+    tasks_of: list[dict[str, Any]] = [{"type": "job", "work": job}]
+    if extra.get("low"):
+        tasks_of = [
+            {"type": "job", "share": 0.5, "work": job},
+            {"type": "chore", "share": 0.5, "work": job, "criticality": "low"},
+        ]
     scenario: dict[str, Any] = {
-        "agents": [{"group": "a", "count": agents}],
-        "workload": {
-            "arrivals": {"process": "poisson", "rate": 0.9 * agents},
-            "tasks": [{"type": "job", "work": {"dist": "exponential", "mean": 1}}],
-        },
+        "agents": groups,
+        "workload": {"arrivals": {"process": "poisson", "rate": 0.9 * agents}, "tasks": tasks_of},
     }
     if variant == "failures":
         scenario["failures"] = {
@@ -97,7 +127,12 @@ def scale_config(agents: int, dispatch: str, routing: Any, variant: str, tasks: 
         scenario["network"] = {"latency": {"dist": "constant", "value": 0.05}}
     elif variant != "plain":
         raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
-    policy: dict[str, Any] = {"name": "p", "dispatch": dispatch, "routing": routing}
+    policy: dict[str, Any] = {
+        "name": "p",
+        "dispatch": dispatch,
+        "routing": routing,
+        **extra.get("policy", {}),
+    }
     return {
         "name": "bench-scale",
         "seeds": 1,
@@ -147,12 +182,18 @@ class ScaleReport:
 
 
 def measure(
-    agents: int, dispatch: str, routing: Any, variant: str, per_agent: int, repeat: int
+    agents: int,
+    dispatch: str,
+    routing: Any,
+    variant: str,
+    per_agent: int,
+    repeat: int,
+    case: str = "",
 ) -> float:
     """Median marginal CPU microseconds per task of ``repeat`` measurements."""
     tasks, small = _tasks(agents, per_agent)
-    big_cfg = scale_config(agents, dispatch, routing, variant, tasks)
-    small_cfg = scale_config(agents, dispatch, routing, variant, small)
+    big_cfg = scale_config(agents, dispatch, routing, variant, tasks, case)
+    small_cfg = scale_config(agents, dispatch, routing, variant, small, case)
     out = []
     for _ in range(repeat):
         delta = _cpu(big_cfg) - _cpu(small_cfg)
@@ -170,12 +211,14 @@ def measure_simpy(agents: int, per_agent: int, repeat: int) -> float:
     return statistics.median(out)
 
 
-def cell_rss(agents: int, dispatch: str, routing: Any, variant: str, per_agent: int) -> Rss:
+def cell_rss(
+    agents: int, dispatch: str, routing: Any, variant: str, per_agent: int, case: str = ""
+) -> Rss:
     """Peak RSS of one run of the larger size of a cell, in a fresh interpreter."""
     tasks, _ = _tasks(agents, per_agent)
     if dispatch == SIMPY:
         return measure_rss({"kind": "simpy", "args": [agents, 0.9 * agents, 1.0, tasks, 0, 0]})
-    config = scale_config(agents, dispatch, routing, variant, tasks)
+    config = scale_config(agents, dispatch, routing, variant, tasks, case)
     return measure_rss({"kind": "world", "policy": "p", "config": config})
 
 
@@ -209,9 +252,9 @@ def run_scale(
             if dispatch == SIMPY:
                 row.append(measure_simpy(n, tasks_per, repeat))
             else:
-                row.append(measure(n, dispatch, routing, variant, tasks_per, repeat))
+                row.append(measure(n, dispatch, routing, variant, tasks_per, repeat, label))
             if memory:
-                rss_row.append(cell_rss(n, dispatch, routing, variant, tasks_per))
+                rss_row.append(cell_rss(n, dispatch, routing, variant, tasks_per, label))
         report.figures[(label, variant)] = row
         if memory:
             report.rss[(label, variant)] = rss_row
@@ -320,6 +363,7 @@ if __name__ == "__main__":  # pragma: no cover - a measuring tool
             sizes = tuple(int(x) for x in a.split("=", 1)[1].split(","))
         if a.startswith("--repeat="):
             rep = int(a.split("=", 1)[1])
+    memory = "--no-memory" not in args
     print(title(rep), flush=True)
     print(header(sizes), flush=True)
     done = run_scale(
@@ -329,5 +373,7 @@ if __name__ == "__main__":  # pragma: no cover - a measuring tool
         variants=variants,
         per_agent=per,
         progress=lambda *row: print(format_row(*row), flush=True),
+        memory=memory,
+        simpy=SIMPY in wanted or not wanted,
     )
     print(footer(done))
