@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from kossim.sim.agent import AgentState
+from kossim.sim import pool as _pool
 from kossim.sim.pool import WATCHED, IndexedState, Pool
 
 __all__ = ["CandidatePools", "gated"]
@@ -44,6 +45,8 @@ class CandidatePools:
         """Plain views, or views that report their load: for a router that declares
         ``indexes``, for pull dispatch without a free list (its pools of free slots), and
         for agents' queue limits under push (the pools of agents with room)."""
+        if len(ctx.profiles) < _pool.INDEX_FROM:
+            self.indexes = ()  # a scan of a small fleet is cheaper than keeping indexes
         kinds = set(ctx.task_skills)
         skilled = {tuple(p.index for p in ctx.profiles if p.proficiency(k) > 0) for k in kinds}
         self.free_pools = {} if pull and (len(skilled) > 1 or tiers) else None

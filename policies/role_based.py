@@ -97,6 +97,7 @@ class RoleBased(_Randomised):
         self._last: tuple[float, float, AgentView, int, tuple[str, ...]] | None = None
         # Per task type, the pools partitioned for it (by id): reclassed on experience.
         self._parted: dict[int, dict[int, Pool]] = {}
+        self._keys: dict[int, Callable[[Any], tuple[float, int, float]]] = {}
 
     def bind(self, ctx: Any) -> None:
         """Static facts from the coordinator's context: where agents are, what each task
@@ -147,6 +148,7 @@ class RoleBased(_Randomised):
                 moved, liked = self._moved(tidx, i)
                 extra.append(w.transfer * moved - w.affinity * liked)
             got = self._tables[tidx] = (inverse, extra, skills)
+            self._keys[tidx] = partial(_class_of, inverse, extra)
         return got[0], got[1]
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
@@ -191,7 +193,7 @@ class RoleBased(_Randomised):
         """The scan's choice and least score, class by class (None: the pool's views do not
         report their load). Within a class the score is monotone in the outstanding work,
         so its minimisers are a prefix of the class's values, found without a scan."""
-        part = pool.partition(tidx, lambda v: (inverse[v.index], v.capacity, extra[v.index]))
+        part = pool.partition(tidx, self._keys[tidx])
         if part is None:
             return None
         parted = self._parted.setdefault(tidx, {})
@@ -210,9 +212,28 @@ class RoleBased(_Randomised):
             return None
         runs: list[list[int]] = []
         for (inv, cap, ext), ix in found:
-            ok = partial(_within, work * inv, load, cap, ext, best)
-            runs += [ix.buckets[v] for v in ix.upto(ok)]
-        indices = runs[0] if len(runs) == 1 else sorted(i for run in runs for i in run)
+            # The class's values scoring ``best``: a prefix of them in order, so a walk of
+            # its heap pruned where the (scan's) sum exceeds ``best``.
+            service = work * inv
+            heap, buckets = ix.heap, ix.buckets
+            n, todo = len(heap), [0]
+            while todo:
+                j = todo.pop()
+                v = heap[j]
+                if service + load * v / cap + ext <= best:
+                    if v in buckets:
+                        runs.append(buckets[v])
+                    k = 2 * j + 1
+                    if k < n:
+                        todo.append(k)
+                        if k + 1 < n:
+                            todo.append(k + 1)
+        if len(runs) == 1:
+            indices = runs[0]
+            if len(indices) == 1:
+                return pool.views[indices[0]], best
+        else:
+            indices = sorted(i for run in runs for i in run)
         return self._tie(Tied(indices, pool.views)), best
 
     def _sampled(self, candidates: Sequence[AgentView], d: int) -> list[AgentView]:
@@ -254,9 +275,9 @@ class RoleBased(_Randomised):
         )
 
 
-def _within(service: float, load: float, cap: int, ext: float, best: float, w: float) -> bool:
-    """Whether outstanding work ``w`` scores ``best`` or less in its class (the scan's sum)."""
-    return service + load * w / cap + ext <= best
+def _class_of(inverse: list[float], extra: list[float], v: Any) -> tuple[float, int, float]:
+    """An agent's class for a task type: what its score holds but the outstanding work."""
+    return inverse[v.index], v.capacity, extra[v.index]
 
 
 def _no_latency(a: str, b: str) -> float:
