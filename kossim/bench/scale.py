@@ -177,8 +177,16 @@ class ScaleReport:
     rss: dict[tuple[str, str], list[Rss]] = field(default_factory=dict)
 
     def growth(self, key: tuple[str, str]) -> float:
-        row = self.figures[key]
-        return row[-1] / row[0] if row[0] > 0 else float("inf")
+        return _growth(self.figures[key])
+
+    def relative(self, key: tuple[str, str]) -> float | None:
+        """A row's growth over the SimPy model's own (None without the reference row)."""
+        ref = self.figures.get((SIMPY, "plain"))
+        return _growth(self.figures[key]) / _growth(ref) if ref else None
+
+
+def _growth(row: list[float]) -> float:
+    return row[-1] / row[0] if row[0] > 0 else float("inf")
 
 
 def measure(
@@ -235,7 +243,8 @@ def run_scale(
 ) -> ScaleReport:
     """Measure every case and variant at every fleet size (``quick``: two small sizes),
     and the SimPy reference model first (``simpy``); ``memory``: peak RSS per cell too.
-    ``progress(label, variant, row, rss_row)`` is called after each row."""
+    ``progress(label, variant, row, rss_row, ref)`` is called after each row, ``ref``
+    the SimPy model's growth (None until it is measured)."""
     sizes = sizes or sizes_for(quick)
     report = ScaleReport(sizes=sizes, repeat=repeat)
     _cpu(scale_config(10, "push", "random", "latency", 500))  # imports and first-run costs
@@ -259,7 +268,8 @@ def run_scale(
         if memory:
             report.rss[(label, variant)] = rss_row
         if progress:
-            progress(label, variant, row, rss_row)
+            ref = report.figures.get((SIMPY, "plain"))
+            progress(label, variant, row, rss_row, _growth(ref) if ref else None)
     return report
 
 
@@ -267,23 +277,33 @@ def sizes_for(quick: bool) -> tuple[int, ...]:
     return QUICK_SIZES if quick else SIZES
 
 
-def format_row(label: str, variant: str, row: list[float], rss: list[Rss] | None = None) -> str:
+def format_row(
+    label: str,
+    variant: str,
+    row: list[float],
+    rss: list[Rss] | None = None,
+    ref: float | None = None,
+) -> str:
+    """A table row: us per task by size, the growth (last / first), the growth over the
+    SimPy model's own (``ref``; blank without it), then peak RSS growth by size."""
     cells = "".join(f"{us:>9.1f}" for us in row)
-    growth = row[-1] / row[0] if row[0] > 0 else float("inf")
+    growth = _growth(row)
+    versus = f"{growth / ref:>7.2f}x" if ref else f"{'':>8}"
     mem = "".join(f"{r.growth_mib:>8.1f}" for r in rss or [])
-    return f"{label:<12}{variant:<9}{cells}{growth:>7.1f}x {mem}"
+    return f"{label:<12}{variant:<9}{cells}{growth:>7.1f}x{versus} {mem}"
 
 
 def header(sizes: tuple[int, ...], memory: bool = True) -> str:
     cells = "".join(f"{n:>9,}" for n in sizes)
     mem = "".join(f"{n:>8,}" for n in sizes) if memory else ""
-    return f"{'component':<12}{'variant':<9}{cells}{'growth':>8} {mem}"
+    return f"{'component':<12}{'variant':<9}{cells}{'growth':>8}{'/simpy':>8} {mem}"
 
 
 def title(repeat: int, memory: bool = True) -> str:
     text = (
         f"CPU microseconds per task by fleet size (marginal, median of {repeat}; rho 0.9)"
-        f"; {SIMPY}: the hand-written SimPy model, the reference"
+        f"; {SIMPY}: the hand-written SimPy model, the reference; /simpy: a row's growth "
+        f"over the model's own"
     )
     if memory:
         text += (
@@ -308,8 +328,9 @@ def footer(report: ScaleReport) -> str:
 def print_scale(report: ScaleReport) -> None:
     print(title(report.repeat, bool(report.rss)))
     print(header(report.sizes, bool(report.rss)))
+    ref = report.figures.get((SIMPY, "plain"))
     for key, row in report.figures.items():
-        print(format_row(*key, row, report.rss.get(key)))
+        print(format_row(*key, row, report.rss.get(key), _growth(ref) if ref else None))
     if report.rss:
         print(footer(report))
 
