@@ -385,8 +385,8 @@ if __name__ == "__main__":  # pragma: no cover - a measuring tool
         if a.startswith("--repeat="):
             rep = int(a.split("=", 1)[1])
     memory = "--no-memory" not in args
-    print(title(rep), flush=True)
-    print(header(sizes), flush=True)
+    print(title(rep, memory), flush=True)
+    print(header(sizes, memory), flush=True)
     done = run_scale(
         repeat=rep,
         sizes=sizes,
