@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kossim.sim.agent import AgentState
 from kossim.sim import pool as _pool
+from kossim.sim.agent import AgentState
 from kossim.sim.pool import WATCHED, IndexedState, Pool
 
 __all__ = ["CandidatePools", "gated"]
