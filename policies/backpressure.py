@@ -10,7 +10,9 @@ behaviour's decision, logged with its reason:
 * the coordinator rejects an arrival that would wait beyond its limit; under
   push dispatch it offers a task only to agents its views show with room
   (the limits are static facts, like capacity), and rejects a task when
-  every agent up is full (a task waits here only while no agent is up);
+  every agent up is full (a task waits here only while no agent is up); the
+  agents with room are a pool kept as queues cross their limits
+  (:meth:`~policies.candidate_pools.CandidatePools.with_room`), not a scan;
 * a ``worker`` agent that a task reaches while full (its coordinator's view
   was stale) refuses it: the task is rejected and the coordinator told;
 * a ``delegating`` agent passes it on to a peer (``policies.delegation``), and
@@ -98,17 +100,22 @@ class _PushRoute:
     """Push dispatch with finite buffers: route to an agent with room, else reject; hold
     a task only while no skilled agent is up, within the coordinator's own limit."""
 
-    __slots__ = ("coord", "limit")
+    __slots__ = ("coord", "gated", "limit")
 
     def __init__(self, coord: Any, limit: int | None) -> None:
+        from policies.coordinator import Queueing  # here: coordinator imports this module
+
         self.coord = coord
         self.limit = limit
+        # Whether the coordinator's own candidates are what its gated pools reproduce.
+        method = type(coord).candidates
+        self.gated = method is Queueing.candidates or getattr(method, "gated", False)
 
     def __call__(self, task: Task) -> None:
         coord = self.coord
         cands = coord.candidates(task)
         if cands:
-            room = [v for v in cands if v.limit is None or v.queue_length < v.limit]
+            room = self._with_room(task, cands)
             if room:
                 coord._send(coord._select(task, room), task)
             else:
@@ -120,6 +127,14 @@ class _PushRoute:
             return
         task.state = WAITING
         q.push(task)
+
+    def _with_room(self, task: Task, cands: Any) -> Any:
+        """Of ``cands``, the agents with room under their limit: the coordinator's gated
+        pool when its candidates are its own (not filtered by a hook such as role tiers)."""
+        coord = self.coord
+        if self.gated and "candidates" not in vars(coord):
+            return coord._gated(task.skills, room=True, gate=coord._gate_of(task))
+        return [v for v in cands if v.limit is None or v.queue_length < v.limit]
 
 
 def bounded_worker(worker: Any) -> None:

@@ -13,6 +13,19 @@ scenario's learning curve to them, never reading the agents' true records.
 The lowest score wins (ties at random); the breakdown is the decision's
 reason in the execution log.
 
+Indexed (no scan of the fleet): for a task type, every part of an agent's
+score but the load is a constant of its *class*, ``(1 / (speed x p),
+capacity, transfer - affinity)``, and within a class the score only grows
+with the outstanding work. Given a :class:`~kossim.sim.pool.Pool`, the router
+keeps its candidates partitioned by class per type (an agent changes class
+when a report moves its experience) and takes each class's least outstanding
+work: O(classes x log N) per decision, the same choice and the same draws as
+the scan. Still linear: ``load: 0`` (every agent of the best classes ties,
+and the ties are listed), candidates that come as a plain list (role
+fallback tiers, pull dispatch with a scan), and a fleet whose agents are all
+in classes of their own (learning agents early on, each at its own
+experience; classes merge as the curves flatten to their cap).
+
 The coordinator side (:func:`hook_roles`): when a task's role has a fallback,
 its candidates are the holders of the role that are available, and only when
 none is, the substitutes (logged as a ``fallback`` decision with its reason).
@@ -22,12 +35,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from kossim.policy import AgentView, Params, TaskView
+from kossim.sim.pool import Pool, Tied
 from kossim.sim.roles import fallback_tiers, learned, transfer_time
 from kossim.sim.task import DONE, Task
 from policies.routing import _Randomised
@@ -63,6 +77,8 @@ class RoleBased(_Randomised):
     id = "role_based"
     description = "score agents by proficiency with experience, affinity, data transfer and load"
     Params = RoleBasedParams
+    #: views report their outstanding work, so a pool can be partitioned by class
+    indexes: ClassVar[tuple[str, ...]] = ("classes",)
 
     def __init__(self, params: RoleBasedParams, rng: np.random.Generator) -> None:
         super().__init__(params, rng)
@@ -79,6 +95,9 @@ class RoleBased(_Randomised):
         # the weighted transfer time less the affinity credit (static but for experience).
         self._tables: dict[int, tuple[list[float], list[float], tuple[str, ...]]] = {}
         self._last: tuple[float, float, AgentView, int, tuple[str, ...]] | None = None
+        # Per task type, the pools partitioned for it (by id): reclassed on experience.
+        self._parted: dict[int, dict[int, Pool]] = {}
+        self._keys: dict[int, Callable[[Any], tuple[float, int, float]]] = {}
 
     def bind(self, ctx: Any) -> None:
         """Static facts from the coordinator's context: where agents are, what each task
@@ -108,7 +127,11 @@ class RoleBased(_Randomised):
         if table is not None and lg is not None and self.params.history:
             v = self._profiles[index]
             p0 = v.proficiency(table[2]) if table[2] else 1.0
+            old = table[0][index]
             table[0][index] = 1.0 / (v.speed * learned(p0, n, *lg))
+            if table[0][index] != old:
+                for pool in self._parted.get(task.tidx, {}).values():
+                    pool.reclass(task.tidx, pool.views[index])
 
     def _table(self, tidx: int, skills: tuple[str, ...]) -> tuple[list[float], list[float]]:
         """The static parts of every agent's score for type ``tidx`` (built once)."""
@@ -125,6 +148,7 @@ class RoleBased(_Randomised):
                 moved, liked = self._moved(tidx, i)
                 extra.append(w.transfer * moved - w.affinity * liked)
             got = self._tables[tidx] = (inverse, extra, skills)
+            self._keys[tidx] = partial(_class_of, inverse, extra)
         return got[0], got[1]
 
     def select(self, task: TaskView, candidates: Sequence[AgentView], now: float) -> AgentView:
@@ -137,6 +161,11 @@ class RoleBased(_Randomised):
         load = w.load
         if self._profiles and 0 <= tidx < len(self._data):
             inverse, extra = self._table(tidx, task.skills)
+            if isinstance(candidates, Pool) and load > 0:
+                got = self._indexed(candidates, tidx, work, load, inverse, extra)
+                if got is not None:
+                    self._last = (got[1], task.work, got[0], tidx, task.skills)
+                    return got[0]
             scores = [
                 work * inverse[a.index] + load * a.work_outstanding / a.capacity + extra[a.index]
                 for a in candidates
@@ -151,6 +180,61 @@ class RoleBased(_Randomised):
         chosen = self._argmin(candidates, scores)
         self._last = (min(scores), task.work, chosen, tidx, task.skills)
         return chosen
+
+    def _indexed(
+        self,
+        pool: Pool,
+        tidx: int,
+        work: float,
+        load: float,
+        inverse: list[float],
+        extra: list[float],
+    ) -> tuple[AgentView, float] | None:
+        """The scan's choice and least score, class by class (None: the pool's views do not
+        report their load). Within a class the score is monotone in the outstanding work,
+        so its minimisers are a prefix of the class's values, found without a scan."""
+        part = pool.partition(tidx, self._keys[tidx])
+        if part is None:
+            return None
+        parted = self._parted.setdefault(tidx, {})
+        if id(pool) not in parted:
+            parted[id(pool)] = pool
+        best = 0.0
+        found: list[tuple[tuple[float, int, float], Any]] = []
+        for c, ix in part.classes.items():
+            inv, cap, ext = c
+            score = work * inv + load * ix.minimum() / cap + ext
+            if not found or score < best:
+                best, found = score, [(c, ix)]
+            elif score == best:
+                found.append((c, ix))
+        if not found:
+            return None
+        runs: list[list[int]] = []
+        for (inv, cap, ext), ix in found:
+            # The class's values scoring ``best``: a prefix of them in order, so a walk of
+            # its heap pruned where the (scan's) sum exceeds ``best``.
+            service = work * inv
+            heap, buckets = ix.heap, ix.buckets
+            n, todo = len(heap), [0]
+            while todo:
+                j = todo.pop()
+                v = heap[j]
+                if service + load * v / cap + ext <= best:
+                    if v in buckets:
+                        runs.append(buckets[v])
+                    k = 2 * j + 1
+                    if k < n:
+                        todo.append(k)
+                        if k + 1 < n:
+                            todo.append(k + 1)
+        if len(runs) == 1:
+            indices = runs[0]
+            if len(indices) == 1:
+                return pool.views[indices[0]], best
+        else:
+            indices = sorted(i for run in runs for i in run)
+        return self._tie(Tied(indices, pool.views)), best
 
     def _sampled(self, candidates: Sequence[AgentView], d: int) -> list[AgentView]:
         """``d`` distinct candidates drawn uniformly (rejection: ``d`` is small next to n)."""
@@ -189,6 +273,11 @@ class RoleBased(_Randomised):
             f"{a.work_outstanding / a.capacity:.4g} x{w.load:g} + transfer {moved:.4g} "
             f"x{w.transfer:g} - affinity {liked:g} x{w.affinity:g}"
         )
+
+
+def _class_of(inverse: list[float], extra: list[float], v: Any) -> tuple[float, int, float]:
+    """An agent's class for a task type: what its score holds but the outstanding work."""
+    return inverse[v.index], v.capacity, extra[v.index]
 
 
 def _no_latency(a: str, b: str) -> float:

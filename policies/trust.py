@@ -49,6 +49,7 @@ from kossim.runspec import MetricRow
 from kossim.sim.agent import AgentState
 from kossim.sim.kernel import Actor
 from kossim.sim.task import DONE, Task
+from policies.candidate_pools import gated
 from policies.coordinator import Queueing
 
 __all__ = ["TrustGated", "TrustGatedParams", "promotion_bound", "quarantine_bound"]
@@ -56,6 +57,7 @@ __all__ = ["TrustGated", "TrustGatedParams", "promotion_bound", "quarantine_boun
 PROBATION, TRUSTED, QUARANTINED = 0, 1, 2
 STATUS_NAMES = ("probation", "trusted", "quarantined")
 _NAN = float("nan")
+_GATES = {"trusted": (TRUSTED,), "admitted": (TRUSTED, PROBATION), "probation": (PROBATION,)}
 
 
 class TrustGatedParams(Params):
@@ -187,16 +189,22 @@ class TrustGated(Queueing):
         return PROBATION
 
     # -- who may take a task ----------------------------------------------------------------
+    # Pools gated by standing (policies.candidate_pools), kept as agents are promoted or
+    # quarantined: "trusted", "admitted" (trusted or on probation), "probation".
+    def _gates_load(self, ctx: Any, pull: bool) -> bool:
+        return True  # free slots gate the shadows' candidates (and all of them under pull)
+
+    def _admits(self, view: AgentState, gate: str) -> bool:
+        return self.status[view.index] in _GATES[gate]
+
+    def _gate_of(self, task: Task) -> str:
+        return "admitted" if self.low_ok[task.tidx] else "trusted"
+
+    @gated
     def candidates(self, task: Task) -> list[AgentState]:
         """The up, skilled (and, under pull, free) agents allowed this task: trusted ones,
         and agents on probation for a low-criticality task (``low_criticality`` mode)."""
-        status = self.status
-        allowed = PROBATION if self.low_ok[task.tidx] else TRUSTED
-        return [
-            v
-            for v in super().candidates(task)
-            if status[v.index] == TRUSTED or status[v.index] == allowed
-        ]
+        return self._gated(task.skills, free=self.pull, gate=self._gate_of(task))
 
     def _dispatch_other(self) -> bool:
         """Pull, low-criticality mode: the head waits for a trusted agent, so send the first
@@ -206,7 +214,7 @@ class TrustGated(Queueing):
         """
         if self.split:
             return super()._dispatch_other()
-        if not any(v.up and v.queue_length < v.capacity for v in self.on_probation):
+        if not self._gated(None, free=True, gate="probation"):
             return False
         low = self.low_ok
         waiting = [t for t in self.queue if low[t.tidx]]
@@ -237,11 +245,7 @@ class TrustGated(Queueing):
 
     def _launch_shadow(self, task: Task, primary: AgentState) -> None:
         """Run a shadow of ``task`` on an agent on probation with a free slot, if any."""
-        cands = [
-            v
-            for v in self.on_probation
-            if v.up and v.queue_length < v.capacity and v.proficiency(task.skills) > 0
-        ]
+        cands = self._gated(task.skills, free=True, gate="probation")
         if not cands:
             return
         ctx = self.ctx
@@ -338,6 +342,8 @@ class TrustGated(Queueing):
         view = self.views[i]
         if before == PROBATION:
             self.on_probation.remove(view)
+        if self._gates:
+            self._regate(view)
         record = self.promoted_after if after == TRUSTED else self.quarantined_after
         outcomes = round(self.alpha[i] + self.beta[i] - self.params.prior_strength)
         record[i] = (self.reported[i], outcomes)

@@ -39,6 +39,7 @@ from kossim.bench.rss import Rss, measure_rss
 
 __all__ = [
     "CASES",
+    "EXTRAS",
     "QUICK_SIZES",
     "SIMPY",
     "SIZES",
@@ -70,20 +71,49 @@ CASES: tuple[tuple[str, str, Any], ...] = (
     ("power_of_d", "push", {"id": "power_of_d", "d": 2}),
     ("least_work", "push", "least_work"),
     ("fastest", "push", "fastest"),
+    ("role_based", "push", "role_based"),
+    ("queue_limit", "push", "jsq"),
+    ("trust_gated", "push", "jsq"),
 )
+#: What a case adds to the M/M/c system: ``queue_limit``, every agent holds at most 3
+#: tasks (push offers only agents with room); ``trust_gated``, a quarter of the fleet on
+#: probation takes only the low-criticality half of the tasks.
+EXTRAS: dict[str, dict[str, Any]] = {
+    "queue_limit": {"agent": {"queue_limit": 3}},
+    "trust_gated": {
+        "probation": 0.75,
+        "low": True,
+        "policy": {"coordinator": {"id": "trust_gated", "mode": "low_criticality"}},
+    },
+}
 
 #: label of the reference row: the hand-written SimPy model at the same fleet sizes
 SIMPY = "simpy_model"
 
 
-def scale_config(agents: int, dispatch: str, routing: Any, variant: str, tasks: int) -> dict:
-    """The M/M/c-style experiment of one measurement, as a config dictionary."""
+def scale_config(
+    agents: int, dispatch: str, routing: Any, variant: str, tasks: int, case: str = ""
+) -> dict:
+    """The M/M/c-style experiment of one measurement, as a config dictionary (``case``:
+    a label of :data:`EXTRAS` adds its settings)."""
+    extra = EXTRAS.get(case, {})
+    job = {"dist": "exponential", "mean": 1}
+    groups: list[dict[str, Any]] = [{"group": "a", "count": agents, **extra.get("agent", {})}]
+    if "probation" in extra:
+        new = agents // 4
+        groups = [
+            {"group": "a", "count": agents - new},
+            {"group": "new", "count": new, "trust": extra["probation"]},
+        ]
+    tasks_of: list[dict[str, Any]] = [{"type": "job", "work": job}]
+    if extra.get("low"):
+        tasks_of = [
+            {"type": "job", "share": 0.5, "work": job},
+            {"type": "chore", "share": 0.5, "work": job, "criticality": "low"},
+        ]
     scenario: dict[str, Any] = {
-        "agents": [{"group": "a", "count": agents}],
-        "workload": {
-            "arrivals": {"process": "poisson", "rate": 0.9 * agents},
-            "tasks": [{"type": "job", "work": {"dist": "exponential", "mean": 1}}],
-        },
+        "agents": groups,
+        "workload": {"arrivals": {"process": "poisson", "rate": 0.9 * agents}, "tasks": tasks_of},
     }
     if variant == "failures":
         scenario["failures"] = {
@@ -97,7 +127,12 @@ def scale_config(agents: int, dispatch: str, routing: Any, variant: str, tasks: 
         scenario["network"] = {"latency": {"dist": "constant", "value": 0.05}}
     elif variant != "plain":
         raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
-    policy: dict[str, Any] = {"name": "p", "dispatch": dispatch, "routing": routing}
+    policy: dict[str, Any] = {
+        "name": "p",
+        "dispatch": dispatch,
+        "routing": routing,
+        **extra.get("policy", {}),
+    }
     return {
         "name": "bench-scale",
         "seeds": 1,
@@ -142,17 +177,31 @@ class ScaleReport:
     rss: dict[tuple[str, str], list[Rss]] = field(default_factory=dict)
 
     def growth(self, key: tuple[str, str]) -> float:
-        row = self.figures[key]
-        return row[-1] / row[0] if row[0] > 0 else float("inf")
+        return _growth(self.figures[key])
+
+    def relative(self, key: tuple[str, str]) -> float | None:
+        """A row's growth over the SimPy model's own (None without the reference row)."""
+        ref = self.figures.get((SIMPY, "plain"))
+        return _growth(self.figures[key]) / _growth(ref) if ref else None
+
+
+def _growth(row: list[float]) -> float:
+    return row[-1] / row[0] if row[0] > 0 else float("inf")
 
 
 def measure(
-    agents: int, dispatch: str, routing: Any, variant: str, per_agent: int, repeat: int
+    agents: int,
+    dispatch: str,
+    routing: Any,
+    variant: str,
+    per_agent: int,
+    repeat: int,
+    case: str = "",
 ) -> float:
     """Median marginal CPU microseconds per task of ``repeat`` measurements."""
     tasks, small = _tasks(agents, per_agent)
-    big_cfg = scale_config(agents, dispatch, routing, variant, tasks)
-    small_cfg = scale_config(agents, dispatch, routing, variant, small)
+    big_cfg = scale_config(agents, dispatch, routing, variant, tasks, case)
+    small_cfg = scale_config(agents, dispatch, routing, variant, small, case)
     out = []
     for _ in range(repeat):
         delta = _cpu(big_cfg) - _cpu(small_cfg)
@@ -170,12 +219,14 @@ def measure_simpy(agents: int, per_agent: int, repeat: int) -> float:
     return statistics.median(out)
 
 
-def cell_rss(agents: int, dispatch: str, routing: Any, variant: str, per_agent: int) -> Rss:
+def cell_rss(
+    agents: int, dispatch: str, routing: Any, variant: str, per_agent: int, case: str = ""
+) -> Rss:
     """Peak RSS of one run of the larger size of a cell, in a fresh interpreter."""
     tasks, _ = _tasks(agents, per_agent)
     if dispatch == SIMPY:
         return measure_rss({"kind": "simpy", "args": [agents, 0.9 * agents, 1.0, tasks, 0, 0]})
-    config = scale_config(agents, dispatch, routing, variant, tasks)
+    config = scale_config(agents, dispatch, routing, variant, tasks, case)
     return measure_rss({"kind": "world", "policy": "p", "config": config})
 
 
@@ -192,7 +243,8 @@ def run_scale(
 ) -> ScaleReport:
     """Measure every case and variant at every fleet size (``quick``: two small sizes),
     and the SimPy reference model first (``simpy``); ``memory``: peak RSS per cell too.
-    ``progress(label, variant, row, rss_row)`` is called after each row."""
+    ``progress(label, variant, row, rss_row, ref)`` is called after each row, ``ref``
+    the SimPy model's growth (None until it is measured)."""
     sizes = sizes or sizes_for(quick)
     report = ScaleReport(sizes=sizes, repeat=repeat)
     _cpu(scale_config(10, "push", "random", "latency", 500))  # imports and first-run costs
@@ -209,14 +261,15 @@ def run_scale(
             if dispatch == SIMPY:
                 row.append(measure_simpy(n, tasks_per, repeat))
             else:
-                row.append(measure(n, dispatch, routing, variant, tasks_per, repeat))
+                row.append(measure(n, dispatch, routing, variant, tasks_per, repeat, label))
             if memory:
-                rss_row.append(cell_rss(n, dispatch, routing, variant, tasks_per))
+                rss_row.append(cell_rss(n, dispatch, routing, variant, tasks_per, label))
         report.figures[(label, variant)] = row
         if memory:
             report.rss[(label, variant)] = rss_row
         if progress:
-            progress(label, variant, row, rss_row)
+            ref = report.figures.get((SIMPY, "plain"))
+            progress(label, variant, row, rss_row, _growth(ref) if ref else None)
     return report
 
 
@@ -224,23 +277,33 @@ def sizes_for(quick: bool) -> tuple[int, ...]:
     return QUICK_SIZES if quick else SIZES
 
 
-def format_row(label: str, variant: str, row: list[float], rss: list[Rss] | None = None) -> str:
+def format_row(
+    label: str,
+    variant: str,
+    row: list[float],
+    rss: list[Rss] | None = None,
+    ref: float | None = None,
+) -> str:
+    """A table row: us per task by size, the growth (last / first), the growth over the
+    SimPy model's own (``ref``; blank without it), then peak RSS growth by size."""
     cells = "".join(f"{us:>9.1f}" for us in row)
-    growth = row[-1] / row[0] if row[0] > 0 else float("inf")
+    growth = _growth(row)
+    versus = f"{growth / ref:>7.2f}x" if ref else f"{'':>8}"
     mem = "".join(f"{r.growth_mib:>8.1f}" for r in rss or [])
-    return f"{label:<12}{variant:<9}{cells}{growth:>7.1f}x {mem}"
+    return f"{label:<12}{variant:<9}{cells}{growth:>7.1f}x{versus} {mem}"
 
 
 def header(sizes: tuple[int, ...], memory: bool = True) -> str:
     cells = "".join(f"{n:>9,}" for n in sizes)
     mem = "".join(f"{n:>8,}" for n in sizes) if memory else ""
-    return f"{'component':<12}{'variant':<9}{cells}{'growth':>8} {mem}"
+    return f"{'component':<12}{'variant':<9}{cells}{'growth':>8}{'/simpy':>8} {mem}"
 
 
 def title(repeat: int, memory: bool = True) -> str:
     text = (
         f"CPU microseconds per task by fleet size (marginal, median of {repeat}; rho 0.9)"
-        f"; {SIMPY}: the hand-written SimPy model, the reference"
+        f"; {SIMPY}: the hand-written SimPy model, the reference; /simpy: a row's growth "
+        f"over the model's own"
     )
     if memory:
         text += (
@@ -265,8 +328,9 @@ def footer(report: ScaleReport) -> str:
 def print_scale(report: ScaleReport) -> None:
     print(title(report.repeat, bool(report.rss)))
     print(header(report.sizes, bool(report.rss)))
+    ref = report.figures.get((SIMPY, "plain"))
     for key, row in report.figures.items():
-        print(format_row(*key, row, report.rss.get(key)))
+        print(format_row(*key, row, report.rss.get(key), _growth(ref) if ref else None))
     if report.rss:
         print(footer(report))
 
@@ -320,8 +384,9 @@ if __name__ == "__main__":  # pragma: no cover - a measuring tool
             sizes = tuple(int(x) for x in a.split("=", 1)[1].split(","))
         if a.startswith("--repeat="):
             rep = int(a.split("=", 1)[1])
-    print(title(rep), flush=True)
-    print(header(sizes), flush=True)
+    memory = "--no-memory" not in args
+    print(title(rep, memory), flush=True)
+    print(header(sizes, memory), flush=True)
     done = run_scale(
         repeat=rep,
         sizes=sizes,
@@ -329,5 +394,7 @@ if __name__ == "__main__":  # pragma: no cover - a measuring tool
         variants=variants,
         per_agent=per,
         progress=lambda *row: print(format_row(*row), flush=True),
+        memory=memory,
+        simpy=SIMPY in wanted or not wanted,
     )
     print(footer(done))

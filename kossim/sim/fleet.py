@@ -33,6 +33,7 @@ def build_fleet(world: World) -> None:
     locked = any(t.locks for t in sc.workload.tasks)
     for g in sc.agents:
         skills = agent_skills(g, sc) if world.role_physics else dict(g.skills)
+        slow = is_slowable(g, sc)  # once per group: it reads every agent name of the group
         for i in range(g.count):
             name = f"{g.group}-{i}"
             profile = AgentState(
@@ -55,7 +56,7 @@ def build_fleet(world: World) -> None:
                 cls = deferring(cls)
             if g.pause is not None:
                 cls = pausing(cls)
-            if is_slowable(g, sc):
+            if slow:
                 cls = slowable(cls)
             if g.bad_results > 0:
                 cls, more = fallible(cls), (*more, g.bad_results)

@@ -66,3 +66,30 @@ def test_scale_config_variants_add_failures_and_latency() -> None:
     assert lat["latency"] == {"dist": "constant", "value": 0.05}
     with pytest.raises(ValueError):
         scale_config(10, "push", "jsq", "storm", 100)
+
+
+def test_rows_print_their_growth_over_the_simpy_models_own() -> None:
+    """The /simpy column: a row's growth (last size over first) over the reference row's."""
+    from kossim.bench.scale import SIMPY, ScaleReport, format_row
+
+    report = ScaleReport(sizes=(10, 10_000), repeat=1)
+    report.figures[(SIMPY, "plain")] = [10.0, 60.0]
+    report.figures[("jsq", "plain")] = [8.0, 36.0]
+    assert report.growth(("jsq", "plain")) == 4.5
+    assert report.relative(("jsq", "plain")) == 0.75
+    assert format_row("jsq", "plain", [8.0, 36.0], None, 6.0).split()[-2:] == ["4.5x", "0.75x"]
+    assert format_row("jsq", "plain", [8.0, 36.0]).split()[-1] == "4.5x"  # no reference yet
+
+
+def test_scale_cases_set_queue_limits_and_trust_gates() -> None:
+    from kossim.bench.scale import scale_config
+
+    limited = scale_config(100, "push", "jsq", "plain", 100, "queue_limit")["scenario"]
+    assert limited["agents"][0]["queue_limit"] == 3
+    gated = scale_config(100, "push", "jsq", "failures", 100, "trust_gated")
+    assert gated["policies"][0]["coordinator"]["id"] == "trust_gated"
+    assert [g["count"] for g in gated["scenario"]["agents"]] == [75, 25]
+    assert {t.get("criticality", "high") for t in gated["scenario"]["workload"]["tasks"]} == {
+        "low",
+        "high",
+    }
