@@ -4,7 +4,9 @@ On an instant network, untraced and without network faults, the run's kernel
 is the plain :class:`~kossim.sim.kernel.Kernel` and its ``send`` is
 ``Kernel._send_instant``: count the message if it crosses nodes, then call the
 receiver's handler ``dst.handlers[kind](src, payload)``. The engine then swaps
-(``kossim.sim.world``, at build time) the built-in ``queueing`` coordinator and
+(``kossim.sim.world``, at build time, once the behaviours have started and
+unless the run has coordinator failover; :func:`specialise` says when a
+behaviour fits) the built-in ``queueing`` coordinator and
 ``worker`` agent for the subclasses below, whose per-task paths do the same
 inline: the task and done messages, the coordinator's own ``_select``,
 ``_send`` (on a hand-off) and ``_forget``. Every message still counts, and goes
@@ -25,7 +27,7 @@ from kossim.sim.task import Task
 from policies.agent import Worker
 from policies.coordinator import Queueing
 
-__all__ = ["INSTANT", "InstantQueueing", "InstantWorker"]
+__all__ = ["INSTANT", "InstantQueueing", "InstantWorker", "specialise"]
 
 
 class InstantQueueing(Queueing):
@@ -39,10 +41,13 @@ class InstantQueueing(Queueing):
     per task. Same decisions, same counts, same order of calls.
     """
 
-    def on_start(self, ctx: Any) -> None:
-        super().on_start(ctx)
-        self._actor: Actor = ctx.actor
-        self._sent = ctx.kernel.sent
+    #: The methods inlined here: a hook that replaced one on the instance (a retry timeout
+    #: times every ``_send``) needs the original's calls, so the coordinator stays a
+    #: :class:`Queueing`.
+    INLINED = ("_forget", "_relist", "_select", "_send", "pump")
+
+    _actor: Actor
+    _sent: Any
 
     def _send(self, view: AgentState, task: Task) -> None:
         view.queue_length += 1
@@ -113,13 +118,13 @@ class InstantQueueing(Queueing):
 
 class InstantWorker(Worker):
     """:class:`Worker` whose completion report inlines the instant kernel's delivery
-    (swapped in as :class:`~policies.coordinator.InstantQueueing` is, on the same
+    (swapped in as :class:`InstantQueueing` is, on the same
     condition): the same count and the same call, one call fewer per task."""
 
-    def on_start(self, ctx: Any) -> None:
-        super().on_start(ctx)
-        self._actor = ctx.actor
-        self._sent = ctx.kernel.sent
+    INLINED = ("on_complete", "_fill")
+
+    _actor: Actor
+    _sent: Any
 
     def on_complete(self, task: Task) -> None:
         if self.local:
@@ -130,5 +135,20 @@ class InstantWorker(Worker):
         dst.handlers["done"](src, task)
 
 
-INSTANT: dict[type, type] = {Queueing: InstantQueueing, Worker: InstantWorker}
+INSTANT: dict[type, Any] = {Queueing: InstantQueueing, Worker: InstantWorker}
 """The built-in behaviours (exactly these classes, not subclasses) and their variants."""
+
+
+def specialise(actor: Actor) -> None:
+    """Swap ``actor``'s behaviour for its variant, if it has one and it fits: called once
+    the behaviours have started, so that what a hook kept of the behaviour (its own
+    ``on_done``, its own ``_send``) is the original's, and only where no hook replaced a
+    method the variant inlines, nor the behaviour's ``send`` (the kernel's)."""
+    b = actor.behaviour
+    cls = INSTANT.get(type(b))
+    if cls is None or any(name in vars(b) for name in cls.INLINED):
+        return
+    if b.send is not actor.ctx.send:
+        return
+    b.__class__ = cls
+    b._actor, b._sent = actor, actor.ctx.kernel.sent

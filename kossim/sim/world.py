@@ -157,10 +157,6 @@ class World:
         spec = resolve(kind, getattr(self.policy, kind))
         name = getattr(spec.cls, "stream_name", None) or f"policy:{self.policy.name}:{actor.name}"
         behaviour = build(spec, stream(self.seed, name))
-        if self.kernel.send == self.kernel._send_instant:  # the plain kernel, instant network
-            from policies.instant import INSTANT  # here: the policies import the engine
-
-            behaviour.__class__ = INSTANT.get(type(behaviour), type(behaviour))
         actor.behaviour = behaviour
         return behaviour
 
@@ -189,6 +185,11 @@ class World:
             actor.behaviour.on_start(actor.ctx)
         # Coordinator failover (kossim.sim.failover): arrivals enter through its entry.
         self.failover = Failover(self) if failover_wanted(self.exp, self.policy) else None
+        if self.failover is None and self.kernel.send == self.kernel._send_instant:
+            from policies.instant import specialise  # here: the policies import the engine
+
+            for actor in self._actors:  # the plain kernel on an instant network
+                specialise(actor)
         every = [*self._actors, *self.services]
         self._declared_kinds = sorted({kind for a in every for kind in a.behaviour.sends})
         self._arrive = self.failover.door.arrive if self.failover else coord.handlers["arrival"]
