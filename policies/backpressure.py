@@ -16,7 +16,8 @@ behaviour's decision, logged with its reason:
 * a ``worker`` agent that a task reaches while full (its coordinator's view
   was stale) refuses it: the task is rejected and the coordinator told;
 * a ``delegating`` agent passes it on to a peer (``policies.delegation``), and
-  rejects it only when it cannot: no lighter peer known, or the hop limit.
+  rejects it only when it cannot: no lighter peer known, the hop limit, or
+  the agent is down (a down agent decides nothing).
 
 A rejected task ends in the terminal state ``REJECTED`` (metrics ``rejected``
 and ``rejection_rate``), so conservation reads arrived = completed +

@@ -38,8 +38,8 @@ agents: every decision delay and every hand-off message's latency.
 
 Backpressure: an agent whose group has a ``queue_limit`` and holds that many
 tasks (running plus queued) passes an arriving task on (``limit``); when it
-cannot (no lighter peer known, or the hop limit says keep), the task is
-rejected rather than kept beyond the limit (``policies.backpressure``).
+cannot (no lighter peer known, the hop limit says keep, or it is down), the
+task is rejected rather than kept beyond the limit (``policies.backpressure``).
 """
 
 from __future__ import annotations
@@ -119,8 +119,11 @@ class Delegating(PassingOn, Worker):
     # -- messages ---------------------------------------------------------------------
     def on_task(self, sender: Any, task: Task) -> None:
         """A task sent by the coordinator: keep it as a worker would, or pass it on."""
-        if not self.ctx.up:
-            super().on_task(sender, task)
+        if not self.ctx.up:  # no decision while down: it waits here, or is refused if full
+            if not self.requeue and self._full():
+                self._refuse(task, None)
+            else:
+                super().on_task(sender, task)
             return
         why = self._why_pass(task)
         if why is None:

@@ -139,7 +139,9 @@ class Agent:
         self.behaviour: Any = None
         self.ctx: Any = None  # its actor's context, which mirrors ``up``
         self.running: list[Task] = []
-        self.orphans: list[Task] = []
+        # Lost with a crash until reclaimed: a dict as an ordered set, so that a recovery
+        # takes one out in O(1) and a reclaim returns them in the order they were lost.
+        self.orphans: dict[Task, None] = {}
         self.up = True
         self.down = 0  # overlapping causes (own clock, node) keep it down
         self.epoch = 0
@@ -248,11 +250,11 @@ class Agent:
         for t in tasks:
             t.state = ORPHANED
         self.running[:] = [t for t in self.running if t.state != ORPHANED]
-        self.orphans.extend(tasks)
+        self.orphans.update(dict.fromkeys(tasks))
 
     def take_orphans(self) -> list[Task]:
-        out, self.orphans = self.orphans, []
-        return out
+        out, self.orphans = self.orphans, {}
+        return list(out)
 
     def live_tasks(self) -> list[Any]:
         return [*self.running, *self.behaviour.held(), *self.orphans]

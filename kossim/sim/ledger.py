@@ -123,7 +123,7 @@ class Ledger:
         if task.end >= 0 or task.cancelled:
             return None
         if task.state == ORPHANED and task in agent.orphans:
-            agent.orphans.remove(task)
+            del agent.orphans[task]
             return task
         if task.state == DROPPED:
             self.world.kernel.dropped.discard(task)

@@ -218,6 +218,23 @@ def test_recover_returns_a_dropped_task_itself() -> None:
     assert task not in world.kernel.dropped
 
 
+def test_recover_takes_an_orphan_out_in_constant_time_keeping_the_loss_order() -> None:
+    """``ctx.recover`` on a task lost with a crash gives the task back and takes it out of
+    the agent's orphans, a dict used as an ordered set (no list scan: a long outage leaves
+    thousands); ``ctx.reclaim`` returns the others in the order they were lost."""
+    cfg = config(horizon=1.0, agents=[{"group": "w", "count": 1}])
+    world, _ = simulate_world(RunSpec.make(cfg, "p", (), 0))
+    lost = [Task(90 + i, "job", 0, 1.0, 0, float("inf"), (), 0.0, True) for i in range(4)]
+    agent, actor = world.agents[0], world.agent_actors[0]
+    agent.orphan(lost)
+    assert isinstance(agent.orphans, dict)
+    ctx = world.coordinator_actor.ctx
+    assert ctx.recover(lost[1], actor) is lost[1]
+    assert list(agent.orphans) == [lost[0], lost[2], lost[3]]
+    assert ctx.reclaim(actor) == [lost[0], lost[2], lost[3]]
+    assert not agent.orphans
+
+
 @pytest.mark.parametrize(
     ("field", "bad", "message"),
     [
