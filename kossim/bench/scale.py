@@ -28,9 +28,9 @@ Run it as ``kossim bench --scale`` or ``python -m kossim.bench.scale``.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -368,23 +368,42 @@ def scale_bench(quick: bool = False, repeat: int = 3, long: bool = False) -> Non
     print_store_bench(run_store_bench(100 if quick else 1000, repeat, executors), wide)
 
 
+def _cli(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options of ``python -m kossim.bench.scale`` (the fleet table alone)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m kossim.bench.scale",
+        description="The fleet-size table of kossim bench --scale, alone: CPU us per task "
+        "of each routing and dispatch component by fleet size, beside the SimPy model.",
+    )
+    parser.add_argument("cases", nargs="*", help="components to measure (default: all)")
+    parser.add_argument(
+        "--sizes", default=",".join(map(str, SIZES)), help="fleet sizes, e.g. 10,10000"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="medians of N (default 1)")
+    parser.add_argument("--per-agent", type=int, default=4, help="measured tasks per agent")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="plain,failures,latency")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak RSS cells")
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = tuple(int(x) for x in args.sizes.split(","))
+    except ValueError:
+        parser.error(f"--sizes takes integers separated by commas (got {args.sizes!r})")
+    known = [SIMPY, *(label for label, _, _ in CASES)]
+    strangers = sorted(set(args.cases) - set(known))
+    if strangers:
+        parser.error(f"unknown components {strangers}; allowed: {', '.join(known)}")
+    args.variants = tuple(args.variants.split(","))
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; allowed: {', '.join(VARIANTS)}")
+    return args
+
+
 if __name__ == "__main__":  # pragma: no cover - a measuring tool
-    args = sys.argv[1:]
-    wanted = tuple(a for a in args if not a.startswith("-"))
-    sizes = SIZES
-    rep = 1
-    per = 4
-    variants = VARIANTS
-    for a in args:
-        if a.startswith("--per-agent="):
-            per = int(a.split("=", 1)[1])
-        if a.startswith("--variants="):
-            variants = tuple(a.split("=", 1)[1].split(","))
-        if a.startswith("--sizes="):
-            sizes = tuple(int(x) for x in a.split("=", 1)[1].split(","))
-        if a.startswith("--repeat="):
-            rep = int(a.split("=", 1)[1])
-    memory = "--no-memory" not in args
+    opts = _cli()
+    wanted = tuple(opts.cases)
+    sizes, rep, per, variants = opts.sizes, opts.repeat, opts.per_agent, opts.variants
+    memory = not opts.no_memory
     print(title(rep, memory), flush=True)
     print(header(sizes, memory), flush=True)
     done = run_scale(

@@ -93,3 +93,22 @@ def test_scale_cases_set_queue_limits_and_trust_gates() -> None:
         "low",
         "high",
     }
+
+
+def test_scale_module_options_are_checked() -> None:
+    """``python -m kossim.bench.scale`` parses its options and refuses what it does not know,
+    instead of running the whole table on a typo or on ``--help``."""
+    from kossim.bench.scale import VARIANTS, _cli
+
+    opts = _cli(["jsq", "--sizes=10,10000", "--no-memory", "--variants=plain"])
+    assert (opts.cases, opts.sizes, opts.no_memory, opts.variants) == (
+        ["jsq"],
+        (10, 10_000),
+        True,
+        ("plain",),
+    )
+    assert _cli([]).variants == VARIANTS
+    for bad in (["--sizes=10,x"], ["jsqq"], ["--variants=plain,slow"], ["--bogus"]):
+        with pytest.raises(SystemExit) as stop:
+            _cli(bad)
+        assert stop.value.code == 2
