@@ -153,3 +153,30 @@ def test_an_agent_cancels_a_task_on_its_own_slot() -> None:
     assert task.remaining == pytest.approx(3.0)
     agent.account(1.0)
     assert agent.area == pytest.approx(1.0)
+
+
+def test_light_events_keep_simpy_order() -> None:
+    """``call_after`` rides SimPy's own heap, counter and priority: Calls and Timeouts due at
+    the same moment run in the order they were scheduled, interleaved, and at their times
+    (it reads ``Environment._queue`` and ``_eid``, which is why simpy is pinned below 5)."""
+    import simpy
+
+    from kossim.sim.kernel import call_after
+
+    env = simpy.Environment()
+    seen: list[tuple[float, str]] = []
+    for i, delay in enumerate([1.0, 1.0, 0.5, 1.0, 0.5, 2.0]):
+        name = f"e{i}"
+        if i % 2:
+            call_after(env, delay, (lambda ev: seen.append((env.now, ev._value)),), name)
+        else:
+            env.timeout(delay, name).callbacks.append(lambda ev: seen.append((env.now, ev.value)))
+    env.run()
+    assert seen == [
+        (0.5, "e2"),
+        (0.5, "e4"),
+        (1.0, "e0"),
+        (1.0, "e1"),
+        (1.0, "e3"),
+        (2.0, "e5"),
+    ]
