@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from kossim.config.models import AgentGroup, Scenario
 from kossim.lab.atomic import atomic_write
 from kossim.lab.plan import Plan
+from kossim.lab.tables import missing
 from kossim.report.fmt import point_label
 
 __all__ = [
@@ -174,13 +175,9 @@ def _at(label: str, text: str) -> str:
     return f"at {label}: {text}" if label else text
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _sort_key(key: Key) -> tuple[Any, ...]:
     """Keys in ascending order, missing values last (as a sorted pandas index has them)."""
-    return tuple((_missing(v), 0 if _missing(v) else v) for v in key)
+    return tuple((missing(v), 0 if missing(v) else v) for v in key)
 
 
 def _found_key(key: Key) -> Any:
@@ -196,10 +193,10 @@ def _in_flight_warnings(metrics: dict[str, list[Any]], keys: list[str], plan: Pl
         if scope != "all" or metric not in ("arrived", "in_flight"):
             continue
         key = tuple(metrics[k][i] for k in keys)
-        if any(_missing(v) for v in key):
+        if any(missing(v) for v in key):
             continue  # pandas' pivot table leaves out rows with a missing key
         cell = sums.setdefault(key, {})
-        cell[metric] = cell.get(metric, 0.0) + (0.0 if _missing(value) else value)
+        cell[metric] = cell.get(metric, 0.0) + (0.0 if missing(value) else value)
     found = []
     for key in sorted(sums, key=_sort_key):
         arrived, in_flight = sums[key].get("arrived", 0.0), sums[key].get("in_flight", 0.0)
@@ -223,7 +220,7 @@ def _growth_warnings(
         zip(series["seed"], series["time"], series["value"], strict=True)
     ):
         key = tuple(series[k][i] for k in keys)
-        if any(_missing(v) for v in key):
+        if any(missing(v) for v in key):
             continue  # pandas' groupby leaves out rows with a missing key
         times, values = groups.setdefault(key, {}).setdefault(seed, ([], []))
         times.append(math.nan if time is None else time)
@@ -282,7 +279,7 @@ def _symptoms(out_dir: Path, plan: Plan) -> list[str]:
     start = (
         float(warmup)
         if isinstance(warmup, int | float)
-        else 0.25 * max((t for t in series["time"] if not _missing(t)), default=math.nan)
+        else 0.25 * max((t for t in series["time"] if not missing(t)), default=math.nan)
     )
     return warnings + _growth_warnings(series, keys, plan, start)
 

@@ -29,6 +29,7 @@ from kossim.analysis.stats import (
     canonical,
     paired_t,
 )
+from kossim.lab.tables import missing, nan_key
 
 __all__ = [
     "Rows",
@@ -72,14 +73,6 @@ def swept_of(table: Rows) -> list[str]:
     return [c for c in table[0] if c not in _NON_SWEPT]
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _group_key(value: Any) -> Any:
-    return ("nan",) if _missing(value) else value
-
-
 def group_rows(
     rows: list[dict[str, Any]], keys: list[str], dropna: bool
 ) -> list[tuple[tuple[Any, ...], list[dict[str, Any]]]]:
@@ -88,9 +81,9 @@ def group_rows(
     groups: dict[tuple[Any, ...], tuple[tuple[Any, ...], list[dict[str, Any]]]] = {}
     for row in rows:
         values = tuple(row[k] for k in keys)
-        if dropna and any(_missing(v) for v in values):
+        if dropna and any(missing(v) for v in values):
             continue
-        found = groups.setdefault(tuple(_group_key(v) for v in values), (values, []))
+        found = groups.setdefault(tuple(nan_key(v) for v in values), (values, []))
         found[1].append(row)
     return list(groups.values())
 
@@ -130,7 +123,7 @@ def paired_rows(
     ]
     seen: set[tuple[Any, ...]] = set()
     for r in chosen:
-        key = tuple(_group_key(r[k]) for k in [*keys, "seed", "policy"])
+        key = tuple(nan_key(r[k]) for k in [*keys, "seed", "policy"])
         if key in seen:
             raise ValueError(f"several rows per (policy, point, seed) for {metric!r}/{scope!r}")
         seen.add(key)
@@ -192,7 +185,7 @@ def compare_rows(stored: Rows, new: Rows, rel: float = 0.0) -> list[dict[str, An
         close = abs(new_mean - old_mean) <= slack
         agree = overlap or close or (math.isnan(old_mean) and math.isnan(new_mean))
         new_n = math.nan if other is None else float(other["n"])
-        status = "missing" if _missing(new_n) else "agree" if agree else "differs"
+        status = "missing" if missing(new_n) else "agree" if agree else "differs"
         out.append(
             {
                 **{k: row[k] for k in keys},

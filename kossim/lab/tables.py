@@ -46,6 +46,8 @@ import pyarrow.parquet as pq
 __all__ = [
     "csv_bytes",
     "json_text",
+    "missing",
+    "nan_key",
     "pandas_for_pyarrow",
     "parquet_bytes",
     "pyarrow_without_pandas",
@@ -129,25 +131,26 @@ def typed_column(values: Sequence[Any]) -> pa.Array:
     spelled ``null``.
     """
     cells = [json_text(v) for v in values]
-    present = [v for v in cells if v is not None and not _is_nan(v)]
-    missing = len(present) < len(cells)
-    if present and all(isinstance(v, bool) for v in present) and not missing:
+    present = [v for v in cells if not missing(v)]
+    gaps = len(present) < len(cells)
+    if present and all(isinstance(v, bool) for v in present) and not gaps:
         return pa.array(cells, pa.bool_())
     numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in present)
     if present and numeric:
-        if all(isinstance(v, int) for v in present) and not missing:
+        if all(isinstance(v, int) for v in present) and not gaps:
             if all(-(2**63) <= v < 2**63 for v in present):
                 return pa.array(cells, pa.int64())
         elif all(not isinstance(v, int) or abs(v) < 2**63 for v in present):
             floats = [math.nan if v is None else float(v) for v in cells]
             return pa.array(floats, pa.float64(), from_pandas=True)
     if present and all(isinstance(v, str) for v in present):
-        return pa.array([None if v is None or _is_nan(v) else v for v in cells], pa.large_string())
+        return pa.array([None if missing(v) else v for v in cells], pa.large_string())
     return pa.array(["null" if v is None else str(v) for v in cells], pa.large_string())
 
 
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+def missing(value: Any) -> bool:
+    """A missing cell: ``None`` (a null) or a float NaN."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def tidy(table: pa.Table) -> pa.Table:
@@ -288,7 +291,7 @@ def summary_table(metrics: pa.Table, by: list[str], level: float = 0.95) -> pa.T
     codes: list[list[int]] = []
     for values in keys:
         seen: dict[Any, int] = {}
-        codes.append([seen.setdefault(_nan_key(v), len(seen)) for v in values])
+        codes.append([seen.setdefault(nan_key(v), len(seen)) for v in values])
     values = [math.nan if v is None else float(v) for v in metrics.column("value").to_pylist()]
     groups: dict[tuple[int, ...], list[float]] = {}
     first: dict[tuple[int, ...], int] = {}
@@ -313,6 +316,7 @@ def summary_table(metrics: pa.Table, by: list[str], level: float = 0.95) -> pa.T
     return out.append_column("n", pa.array(n, pa.int64()))
 
 
-def _nan_key(value: Any) -> Any:
-    """NaN keys group together, as ``pandas.factorize`` puts them."""
-    return ("nan",) if value is None or _is_nan(value) else value
+def nan_key(value: Any) -> Any:
+    """A grouping key in which every missing value is one key, as ``pandas.factorize``
+    (and ``groupby(dropna=False)``) puts them together."""
+    return ("nan",) if missing(value) else value
